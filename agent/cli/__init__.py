@@ -1,0 +1,1 @@
+"""The ``camwatch`` command line."""

@@ -1,0 +1,78 @@
+"""``camwatch``: run the agent, check a config, probe a camera, show status, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from agent import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="camwatch", description="Camera health and events agent for monitoring centers.")
+    p.add_argument("--version", action="version", version=f"camwatch {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the ward agent")
+    run.add_argument("--config", required=True, help="path of the ward's TOML config")
+
+    check = sub.add_parser("check-config", help="validate a config file and list every problem")
+    check.add_argument("path")
+
+    probe = sub.add_parser("probe", help="connect to one camera and report what it sends (for installers)")
+    probe.add_argument("url", help="rtsp://user:password@host:port/path")
+    probe.add_argument("--snapshot", metavar="FILE", help="save the first decoded frame as JPEG")
+    probe.add_argument("--json", action="store_true", help="print one JSON object")
+    probe.add_argument("--seconds", type=float, default=5.0, help="how long to measure fps/bitrate/GOP (default 5)")
+    probe.add_argument("--timeout", type=float, default=10.0, help="give up connecting after this long (default 10)")
+
+    status = sub.add_parser("status", help="table of every camera's retained health from the broker")
+    status.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://[user:pass@]host:port")
+    status.add_argument("--ward", help="only this ward")
+    status.add_argument("--prefix", default="camwatch", help="topic prefix (default camwatch)")
+    status.add_argument("--watch", action="store_true", help="keep refreshing")
+    status.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+
+    demo = sub.add_parser("demo", help="the whole pipeline on this machine: broker, simulated cameras, agent")
+    demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)")
+    demo.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from agent.cli.logs import setup_logging
+
+    # Commands that print their own findings only need errors in the log.
+    setup_logging("warning" if args.command in ("run", "demo") else "error")
+    try:
+        if args.command == "run":
+            from agent.cli.run import cmd_run
+
+            return cmd_run(args.config)
+        if args.command == "check-config":
+            from agent.cli.check import cmd_check
+
+            return cmd_check(args.path)
+        if args.command == "probe":
+            from agent.cli.probe import cmd_probe
+
+            return cmd_probe(
+                args.url, snapshot=args.snapshot, as_json=args.json, seconds=args.seconds, timeout=args.timeout
+            )
+        if args.command == "status":
+            from agent.cli.status import cmd_status
+
+            return cmd_status(args.broker, ward=args.ward, prefix=args.prefix, watch=args.watch, as_json=args.json)
+        if args.command == "demo":
+            from agent.cli.demo import cmd_demo
+
+            return cmd_demo(duration=args.duration, port=args.port)
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""``camwatch probe URL``: what an installer needs to know about one camera, at once."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+from agent.config.model import _check_url
+from agent.errors import CameraAuthFailed, CameraError, CameraNotFound, CameraUnreachable, NoVideo, StreamStalled
+from agent.redact import redact, register_secret
+from agent.stream.frames import Frame, FrameSampler
+from agent.stream.reader import CameraReader
+
+HINTS: dict[str, str] = {
+    cls.reason: cls.hint for cls in (CameraUnreachable, CameraAuthFailed, CameraNotFound, StreamStalled, NoVideo)
+}
+
+
+def probe(url: str, *, seconds: float = 5.0, timeout: float = 10.0, snapshot: str | None = None) -> dict[str, Any]:
+    """Connect to ``url``, measure for ``seconds`` and return the findings (never raises for camera faults)."""
+    first_frame: list[Frame] = []
+    got_frame = threading.Event()
+
+    def sink(frame: Frame) -> None:
+        if not first_frame:
+            first_frame.append(frame)
+            got_frame.set()
+
+    started = time.monotonic()
+    reader = CameraReader(
+        "probe",
+        url,
+        open_timeout_s=min(timeout, 10.0),
+        read_timeout_s=2.0,
+        backoff_initial_s=60.0,
+        backoff_max_s=60.0,
+        fps_window_s=max(1.0, seconds),
+        sampler=FrameSampler(interval_s=0.5),
+        sinks=[sink],
+    )
+    result: dict[str, Any] = {"url": redact(url), "ok": False}
+    reader.start()
+    try:
+        first_packet_at: float | None = None
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            snap = reader.snapshot()
+            if snap.packets and first_packet_at is None:
+                first_packet_at = snap.last_packet
+            if snap.failure and not snap.packets:
+                result.update(reason=snap.failure, hint=HINTS.get(snap.failure, ""), detail=redact(snap.failure_detail))
+                return result
+            if first_packet_at is not None:
+                deadline = max(deadline, first_packet_at + seconds + 0.5)
+                measured = time.monotonic() - first_packet_at
+                if measured >= seconds and (got_frame.is_set() or measured >= seconds * 2):
+                    break
+            time.sleep(0.05)
+        snap = reader.snapshot()
+        if not snap.packets:
+            reason = snap.failure or "stalled"
+            result.update(
+                reason=reason,
+                hint=HINTS[reason],
+                detail=redact(snap.failure_detail or f"no video within {timeout:g} s"),
+            )
+            return result
+        assert first_packet_at is not None
+        result.update(
+            ok=True,
+            codec=snap.codec,
+            width=snap.width,
+            height=snap.height,
+            fps=None if snap.fps is None else round(snap.fps, 2),
+            nominal_fps=snap.nominal_fps,
+            bitrate_kbps=None if snap.bitrate_kbps is None else round(snap.bitrate_kbps, 1),
+            gop_s=snap.gop_s,
+            gop_frames=snap.gop_frames,
+            time_to_first_packet_s=round(first_packet_at - started, 3),
+            time_to_first_frame_s=round(first_frame[0].mono - started, 3) if first_frame else None,
+            measured_s=round(time.monotonic() - first_packet_at, 2),
+        )
+        if snapshot:
+            if first_frame:
+                import cv2
+
+                ok = cv2.imwrite(snapshot, first_frame[0].bgr(), [cv2.IMWRITE_JPEG_QUALITY, 85])
+                result["snapshot"] = snapshot if ok else None
+                if not ok:
+                    result["snapshot_error"] = f"cannot write {snapshot}"
+            else:
+                result["snapshot"] = None
+                result["snapshot_error"] = "no frame could be decoded in time"
+        return result
+    finally:
+        reader.stop()
+        reader.join(timeout=5.0)
+
+
+def _human(r: dict[str, Any]) -> str:
+    lines = [f"camwatch probe {r['url']}"]
+    if not r["ok"]:
+        lines.append(f"  FAILED     {r['reason']}: {r['hint']}")
+        lines.append(f"  detail     {r['detail']}")
+        return "\n".join(lines)
+    ttf = r.get("time_to_first_frame_s")
+    lines.append(
+        f"  OK         first packet after {r['time_to_first_packet_s']:.2f} s, "
+        + (f"first frame after {ttf:.2f} s" if ttf is not None else "no frame decoded yet")
+    )
+    lines.append(f"  video      {r['codec']} {r['width']}x{r['height']}")
+    nominal = f" (nominal {r['nominal_fps']:g})" if r.get("nominal_fps") else ""
+    lines.append(f"  fps        {r['fps']} delivered{nominal}")
+    lines.append(f"  bitrate    {r['bitrate_kbps']} kbit/s")
+    if r.get("gop_s") is not None:
+        lines.append(f"  GOP        {r['gop_s']:.2f} s ({r['gop_frames']} frames)")
+    else:
+        lines.append(f"  GOP        longer than the {r['measured_s']:g} s measured (or unknown)")
+    if "snapshot" in r:
+        lines.append(
+            f"  snapshot   saved to {r['snapshot']}"
+            if r["snapshot"]
+            else f"  snapshot   not saved: {r.get('snapshot_error')}"
+        )
+    return "\n".join(lines)
+
+
+def cmd_probe(url: str, *, snapshot: str | None, as_json: bool, seconds: float, timeout: float) -> int:
+    try:
+        _check_url(url)
+    except ValueError as exc:
+        print(f"camwatch probe: the URL {redact(url)} {exc}", file=sys.stderr)
+        return 2
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(url).password
+    if password:
+        register_secret(unquote(password))
+    try:
+        result = probe(url, seconds=seconds, timeout=timeout, snapshot=snapshot)
+    except CameraError as exc:  # not expected: probe() reports camera faults in its result
+        result = {"url": redact(url), "ok": False, "reason": exc.reason, "hint": exc.hint, "detail": redact(exc.detail)}
+    print(json.dumps(result, ensure_ascii=False) if as_json else _human(result))
+    return 0 if result["ok"] else 2

@@ -1,0 +1,33 @@
+"""``camwatch run --config PATH``: the ward agent, until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+from agent.cli.logs import setup_logging
+from agent.config import load_config
+from agent.errors import ConfigError
+from agent.redact import redact
+from agent.runtime import Agent
+
+
+def cmd_run(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: the agent does not start; fix these first:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {redact(problem)}", file=sys.stderr)
+        return 1
+    setup_logging(config.log_level)
+    agent = Agent(config)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    agent.run()
+    return 0

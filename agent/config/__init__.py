@@ -1,0 +1,14 @@
+"""Agent configuration: a TOML file validated into one typed tree."""
+
+from agent.config.load import load_config, parse_config
+from agent.config.model import AgentConfig, CameraConfig, HealthConfig, MqttConfig, StreamConfig
+
+__all__ = [
+    "AgentConfig",
+    "CameraConfig",
+    "HealthConfig",
+    "MqttConfig",
+    "StreamConfig",
+    "load_config",
+    "parse_config",
+]

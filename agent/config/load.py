@@ -1,0 +1,164 @@
+"""Read a TOML config: expand ``${ENV}`` and ``*_file`` secrets, validate, and
+report every problem at once with its key path (``cameras[2].url: ...``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from agent.config.model import AgentConfig
+from agent.errors import ConfigError
+from agent.redact import register_secret
+
+M = TypeVar("M", bound=BaseModel)
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# keys whose value may instead be read from a file named by "<key>_file"
+SECRET_KEYS = ("username", "password")
+
+
+def key_path(loc: tuple[str | int, ...]) -> str:
+    """``("cameras", 2, "url")`` -> ``"cameras[2].url"``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def _expand(node: Any, loc: tuple[str | int, ...], env: Mapping[str, str], problems: list[str]) -> Any:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key.endswith("_file") and key[: -len("_file")] in SECRET_KEYS:
+                target = key[: -len("_file")]
+                if target in node:
+                    problems.append(f"{key_path((*loc, key))}: give either {target} or {key}, not both")
+                    continue
+                path_value = _expand(value, (*loc, key), env, problems)
+                if not isinstance(path_value, str):
+                    problems.append(f"{key_path((*loc, key))}: expected a file path (string)")
+                    continue
+                try:
+                    secret = Path(path_value).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    problems.append(f"{key_path((*loc, key))}: cannot read {path_value}: {exc.strerror or exc}")
+                    continue
+                if target == "password":
+                    register_secret(secret)
+                out[target] = secret
+            else:
+                out[key] = _expand(value, (*loc, key), env, problems)
+        return out
+    if isinstance(node, list):
+        return [_expand(v, (*loc, i), env, problems) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in env:
+                problems.append(f"{key_path(loc)}: environment variable {name} is not set")
+                return ""
+            value = env[name]
+            # Values brought in from the environment are treated as secrets:
+            # passwords are the reason ${ENV} exists.
+            register_secret(value)
+            return value
+
+        return _ENV_REF.sub(sub, node)
+    return node
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", ""))
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see config/ward.example.toml)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "string_pattern_mismatch":
+        return "must match [a-z0-9_-]+ (lower-case letters, digits, '-' and '_')" if "a-z0-9" in msg else msg
+    return msg.removeprefix("Value error, ")
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        msg = _message(err)
+        if msg.startswith("cameras["):  # cross-item checks name their own paths
+            problems.extend(msg.split("; "))
+        else:
+            problems.append(f"{key_path(tuple(err['loc']))}: {msg}")
+    return problems
+
+
+def validate_tree(model: type[M], raw: dict[str, Any], env: Mapping[str, str] | None = None) -> M:
+    """Expand secrets in ``raw`` and validate it into ``model``; raise ConfigError with every problem."""
+    problems: list[str] = []
+    expanded = _expand(raw, (), os.environ if env is None else env, problems)
+    try:
+        result = model.model_validate(expanded)
+    except ValidationError as exc:
+        problems.extend(format_validation_error(exc))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return result
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{p}: cannot read: {exc}"]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{p}: not valid TOML: {exc}"]) from None
+
+
+def _duplicate_ids(raw: dict[str, Any]) -> list[str]:
+    cameras = raw.get("cameras")
+    if not isinstance(cameras, list):
+        return []
+    seen: dict[str, int] = {}
+    problems = []
+    for i, cam in enumerate(cameras):
+        cam_id = cam.get("id") if isinstance(cam, dict) else None
+        if not isinstance(cam_id, str):
+            continue
+        if cam_id in seen:
+            problems.append(f"cameras[{i}].id: duplicate camera id {cam_id!r} (also cameras[{seen[cam_id]}])")
+        seen.setdefault(cam_id, i)
+    return problems
+
+
+def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> AgentConfig:
+    """Validate an already parsed TOML tree into an :class:`AgentConfig`."""
+    try:
+        config = validate_tree(AgentConfig, raw, env)
+    except ConfigError as exc:
+        # Duplicate ids are checked on the raw tree too, so that they are
+        # reported even when other camera entries have errors of their own.
+        problems = _duplicate_ids(raw) + exc.problems
+        raise ConfigError(list(dict.fromkeys(problems))) from None
+    for secret in (config.mqtt.password, *(c.password for c in config.cameras)):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    return config
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> AgentConfig:
+    """Read and validate a ward agent's TOML file; raise ConfigError listing every problem."""
+    return parse_config(read_toml(path), env)

@@ -1,0 +1,174 @@
+"""The validated configuration tree of one ward agent.
+
+Every field has a default, limits and a description; unknown keys are
+rejected. Secrets are :class:`pydantic.SecretStr` so that no repr, log or
+error ever shows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+ID_PATTERN = r"^[a-z0-9_-]+$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
+
+URL_SCHEMES = ("rtsp", "rtsps", "file")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Strict):
+    host: str = Field("127.0.0.1", min_length=1, description="broker host name or IP")
+    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 for TLS)")
+    username: SecretStr | None = Field(None, description="broker user; ${ENV} or username_file")
+    password: SecretStr | None = Field(None, description="broker password; ${ENV} or password_file")
+    topic_prefix: str = Field("camwatch", pattern=r"^[A-Za-z0-9_/-]+$", description="first topic level(s)")
+    client_id: str | None = Field(None, description="MQTT client id; default camwatch-agent-{ward}")
+    keepalive_s: int = Field(
+        15, ge=5, le=600, description="MQTT keepalive; the last will fires ~1.5x this after a silent loss"
+    )
+    tls: bool = Field(False, description="use TLS (implied by ca_file)")
+    ca_file: Path | None = Field(None, description="CA certificate (PEM) to verify the broker")
+    cert_file: Path | None = Field(None, description="client certificate (PEM), with key_file")
+    key_file: Path | None = Field(None, description="client private key (PEM), with cert_file")
+    queue_max: int = Field(
+        10000, ge=10, le=10_000_000, description="events kept in memory while the broker is unreachable"
+    )
+
+    @model_validator(mode="after")
+    def _pairs(self) -> MqttConfig:
+        if self.password is not None and self.username is None:
+            raise ValueError("password is set but username is not")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+    @property
+    def use_tls(self) -> bool:
+        return self.tls or self.ca_file is not None or self.cert_file is not None
+
+
+class HealthConfig(_Strict):
+    offline_after_s: float = Field(5.0, gt=0, le=3600, description="no packet for this long -> offline")
+    online_after_s: float = Field(2.0, ge=0, le=3600, description="packets flowing this long -> back online")
+    heartbeat_s: float = Field(30.0, ge=1, le=86400, description="retained health re-published at least this often")
+    stats_s: float = Field(60.0, ge=1, le=86400, description="agent/stats period")
+    low_fps_ratio: float = Field(0.5, gt=0, lt=1, description="low_fps when delivered fps < ratio x nominal fps")
+    low_fps_after_s: float = Field(10.0, ge=0, le=3600, description="low_fps must persist this long")
+    fps_window_s: float = Field(5.0, ge=1, le=60, description="sliding window for delivered fps and bitrate")
+    clear_after_s: float = Field(5.0, ge=0, le=3600, description="a problem must be gone this long to clear")
+    uptime_window_s: float = Field(86400.0, ge=60, le=31 * 86400, description="window of the health uptime ratio")
+
+
+class StreamConfig(_Strict):
+    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport")
+    open_timeout_s: float = Field(5.0, gt=0, le=120, description="connect + RTSP handshake timeout")
+    read_timeout_s: float = Field(2.0, gt=0, le=120, description="a read waiting longer gives up (FFmpeg takes ~2x)")
+    backoff_initial_s: float = Field(1.0, gt=0, le=600, description="first reconnect delay")
+    backoff_max_s: float = Field(30.0, gt=0, le=3600, description="reconnect delay cap")
+    sample: Literal["keyframes", "none"] = Field("keyframes", description="frames decoded for image checks")
+    sample_interval_s: float = Field(2.0, gt=0, le=3600, description="at most one sampled frame per camera this often")
+
+    @model_validator(mode="after")
+    def _backoff(self) -> StreamConfig:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        return self
+
+
+def _check_url(value: str) -> str:
+    if any(c.isspace() for c in value):
+        raise ValueError("must not contain spaces")
+    parts = urlsplit(value)
+    if parts.scheme not in URL_SCHEMES:
+        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        raise ValueError(f"must start with rtsp:// (or rtsps://, file://), got {got}")
+    if parts.scheme == "file":
+        if not parts.path:
+            raise ValueError("file:// URL has no path")
+        return value
+    if not parts.hostname:
+        raise ValueError("has no host (expected rtsp://[user:password@]host[:port]/path)")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return value
+
+
+class CameraConfig(_Strict):
+    id: Id = Field(description="camera id, [a-z0-9_-]+, unique in the ward")
+    name: str = Field("", max_length=200, description="free text shown to operators")
+    url: str = Field(description="main stream URL (rtsp://...)")
+    detect_url: str | None = Field(None, description="substream URL used by detection")
+    enabled: bool = Field(True, description="watch this camera")
+    username: SecretStr | None = Field(None, description="overrides the user in url")
+    password: SecretStr | None = Field(None, description="overrides the password in url; ${ENV} or password_file")
+    offline_after_s: float | None = Field(None, gt=0, le=3600, description="per-camera override")
+
+    @field_validator("url", "detect_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @model_validator(mode="after")
+    def _creds(self) -> CameraConfig:
+        if self.password is not None and self.username is None and not urlsplit(self.url).username:
+            raise ValueError("password is set but there is no username (in url or username)")
+        return self
+
+    def _with_credentials(self, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme == "file" or (self.username is None and self.password is None):
+            return url
+        user = quote(self.username.get_secret_value(), safe="") if self.username else (parts.username or "")
+        pw = quote(self.password.get_secret_value(), safe="") if self.password else (parts.password or "")
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        netloc = f"{user}:{pw}@{host}" if pw else f"{user}@{host}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    @property
+    def stream_url(self) -> str:
+        """The main stream URL with credentials applied (a secret: redact before showing)."""
+        return self._with_credentials(self.url)
+
+    @property
+    def detection_url(self) -> str:
+        return self._with_credentials(self.detect_url or self.url)
+
+
+class AgentConfig(_Strict):
+    ward: Id = Field(description="ward id, [a-z0-9_-]+")
+    state_dir: Path = Field(Path("/var/lib/camwatch"), description="the agent's own files (baselines, outbox)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log verbosity")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    cameras: list[CameraConfig] = Field(default_factory=list, max_length=2000, description="the ward's cameras")
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        seen: dict[str, int] = {}
+        dups = []
+        for i, cam in enumerate(cameras):
+            if cam.id in seen:
+                dups.append(f"cameras[{i}].id: duplicate camera id {cam.id!r} (also cameras[{seen[cam.id]}])")
+            seen.setdefault(cam.id, i)
+        if dups:
+            raise ValueError("; ".join(dups))
+        return cameras
+
+    @property
+    def enabled_cameras(self) -> list[CameraConfig]:
+        return [c for c in self.cameras if c.enabled]

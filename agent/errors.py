@@ -1,0 +1,59 @@
+"""camwatch's own error hierarchy; third-party errors are translated into these."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Reason = Literal["unreachable", "auth_failed", "not_found", "stalled", "no_video"]
+
+
+class CamwatchError(Exception):
+    """Base of every error camwatch raises on purpose."""
+
+
+class ConfigError(CamwatchError):
+    """The configuration is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class CameraError(CamwatchError):
+    """A camera could not be read; ``reason`` is one of DESIGN.md's offline reasons."""
+
+    reason: Reason = "unreachable"
+    hint = ""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+
+class CameraUnreachable(CameraError):
+    reason: Reason = "unreachable"
+    hint = "host unreachable: check the camera's IP address and port, its power and network cable"
+
+
+class CameraAuthFailed(CameraError):
+    reason: Reason = "auth_failed"
+    hint = "wrong user name or password for this camera"
+
+
+class CameraNotFound(CameraError):
+    reason: Reason = "not_found"
+    hint = "wrong path: the camera answered but has no stream at this URL path (check the channel/stream path)"
+
+
+class StreamStalled(CameraError):
+    reason: Reason = "stalled"
+    hint = "the camera accepted the connection but sends no video (overloaded, hung, or not an RTSP service)"
+
+
+class NoVideo(CameraError):
+    reason: Reason = "no_video"
+    hint = "the stream has no decodable video track (audio only, or an unsupported codec)"
+
+
+class DetectorError(CamwatchError):
+    """The object detector could not be loaded or run."""

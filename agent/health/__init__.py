@@ -1,0 +1,7 @@
+"""Camera health: debounced problems and the online/degraded/offline state machine."""
+
+from agent.health.debounce import Debounce
+from agent.health.state import Change, HealthMachine, Thresholds, Verdict
+from agent.health.uptime import UptimeTracker
+
+__all__ = ["Change", "Debounce", "HealthMachine", "Thresholds", "UptimeTracker", "Verdict"]

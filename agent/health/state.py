@@ -1,0 +1,128 @@
+"""The health verdict of one camera: a small state machine over packet stats.
+
+Pure logic: it is fed :class:`~agent.stream.stats.StreamSnapshot` values and
+``now`` from a monotonic clock the caller owns, so tests drive time directly.
+Liveness is judged from the time of the last packet on this clock, never by
+waiting for a blocked read to return.
+
+States: ``unknown`` (before the first verdict), ``online``, ``degraded``
+(online with problems such as ``low_fps``), ``offline`` (one of the offline
+reasons). Extra image problems (issue: image health) come in through
+``extra_problems`` and degrade an online camera the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agent.health.debounce import Debounce
+from agent.stream.stats import StreamSnapshot
+
+State = Literal["unknown", "online", "degraded", "offline"]
+OFFLINE_REASONS = ("unreachable", "auth_failed", "not_found", "stalled", "no_video")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    offline_after_s: float = 5.0
+    online_after_s: float = 2.0
+    low_fps_ratio: float = 0.5
+    low_fps_after_s: float = 10.0
+    clear_after_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: State
+    problems: tuple[str, ...]
+    since: float  # monotonic time at which this state began
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """Something an operator should hear about; becomes an MQTT event."""
+
+    type: Literal["state_changed", "problem_started", "problem_ended"]
+    at: float  # monotonic
+    from_state: State | None = None
+    to_state: State | None = None
+    problem: str | None = None
+    problems: tuple[str, ...] = field(default_factory=tuple)
+    detail: str = ""
+
+
+class HealthMachine:
+    """One camera's verdict over time."""
+
+    def __init__(self, thresholds: Thresholds, started: float) -> None:
+        self.t = thresholds
+        self.started = started
+        self.verdict = Verdict("unknown", (), started)
+        self._low_fps = Debounce(thresholds.low_fps_after_s, thresholds.clear_after_s)
+
+    def update(self, s: StreamSnapshot, now: float, extra_problems: Iterable[str] = ()) -> list[Change]:
+        """Advance to ``now`` given the latest stream snapshot; return what changed."""
+        old = self.verdict
+        t = self.t
+        recent = s.last_packet is not None and now - s.last_packet < t.offline_after_s
+        flowing = recent and s.flow_since is not None and now - s.flow_since >= t.online_after_s
+        failed_after_last_packet = s.failure is not None and (
+            s.last_packet is None or (s.failure_at is not None and s.failure_at >= s.last_packet)
+        )
+
+        new_state: State
+        problems: tuple[str, ...]
+        detail = ""
+        alive = recent if old.state in ("online", "degraded") else flowing
+        if alive:
+            self._low_fps.update(self._fps_low(s), now)
+            found = set(extra_problems)
+            if self._low_fps.reported:
+                found.add("low_fps")
+            problems = tuple(sorted(found))
+            new_state = "degraded" if problems else "online"
+        else:
+            self._low_fps.reset()
+            if old.state == "offline" and recent:
+                return []  # packets are back; wait online_after_s before saying so
+            dead = old.state != "unknown" or failed_after_last_packet or now - self.started >= t.offline_after_s
+            if not dead:
+                return []
+            reason = s.failure if failed_after_last_packet and s.failure else "stalled"
+            problems = (reason,)
+            if failed_after_last_packet:
+                detail = s.failure_detail
+            else:
+                detail = f"no packet for {t.offline_after_s:g} s" if s.last_packet is not None else "no packet yet"
+            new_state = "offline"
+
+        if new_state == old.state:
+            since = old.since
+        elif new_state == "offline":
+            # The camera died when its last packet came, not when we noticed.
+            since = s.last_packet if s.last_packet is not None and s.last_packet > old.since else now
+        elif old.state in ("unknown", "offline") and s.flow_since is not None:
+            since = s.flow_since  # up since packets began to flow again
+        else:
+            since = now
+
+        self.verdict = Verdict(new_state, problems, since, detail)
+        changes: list[Change] = []
+        if new_state != old.state:
+            changes.append(Change("state_changed", now, old.state, new_state, problems=problems, detail=detail))
+        for p in sorted(set(old.problems) - set(problems)):
+            changes.append(Change("problem_ended", now, problem=p, problems=problems))
+        for p in sorted(set(problems) - set(old.problems)):
+            changes.append(Change("problem_started", now, problem=p, problems=problems, detail=detail))
+        return changes
+
+    def _fps_low(self, s: StreamSnapshot) -> bool:
+        if not s.fps_window_full or s.fps is None or not s.nominal_fps:
+            return False
+        if self._low_fps.reported:
+            # Hysteresis: clear only once clearly above the threshold.
+            return s.fps < s.nominal_fps * min(0.95, self.t.low_fps_ratio * 1.2)
+        return s.fps < s.nominal_fps * self.t.low_fps_ratio

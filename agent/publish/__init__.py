@@ -1,0 +1,1 @@
+"""Publishing: the MQTT contract (topics, payloads, schemas) and the publisher."""

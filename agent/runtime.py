@@ -1,0 +1,242 @@
+"""The ward agent: one reader per camera, one health loop, one publisher.
+
+The health loop owns the monotonic clock that verdicts are judged on. Every
+``tick_s`` it takes each reader's snapshot, advances that camera's state
+machine, and publishes health on every change and every ``heartbeat_s``,
+events for every change, and agent stats every ``stats_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent import __version__
+from agent.clock import Clock, rfc3339
+from agent.config.model import AgentConfig, CameraConfig
+from agent.health import HealthMachine, Thresholds, UptimeTracker
+from agent.publish.mqtt import MqttPublisher
+from agent.publish.outbox import OutMessage
+from agent.publish.payloads import agent_payload, event_payload, health_payload
+from agent.publish.topics import Topics
+from agent.stream.frames import FrameSampler
+from agent.stream.reader import CameraReader
+from agent.sysinfo import cpu_seconds, open_fds, rss_bytes, thread_count
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CameraWatch:
+    """Everything the agent keeps for one camera."""
+
+    config: CameraConfig
+    reader: CameraReader
+    machine: HealthMachine
+    uptime: UptimeTracker
+    last_health_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, clock: Clock | None = None, tick_s: float = 0.25) -> None:
+        self.config = config
+        self.clock = clock or Clock()
+        self.tick_s = tick_s
+        self.started_mono = self.clock.mono()
+        self.started_wall = self.clock.wall()
+        self.topics = Topics(config.mqtt.topic_prefix, config.ward)
+        self.problems: list[str] = []
+        self._stop = threading.Event()
+        h = config.health
+        s = config.stream
+        self.cameras: dict[str, CameraWatch] = {}
+        for cam in config.enabled_cameras:
+            thresholds = Thresholds(
+                offline_after_s=cam.offline_after_s or h.offline_after_s,
+                online_after_s=h.online_after_s,
+                low_fps_ratio=h.low_fps_ratio,
+                low_fps_after_s=h.low_fps_after_s,
+                clear_after_s=h.clear_after_s,
+            )
+            reader = CameraReader(
+                cam.id,
+                cam.stream_url,
+                transport=s.transport,
+                open_timeout_s=s.open_timeout_s,
+                read_timeout_s=s.read_timeout_s,
+                backoff_initial_s=s.backoff_initial_s,
+                backoff_max_s=s.backoff_max_s,
+                fps_window_s=h.fps_window_s,
+                sampler=FrameSampler(interval_s=s.sample_interval_s, enabled=False),
+                clock=self.clock.mono,
+            )
+            self.cameras[cam.id] = CameraWatch(
+                cam,
+                reader,
+                HealthMachine(thresholds, self.started_mono),
+                UptimeTracker(h.uptime_window_s, self.started_mono),
+            )
+        self.publisher = MqttPublisher(
+            config.mqtt,
+            self.topics,
+            client_id=config.mqtt.client_id or f"camwatch-agent-{config.ward}",
+            birth=lambda: self._status("online"),
+            will=lambda: self._status("offline", reason="lost"),
+            clock=self.clock.mono,
+        )
+        self._last_stats_at: float | None = None
+        self._last_cpu = (self.started_mono, cpu_seconds())
+
+    # -- status payloads ------------------------------------------------------
+
+    def _status(self, state: str, reason: str | None = None) -> dict[str, Any]:
+        return agent_payload(
+            ward=self.config.ward,
+            state=state,
+            version=__version__,
+            cameras=list(self.cameras),
+            started_at=self.started_wall,
+            now_wall=self.clock.wall(),
+            problems=self.agent_problems(),
+            reason=reason,
+            hostname=socket.gethostname(),
+        )
+
+    def agent_problems(self) -> list[str]:
+        problems = list(self.problems)
+        counts = self.publisher.outbox.counts() if hasattr(self, "publisher") else {}
+        if counts.get("dropped"):
+            problems.append("outbox_overflow")
+        return problems
+
+    def _check_state_dir(self) -> None:
+        d = self.config.state_dir
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            probe = d / ".camwatch-write-test"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            log.error("state_dir %s is not writable (%s); monitoring goes on without it", d, exc.strerror or exc)
+            self.problems.append("state_dir_unwritable")
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Run until :meth:`stop`; then publish ``shutdown`` and release everything."""
+        self._check_state_dir()
+        log.info(
+            "camwatch agent %s for ward %s: %d camera(s), broker %s:%s",
+            __version__,
+            self.config.ward,
+            len(self.cameras),
+            self.config.mqtt.host,
+            self.config.mqtt.port,
+        )
+        self.publisher.start()
+        for watch in self.cameras.values():
+            watch.reader.start()
+        try:
+            while not self._stop.is_set():
+                self.tick(self.clock.mono())
+                self._stop.wait(self.tick_s)
+        finally:
+            for watch in self.cameras.values():
+                watch.reader.stop()
+            self.publisher.stop(final_status=self._status("offline", reason="shutdown"))
+            for watch in self.cameras.values():
+                watch.reader.join(timeout=0.5)
+            log.info("camwatch agent stopped")
+
+    # -- one tick of the health loop ------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        heartbeat = self.config.health.heartbeat_s
+        for cam_id, watch in self.cameras.items():
+            snap = watch.reader.stats.snapshot(now)
+            changes = watch.machine.update(snap, now)
+            verdict = watch.machine.verdict
+            for change in changes:
+                if change.type == "state_changed":
+                    watch.uptime.record(verdict.state, verdict.since)
+                    log.info(
+                        "camera %s: %s -> %s %s",
+                        cam_id,
+                        change.from_state,
+                        change.to_state,
+                        ",".join(change.problems) or "",
+                    )
+                payload = event_payload(
+                    ward=self.config.ward,
+                    camera=cam_id,
+                    change=change,
+                    wall=self.clock.wall_of(change.at),
+                    since_wall=self.clock.wall_of(verdict.since) if change.type == "state_changed" else None,
+                )
+                self.publisher.send(OutMessage(self.topics.events(cam_id), payload, "state", cam_id, queued_at=now))
+            due = watch.last_health_at is None or now - watch.last_health_at >= heartbeat
+            # "unknown" lasts at most offline_after_s from start: no health until a verdict.
+            if (changes or due) and verdict.state != "unknown":
+                window, ratio = watch.uptime.ratio(now)
+                self.publisher.set_health(
+                    cam_id,
+                    health_payload(
+                        ward=self.config.ward,
+                        camera=cam_id,
+                        name=watch.config.name,
+                        verdict=verdict,
+                        stream=snap,
+                        wall_of=self.clock.wall_of,
+                        now_wall=self.clock.wall(),
+                        uptime_window_s=window,
+                        online_ratio=ratio,
+                    ),
+                )
+                watch.last_health_at = now
+        last = self._last_stats_at
+        if (last is None and now - self.started_mono >= 2.0) or (
+            last is not None and now - last >= self.config.health.stats_s
+        ):
+            self.publisher.publish_stats(self.stats_payload(now))
+            self._last_stats_at = now
+
+    def stats_payload(self, now: float) -> dict[str, Any]:
+        cpu = cpu_seconds()
+        last_t, last_cpu = self._last_cpu
+        cpu_percent = 100.0 * (cpu - last_cpu) / (now - last_t) if now > last_t else None
+        self._last_cpu = (now, cpu)
+        cameras = {}
+        for cam_id, watch in self.cameras.items():
+            snap = watch.reader.stats.snapshot(now)
+            cameras[cam_id] = {
+                "state": watch.machine.verdict.state,
+                "fps": None if snap.fps is None else round(snap.fps, 2),
+                "bitrate_kbps": None if snap.bitrate_kbps is None else round(snap.bitrate_kbps, 1),
+                "reconnects": snap.reconnects,
+                "packets": snap.packets,
+                "frames_decoded": snap.frames_decoded,
+                "frames_sampled": snap.frames_sampled,
+            }
+        return {
+            "schema": "camwatch.stats/1",
+            "ward": self.config.ward,
+            "ts": rfc3339(self.clock.wall()),
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(now - self.started_mono, 1),
+            "cpu_s": round(cpu, 2),
+            "cpu_percent": None if cpu_percent is None else round(cpu_percent, 1),
+            "rss_bytes": rss_bytes(),
+            "threads": thread_count(),
+            "fds": open_fds(),
+            "outbox": self.publisher.outbox.counts(),
+            "cameras": cameras,
+        }

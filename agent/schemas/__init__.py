@@ -1,0 +1,1 @@
+"""JSON Schemas of the MQTT contract, version 1 (health, event, agent, stats)."""

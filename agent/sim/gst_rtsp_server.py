@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""A local RTSP server for tests, benchmarks and the demo (GStreamer).
+
+Runs with Debian's system Python (``/usr/bin/python3``) because it needs
+``python3-gi`` and ``gir1.2-gst-rtsp-server-1.0``; it imports nothing from
+camwatch. It binds 127.0.0.1 only.
+
+    /usr/bin/python3 gst_rtsp_server.py --port 8554 \
+        --mount 'cam1=video:640x360@25,gop=50' --mount 'mic=audio' \
+        --user admin --password secret --auth digest
+
+Mount specs: ``video:WxH@FPS[,gop=N][,pattern=NAME][,bitrate=KBPS]`` streams
+live H.264 from ``videotestsrc``; ``audio`` streams audio only (no video
+track). Prints ``READY <port>`` on stdout once it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+
+def video_launch(spec: str) -> str:
+    head, _, rest = spec.partition(",")
+    size, _, fps = head.partition("@")
+    width, _, height = size.partition("x")
+    opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
+    fps_i = int(fps or 25)
+    gop = int(opts.get("gop", fps_i * 2))
+    pattern = opts.get("pattern", "ball")
+    bitrate = int(opts.get("bitrate", 1000))
+    return (
+        f"( videotestsrc is-live=true pattern={pattern} "
+        f"! video/x-raw,width={int(width)},height={int(height)},framerate={fps_i}/1 "
+        f"! timeoverlay ! x264enc tune=zerolatency speed-preset=ultrafast "
+        f"key-int-max={gop} bitrate={bitrate} "
+        f"! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+    )
+
+
+def audio_launch() -> str:
+    return "( audiotestsrc is-live=true ! audioconvert ! audio/x-raw,rate=8000,channels=1 ! rtpL16pay name=pay0 pt=97 )"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--mount", action="append", default=[], help="name=spec")
+    ap.add_argument("--user")
+    ap.add_argument("--password")
+    ap.add_argument("--auth", choices=["basic", "digest"], default="digest")
+    args = ap.parse_args()
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    mounts = server.get_mount_points()
+
+    role = None
+    if args.user:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        if args.auth == "digest":
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            auth.add_digest(args.user, args.password or "", token)
+        else:
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
+        server.set_auth(auth)
+        role = Gst.Structure.from_string(
+            "viewer, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+        )[0]
+
+    for m in args.mount:
+        name, _, spec = m.partition("=")
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(audio_launch() if spec == "audio" else video_launch(spec.removeprefix("video:")))
+        factory.set_shared(True)
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
+        if role is not None:
+            factory.add_role_from_structure(role)
+        mounts.add_factory("/" + name, factory)
+
+    if server.attach(None) == 0:
+        print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
+        return 1
+    loop = GLib.MainLoop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    print(f"READY {args.port}", flush=True)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

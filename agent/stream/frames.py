@@ -1,0 +1,107 @@
+"""The frame-sampling hook: which packets get decoded, and what consumers get.
+
+Liveness comes from packets; decoding is what costs. By default only
+keyframes are decoded (one per GOP) and at most one frame per
+``interval_s`` is handed to the sinks. A camera whose GOP is longer than the
+wanted interval (a "smart codec" with 4-10 s GOPs) falls back to decoding
+every packet and handing over one frame per interval.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import av
+
+
+class Frame:
+    """One decoded picture; pixel conversion happens only when asked for."""
+
+    __slots__ = ("_frame", "keyframe", "mono", "pts_s")
+
+    def __init__(self, frame: av.VideoFrame, mono: float, pts_s: float | None, keyframe: bool) -> None:
+        self._frame = frame
+        self.mono = mono
+        self.pts_s = pts_s
+        self.keyframe = keyframe
+
+    @property
+    def width(self) -> int:
+        return int(self._frame.width)
+
+    @property
+    def height(self) -> int:
+        return int(self._frame.height)
+
+    def _scaled(self, width: int | None) -> tuple[int, int]:
+        if width is None or width >= self.width:
+            return self.width, self.height
+        height = max(2, round(self.height * width / self.width) // 2 * 2)
+        return width, height
+
+    def bgr(self, width: int | None = None) -> npt.NDArray[np.uint8]:
+        """BGR (OpenCV order) uint8 array, optionally scaled down to ``width``."""
+        w, h = self._scaled(width)
+        out: Any = self._frame.to_ndarray(format="bgr24", width=w, height=h)
+        return np.asarray(out, dtype=np.uint8)
+
+    def gray(self, width: int | None = None) -> npt.NDArray[np.uint8]:
+        """Luma plane as a uint8 array, optionally scaled down to ``width`` (cheap: swscale)."""
+        w, h = self._scaled(width)
+        out: Any = self._frame.to_ndarray(format="gray", width=w, height=h)
+        return np.asarray(out, dtype=np.uint8)
+
+
+FrameSink = Callable[[Frame], None]
+"""Called on the camera's reader thread; must be quick (hand work off)."""
+
+
+class Decode(enum.Enum):
+    SKIP = 0  # do not decode this packet
+    DECODE = 1  # decode (a reference is needed later) but hand nothing over
+    DELIVER = 2  # decode and hand the frame to the sinks
+
+
+@dataclass
+class FrameSampler:
+    """Decides per packet whether to decode it. Pure logic; the clock is passed in."""
+
+    interval_s: float = 2.0
+    enabled: bool = True
+    long_gop_factor: float = 1.5
+    _last_delivered: float | None = None
+    _synced: bool = False
+
+    def long_gop(self, gop_s: float | None) -> bool:
+        return gop_s is not None and gop_s > self.interval_s * self.long_gop_factor
+
+    def decide(self, keyframe: bool, now: float, gop_s: float | None) -> Decode:
+        if not self.enabled:
+            return Decode.SKIP
+        due = self._last_delivered is None or now - self._last_delivered >= self.interval_s * 0.8
+        if not self.long_gop(gop_s):
+            self._synced = False
+            if keyframe and due:
+                self._last_delivered = now
+                return Decode.DELIVER
+            return Decode.SKIP
+        # Long GOP: decode every packet from a keyframe on so references exist.
+        if keyframe:
+            self._synced = True
+        if not self._synced:
+            return Decode.SKIP
+        if due:
+            self._last_delivered = now
+            return Decode.DELIVER
+        return Decode.DECODE
+
+    def reset(self) -> None:
+        """A new connection: the decoder starts over at the next keyframe."""
+        self._synced = False

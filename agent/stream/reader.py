@@ -1,0 +1,235 @@
+"""One camera's reader: connect, demux packets, keep stats, sample frames, reconnect.
+
+One thread per camera, blocked in FFmpeg's network read (which releases the
+GIL) with open and read timeouts, so a stalled stream never hangs it for
+ever. Liveness is judged elsewhere, from :meth:`CameraReader.snapshot`, on
+the health loop's own clock; the reader only reports what it saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import av
+import av.error
+
+from agent.errors import CameraError, StreamStalled
+from agent.redact import redact
+from agent.stream.backoff import Backoff
+from agent.stream.frames import Decode, Frame, FrameSampler, FrameSink
+from agent.stream.source import OpenedStream, classify, open_stream
+from agent.stream.stats import StreamSnapshot, StreamStats
+
+log = logging.getLogger(__name__)
+
+# A connection that delivered packets this long counts as a success: the
+# next failure starts the backoff from the beginning again.
+_HEALTHY_SESSION_S = 10.0
+
+
+class CameraReader:
+    """Reads one camera in its own thread until :meth:`stop`."""
+
+    def __init__(
+        self,
+        camera_id: str,
+        url: str,
+        *,
+        transport: str = "tcp",
+        open_timeout_s: float = 5.0,
+        read_timeout_s: float = 2.0,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 30.0,
+        fps_window_s: float = 5.0,
+        sampler: FrameSampler | None = None,
+        sinks: Sequence[FrameSink] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.camera_id = camera_id
+        self._url = url  # carries the password: never log it unredacted
+        self._transport = transport
+        self._open_timeout = open_timeout_s
+        self._read_timeout = read_timeout_s
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
+        self._sampler = sampler or FrameSampler(enabled=bool(sinks))
+        self._sinks = list(sinks)
+        self._clock = clock
+        self.stats = StreamStats(window_s=fps_window_s)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"reader-{self.camera_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def add_sink(self, sink: FrameSink) -> None:
+        """Register a frame consumer (before :meth:`start`)."""
+        self._sinks.append(sink)
+        self._sampler.enabled = True
+
+    def snapshot(self) -> StreamSnapshot:
+        return self.stats.snapshot(self._clock())
+
+    # -- the loop --------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            session_start = self._clock()
+            delivered = False
+            try:
+                stream = open_stream(self._url, self._transport, self._open_timeout, self._read_timeout)
+            except CameraError as exc:
+                self._fail(exc)
+            else:
+                try:
+                    delivered = self._read(stream)
+                except CameraError as exc:
+                    self._fail(exc)
+                except av.error.FFmpegError as exc:
+                    self._fail(self._classify_read_error(exc))
+                except OSError as exc:
+                    self._fail(self._classify_read_error(exc))
+                finally:
+                    stream.close()
+                    self.stats.on_disconnected()
+            if self._stop.is_set():
+                break
+            if delivered and self._clock() - session_start >= _HEALTHY_SESSION_S:
+                self._backoff.reset()
+            delay = self._backoff.next_delay()
+            self._stop.wait(delay)
+
+    def _classify_read_error(self, exc: BaseException) -> CameraError:
+        if isinstance(exc, av.error.ExitError | TimeoutError):
+            return StreamStalled(f"no data for {self._read_timeout:g} s (read timed out)")
+        return classify(exc, self._url, 0.0, self._open_timeout)
+
+    def _fail(self, exc: CameraError) -> None:
+        previous = self.stats.snapshot(self._clock()).failure
+        self.stats.on_failure(self._clock(), exc)
+        # Say it once when the reason changes; retries of the same failure are debug noise.
+        level = logging.DEBUG if previous == exc.reason else logging.WARNING
+        log.log(level, "camera %s: %s: %s", self.camera_id, exc.reason, redact(exc.detail))
+
+    def _read(self, stream: OpenedStream) -> bool:
+        """Demux until the stream ends or fails; returns whether any packet came."""
+        stats = self.stats
+        clock = self._clock
+        sampler = self._sampler
+        sampler.reset()
+        stats.on_connected(clock(), stream.codec, stream.width, stream.height, stream.fps)
+        log.info(
+            "camera %s: connected (%s %sx%s @ %s fps)",
+            self.camera_id,
+            stream.codec,
+            stream.width,
+            stream.height,
+            f"{stream.fps:g}" if stream.fps else "?",
+        )
+        video = stream.video
+        time_base = float(video.time_base) if video.time_base else None
+        decoder = video.codec_context
+        decoder.thread_count = 1
+        pacer = _Pacer() if stream.is_file else None
+        pending: list[Any] = []  # packets of the access unit being collected for decoding
+        pending_action = Decode.SKIP
+        pending_pts: float | None = None
+        got_packet = False
+        while not self._stop.is_set():
+            for packet in stream.container.demux(video):
+                if self._stop.is_set():
+                    return got_packet
+                if packet.size == 0:  # demuxer flush packet
+                    continue
+                pts_s = packet.pts * time_base if packet.pts is not None and time_base else None
+                if pacer is not None:
+                    pacer.wait(pts_s, self._stop)
+                now = clock()
+                keyframe = bool(packet.is_keyframe)
+                new_frame = stats.on_packet(now, packet.size, keyframe, pts_s)
+                got_packet = True
+                if not sampler.enabled:
+                    continue
+                if new_frame:
+                    # A frame may come as several packets (one per slice, RTP):
+                    # decode them together once the next frame begins.
+                    if pending:
+                        self._decode(decoder, pending, pending_action, pending_pts)
+                        pending = []
+                    pending_action = sampler.decide(keyframe, now, stats.gop_s)
+                    pending_pts = pts_s
+                if pending_action is not Decode.SKIP:
+                    pending.append(packet)
+            if pacer is None:
+                raise StreamStalled("the camera ended the stream")
+            # A file source loops: it stands in for a live camera in the demo.
+            stream.container.seek(0)
+            pacer.restart()
+            decoder.flush_buffers()
+            sampler.reset()
+        return got_packet
+
+    def _decode(self, decoder: Any, packets: list[Any], action: Decode, pts_s: float | None) -> None:
+        if len(packets) == 1:
+            packet = packets[0]
+        else:
+            first = packets[0]
+            packet = av.Packet(b"".join(bytes(p) for p in packets))
+            packet.pts, packet.dts, packet.time_base = first.pts, first.dts, first.time_base
+            packet.is_keyframe = first.is_keyframe
+        try:
+            frames = decoder.decode(packet)
+        except av.error.FFmpegError as exc:
+            # A corrupt frame is not a dead camera: skip it, keep demuxing.
+            log.debug("camera %s: decode error: %s", self.camera_id, redact(exc))
+            return
+        for frame in frames:
+            deliver = action is Decode.DELIVER
+            self.stats.on_decoded(deliver)
+            if not deliver:
+                continue
+            sample = Frame(frame, self._clock(), pts_s, keyframe=bool(packets[0].is_keyframe))
+            for sink in self._sinks:
+                try:
+                    sink(sample)
+                except Exception:
+                    log.exception("camera %s: frame consumer failed", self.camera_id)
+
+
+class _Pacer:
+    """Plays a file at its own speed (by PTS), as a live camera would."""
+
+    def __init__(self) -> None:
+        self._base: float | None = None
+        self._offset = 0.0
+        self._last_pts = 0.0
+
+    def restart(self) -> None:
+        self._offset += self._last_pts + 0.04
+        self._last_pts = 0.0
+
+    def wait(self, pts_s: float | None, stop: threading.Event) -> None:
+        if pts_s is None:
+            return
+        self._last_pts = max(self._last_pts, pts_s)
+        now = time.monotonic()
+        if self._base is None:
+            self._base = now - pts_s
+        due = self._base + self._offset + pts_s
+        if due > now:
+            stop.wait(min(due - now, 1.0))
