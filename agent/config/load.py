@@ -9,6 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
@@ -61,6 +62,7 @@ def _expand(node: Any, loc: tuple[str | int, ...], env: Mapping[str, str], probl
     if isinstance(node, list):
         return [_expand(v, (*loc, i), env, problems) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
+        userinfo_end = _userinfo_end(node)
 
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
@@ -71,10 +73,24 @@ def _expand(node: Any, loc: tuple[str | int, ...], env: Mapping[str, str], probl
             # Values brought in from the environment are treated as secrets:
             # passwords are the reason ${ENV} exists.
             register_secret(value)
+            if m.start() < userinfo_end:
+                # A password inside a URL: encode '@', ':', '/' and friends.
+                return quote(value, safe="")
             return value
 
         return _ENV_REF.sub(sub, node)
     return node
+
+
+def _userinfo_end(template: str) -> int:
+    """Index where the userinfo of a URL template ends (its last '@' before the path), or -1."""
+    scheme_end = template.find("://")
+    if scheme_end < 0:
+        return -1
+    start = scheme_end + 3
+    slash = template.find("/", start)
+    authority_end = len(template) if slash < 0 else slash
+    return template.rfind("@", start, authority_end)
 
 
 def _message(err: Mapping[str, Any]) -> str:

@@ -85,8 +85,9 @@ class FrameSampler:
     def decide(self, keyframe: bool, now: float, gop_s: float | None) -> Decode:
         if not self.enabled:
             return Decode.SKIP
-        due = self._last_delivered is None or now - self._last_delivered >= self.interval_s * 0.8
         if not self.long_gop(gop_s):
+            # Keyframes arrive with jitter: accept one a little early.
+            due = self._last_delivered is None or now - self._last_delivered >= self.interval_s * 0.8
             self._synced = False
             if keyframe and due:
                 self._last_delivered = now
@@ -97,7 +98,7 @@ class FrameSampler:
             self._synced = True
         if not self._synced:
             return Decode.SKIP
-        if due:
+        if self._last_delivered is None or now - self._last_delivered >= self.interval_s:
             self._last_delivered = now
             return Decode.DELIVER
         return Decode.DECODE

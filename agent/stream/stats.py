@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from agent.errors import CameraError, Reason
 
 _WINDOW_MAX_ENTRIES = 4096  # ~2.7 min of 25 fps at one entry per frame; bounds memory
+# Servers often send a burst of buffered frames right after PLAY; the rate
+# window starts this long after a connection's first packet so the burst does
+# not read as a high fps.
+SETTLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class StreamStats:
         self._window_frames = 0
         self._connected = False
         self._connected_at: float | None = None
+        self._window_from: float | None = None  # rate window starts here (after the settle time)
         self._connects = 0
         self._last_packet: float | None = None
         self._flow_since: float | None = None
@@ -83,6 +88,7 @@ class StreamStats:
         with self._lock:
             self._connected = True
             self._connected_at = now
+            self._window_from = None
             self._connects += 1
             self._codec, self._width, self._height = codec, width, height
             if fps and 0 < fps <= 240:
@@ -98,6 +104,7 @@ class StreamStats:
         with self._lock:
             self._connected = False
             self._connected_at = None
+            self._window_from = None
             self._flow_since = None
             self._failure = error
             self._failure_at = now
@@ -106,6 +113,7 @@ class StreamStats:
         with self._lock:
             self._connected = False
             self._connected_at = None
+            self._window_from = None
             self._flow_since = None
 
     def on_packet(self, now: float, size: int, keyframe: bool, pts_s: float | None) -> bool:
@@ -128,6 +136,10 @@ class StreamStats:
                     self._last_key_pts = pts_s
                     self._frames_since_key = 1
             self._last_pts = pts_s
+            if self._window_from is None:
+                self._window_from = now + SETTLE_S
+            if now < self._window_from:
+                return new_frame
             window = self._window
             if len(window) == window.maxlen:
                 _, old_size, old_frame = window[0]
@@ -158,7 +170,8 @@ class StreamStats:
         with self._lock:
             fps = bitrate = None
             full = False
-            if self._connected_at is not None and self._last_packet is not None:
+            start = self._window_from
+            if self._connected_at is not None and self._last_packet is not None and start is not None:
                 horizon = now - self.window_s
                 # Entries that fell out of the window since the last packet.
                 frames, nbytes = self._window_frames, self._window_bytes
@@ -167,8 +180,8 @@ class StreamStats:
                         break
                     frames -= is_frame
                     nbytes -= size
-                span = min(self.window_s, now - self._connected_at)
-                full = now - self._connected_at >= self.window_s
+                span = min(self.window_s, now - start)
+                full = now - start >= self.window_s
                 if span > 0.5:
                     fps = frames / span
                     bitrate = nbytes * 8 / 1000 / span

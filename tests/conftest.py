@@ -1,0 +1,297 @@
+"""Fixtures: a real Mosquitto on a loopback port, the real GStreamer RTSP server,
+an MQTT collector that validates every payload against the contract's schemas,
+and the agent run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.publish.payloads import SCHEMAS, schema
+from agent.sim.rtsp import RtspServer, free_port, gst_available
+
+ROOT = Path(__file__).resolve().parents[1]
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; bounded in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+# -- Mosquitto -----------------------------------------------------------------
+
+
+class Mosquitto:
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Mosquitto:
+        conf = self.workdir / f"mosquitto-{self.port}.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "log_dest stderr\nlog_type error\nlog_type warning\n"
+        )
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
+        ok = wait_until(self._listening, 5.0)
+        if not ok:
+            self.stop()
+            raise RuntimeError("mosquitto did not start")
+        return self
+
+    def _listening(self) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="camwatch-test-") as d:
+        yield Path(d)
+
+
+@pytest.fixture
+def mosquitto(workdir: Path) -> Iterator[Mosquitto]:
+    if not os.path.exists(MOSQUITTO):
+        pytest.fail("mosquitto is not installed: run the README's test command (it installs it)")
+    broker = Mosquitto(workdir).start()
+    yield broker
+    broker.stop()
+
+
+# -- MQTT collector ----------------------------------------------------------------
+
+
+class Collector:
+    """Subscribes to a prefix; keeps every message; validates every JSON payload."""
+
+    def __init__(self, port: int, prefix: str) -> None:
+        self.prefix = prefix
+        self.messages: list[tuple[str, Any, bool]] = []
+        self.schema_errors: list[str] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        payload: Any = msg.payload
+        if "/snapshot/" not in msg.topic:
+            try:
+                payload = json.loads(msg.payload)
+            except ValueError:
+                self.schema_errors.append(f"{msg.topic}: not JSON: {msg.payload[:80]!r}")
+                return
+            name = payload.get("schema") if isinstance(payload, dict) else None
+            if name not in SCHEMAS:
+                self.schema_errors.append(f"{msg.topic}: unknown schema {name!r}")
+            else:
+                try:
+                    jsonschema.validate(payload, schema(name))
+                except jsonschema.ValidationError as exc:
+                    self.schema_errors.append(f"{msg.topic}: {exc.message}")
+        with self._lock:
+            self.messages.append((msg.topic, payload, bool(msg.retain)))
+
+    def of(self, suffix: str) -> list[Any]:
+        with self._lock:
+            return [p for t, p, _ in self.messages if t.endswith(suffix)]
+
+    def last(self, suffix: str) -> Any:
+        found = self.of(suffix)
+        return found[-1] if found else None
+
+    def wait_for(self, suffix: str, predicate: Callable[[Any], bool], timeout: float) -> Any:
+        def check() -> Any:
+            for p in reversed(self.of(suffix)):
+                if predicate(p):
+                    return p
+            return None
+
+        return wait_until(check, timeout)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def collector_factory() -> Iterator[Callable[[int, str], Collector]]:
+    made: list[Collector] = []
+
+    def make(port: int, prefix: str) -> Collector:
+        c = Collector(port, prefix)
+        made.append(c)
+        time.sleep(0.2)  # subscription in place
+        return c
+
+    yield make
+    errors = [e for c in made for e in c.schema_errors]
+    for c in made:
+        c.close()
+    assert not errors, f"payloads that break the contract: {errors}"
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A unique topic prefix per test."""
+    return f"cwtest{uuid.uuid4().hex[:8]}"
+
+
+# -- RTSP server ------------------------------------------------------------------
+
+CAM_USER = "admin"
+CAM_PASSWORD = "Canary-7f3a9c"  # the canary: must never appear in logs, payloads or output
+
+
+@pytest.fixture(scope="session")
+def rtsp_required() -> None:
+    if not gst_available():
+        pytest.fail("the GStreamer RTSP server is not available: run the README's test command (it installs it)")
+
+
+@pytest.fixture(scope="session")
+def shared_rtsp(rtsp_required: None) -> Iterator[RtspServer]:
+    """One server for the whole session, Digest auth, with healthy and audio-only mounts."""
+    server = RtspServer(
+        {"cam1": "video:320x240@25,gop=25", "cam2": "video:320x240@25,gop=25", "audio": "audio"},
+        user=CAM_USER,
+        password=CAM_PASSWORD,
+    ).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def rtsp_factory(rtsp_required: None) -> Iterator[Callable[..., RtspServer]]:
+    servers: list[RtspServer] = []
+
+    def make(mounts: dict[str, str] | None = None, **kw: Any) -> RtspServer:
+        s = RtspServer(mounts or {"live": "video:320x240@25,gop=25"}, user=CAM_USER, password=CAM_PASSWORD, **kw)
+        s.start()
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.resume()
+        s.kill()
+
+
+# -- the agent as a subprocess ----------------------------------------------------------
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    return json.dumps(str(v), ensure_ascii=False)
+
+
+def write_config(path: Path, ward: str, port: int, prefix: str, cameras: list[dict[str, Any]], **health: Any) -> Path:
+    lines = [f'ward = "{ward}"', f"state_dir = {toml_value(path.parent / 'state')}", 'log_level = "debug"', "[mqtt]"]
+    lines += ['host = "127.0.0.1"', f"port = {port}", f'topic_prefix = "{prefix}"', "keepalive_s = 5"]
+    lines += ["[health]", "offline_after_s = 3", "online_after_s = 1", "heartbeat_s = 5", "stats_s = 2"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in health.items()]
+    lines += ["[stream]", "open_timeout_s = 3", "read_timeout_s = 1", "backoff_initial_s = 0.5", "backoff_max_s = 2"]
+    for cam in cameras:
+        lines.append("[[cameras]]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in cam.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class AgentProcess:
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.config = config
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli.main", "run", "--config", str(self.config)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(5)
+        self._log.close()
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+def agent_factory(workdir: Path) -> Iterator[Callable[[Path], AgentProcess]]:
+    agents: list[AgentProcess] = []
+
+    def make(config: Path) -> AgentProcess:
+        a = AgentProcess(config, workdir / f"agent-{len(agents)}.log").start()
+        agents.append(a)
+        return a
+
+    yield make
+    for a in agents:
+        a.stop()

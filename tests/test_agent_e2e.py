@@ -1,0 +1,183 @@
+"""The real agent (subprocess) against a real Mosquitto and the real GStreamer RTSP server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.sim.rtsp import RtspServer, free_port
+from tests.conftest import CAM_PASSWORD, AgentProcess, Collector, Mosquitto, wait_until, write_config
+
+pytestmark = pytest.mark.integration
+OFFLINE_AFTER = 3  # write_config's offline_after_s
+
+
+def state_is(state: str, problem: str | None = None) -> Callable[[dict], bool]:
+    return lambda p: p["state"] == state and (problem is None or problem in p["problems"])
+
+
+def test_camera_states_end_to_end(
+    workdir: Path,
+    mosquitto: Mosquitto,
+    shared_rtsp: RtspServer,
+    rtsp_factory: Callable[..., RtspServer],
+    collector_factory: Callable[[int, str], Collector],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    own = rtsp_factory()
+    cams = [
+        {"id": "good", "name": "Ngã tư Lê Duẩn", "url": shared_rtsp.url("cam1")},
+        {"id": "flaky", "url": own.url("live")},
+        {"id": "badpw", "url": shared_rtsp.url("cam1", password="wrong-pass")},
+        {"id": "badpath", "url": shared_rtsp.url("nope")},
+        {"id": "closed", "url": f"rtsp://{'admin'}:{CAM_PASSWORD}@127.0.0.1:{free_port()}/x"},
+        {"id": "audio", "url": shared_rtsp.url("audio")},
+    ]
+    col = collector_factory(mosquitto.port, prefix)
+    agent = agent_factory(write_config(workdir / "ward.toml", "w1", mosquitto.port, prefix, cams))
+
+    # Birth, retained, with the camera list.
+    birth = col.wait_for("w1/agent/status", lambda p: p["state"] == "online", 10)
+    assert birth and birth["cameras"] == [c["id"] for c in cams]
+
+    for cam, state, problem in [
+        ("good", "online", None),
+        ("flaky", "online", None),
+        ("badpw", "offline", "auth_failed"),
+        ("badpath", "offline", "not_found"),
+        ("closed", "offline", "unreachable"),
+        ("audio", "offline", "no_video"),
+    ]:
+        found = col.wait_for(f"w1/{cam}/health", state_is(state, problem), 15)
+        assert found, f"{cam}: expected {state} {problem}, got {col.last(f'w1/{cam}/health')}"
+    good = col.wait_for("w1/good/health", lambda p: p["stream"]["fps"] is not None, 10)
+    assert good["name"] == "Ngã tư Lê Duẩn"
+    assert good["stream"]["codec"] == "h264" and good["stream"]["width"] == 320
+    assert 20 <= good["stream"]["fps"] <= 30
+
+    # Stalled: the server process is frozen (socket open, no data).
+    own.pause()
+    t0 = time.monotonic()
+    stalled = col.wait_for("w1/flaky/health", state_is("offline", "stalled"), OFFLINE_AFTER + 5)
+    took = time.monotonic() - t0
+    assert stalled, col.last("w1/flaky/health")
+    assert took <= OFFLINE_AFTER + 2, f"offline after {took:.1f} s"
+    own.resume()
+    assert col.wait_for("w1/flaky/health", lambda p: p["state"] == "online" and p["ts"] > stalled["ts"], 15)
+
+    # Killed: the port closes.
+    online_before = col.last("w1/flaky/health")
+    port = own.port
+    own.kill()
+    t0 = time.monotonic()
+    dead = col.wait_for("w1/flaky/health", lambda p: p["state"] == "offline" and p["ts"] > online_before["ts"], 10)
+    took = time.monotonic() - t0
+    assert dead and took <= OFFLINE_AFTER + 2, (took, dead)
+    assert col.wait_for("w1/flaky/health", state_is("offline", "unreachable"), 8)
+
+    # Back, on the same port.
+    own.start()
+    assert own.port == port
+    assert col.wait_for("w1/flaky/health", lambda p: p["state"] == "online" and p["ts"] > dead["ts"], 20)
+
+    # The events tell the same story, each with a unique id.
+    events = col.of("w1/flaky/events")
+    changes = [(e["from"], e["to"]) for e in events if e["type"] == "state_changed"]
+    assert changes[:3] == [("unknown", "online"), ("online", "offline"), ("offline", "online")]
+    assert ("online", "offline") in changes[3:]
+    all_events = [p for t, p, _ in col.messages if t.endswith("/events")]
+    assert len({e["id"] for e in all_events}) == len(all_events)
+
+    # Stats arrive, every stats_s.
+    assert col.wait_for("w1/agent/stats", lambda p: p["cameras"]["good"]["packets"] > 0, 5)
+
+    # Clean stop: shutdown status; the canary password is nowhere.
+    assert agent.stop() == 0
+    assert col.wait_for("w1/agent/status", lambda p: p.get("reason") == "shutdown", 5)
+    log = agent.log_text()
+    assert "auth_failed" in log or "refused the credentials" in log
+    assert CAM_PASSWORD not in log
+    for _topic, payload, _ in col.messages:
+        assert CAM_PASSWORD not in str(payload)
+
+
+def test_kill_9_fires_last_will(
+    workdir: Path,
+    mosquitto: Mosquitto,
+    shared_rtsp: RtspServer,
+    collector_factory: Callable[[int, str], Collector],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    col = collector_factory(mosquitto.port, prefix)
+    agent = agent_factory(
+        write_config(workdir / "ward.toml", "w2", mosquitto.port, prefix, [{"id": "c1", "url": shared_rtsp.url("cam1")}])
+    )
+    assert col.wait_for("w2/c1/health", state_is("online"), 15)
+    agent.kill9()
+    lost = col.wait_for("w2/agent/status", lambda p: p["state"] == "offline", 5)
+    assert lost and lost["reason"] == "lost"
+
+
+def test_broker_down_at_start_then_up_and_restarted(
+    workdir: Path,
+    shared_rtsp: RtspServer,
+    collector_factory: Callable[[int, str], Collector],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    port = free_port()
+    agent_factory(
+        write_config(workdir / "ward.toml", "w3", port, prefix, [{"id": "c1", "url": shared_rtsp.url("cam1")}])
+    )
+    time.sleep(3)  # the agent watches cameras with no broker
+    broker = Mosquitto(workdir, port=port).start()
+    try:
+        col = collector_factory(port, prefix)
+        assert col.wait_for("w3/agent/status", lambda p: p["state"] == "online", 40)
+        first = col.wait_for("w3/c1/health", state_is("online"), 15)
+        assert first
+        # A broker restart without persistence forgets everything retained:
+        # the agent re-publishes birth and health on reconnect.
+        broker.stop()
+        col.close()
+        broker = Mosquitto(workdir, port=port).start()
+        fresh = collector_factory(port, prefix)
+        assert fresh.wait_for("w3/agent/status", lambda p: p["state"] == "online", 40)
+        assert fresh.wait_for("w3/c1/health", state_is("online"), 10)
+    finally:
+        broker.stop()
+
+
+def test_camera_that_never_works_does_not_disturb_others(
+    workdir: Path,
+    mosquitto: Mosquitto,
+    shared_rtsp: RtspServer,
+    collector_factory: Callable[[int, str], Collector],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    # A socket that accepts TCP and never answers RTSP: the open blocks until its timeout.
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        cams = [
+            {"id": "silent", "url": f"rtsp://127.0.0.1:{silent.getsockname()[1]}/x"},
+            {"id": "good", "url": shared_rtsp.url("cam2")},
+        ]
+        col = collector_factory(mosquitto.port, prefix)
+        agent_factory(write_config(workdir / "ward.toml", "w4", mosquitto.port, prefix, cams))
+        assert col.wait_for("w4/good/health", state_is("online"), 15)
+        assert col.wait_for("w4/silent/health", state_is("offline", "stalled"), 15)
+        good = col.last("w4/good/health")
+        assert good["state"] == "online"
+        assert wait_until(lambda: len(col.of("w4/good/health")) >= 2, 8)  # heartbeats keep coming
+    finally:
+        silent.close()

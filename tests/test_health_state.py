@@ -1,0 +1,150 @@
+"""The state machine, driven by a clock we control (no sleeps)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from agent.health import Debounce, HealthMachine, Thresholds, UptimeTracker
+from agent.stream.stats import StreamSnapshot
+
+T = Thresholds(offline_after_s=5, online_after_s=2, low_fps_ratio=0.5, low_fps_after_s=10, clear_after_s=5)
+
+
+def flowing(since: float, now: float, fps: float = 25.0) -> StreamSnapshot:
+    return StreamSnapshot(
+        connected=True, last_packet=now, flow_since=since, nominal_fps=25.0, fps=fps, fps_window_full=True
+    )
+
+
+def types(changes: list) -> list[str]:
+    return [c.type for c in changes]
+
+
+def test_unknown_until_packets_flow_for_online_after_s() -> None:
+    m = HealthMachine(T, started=0.0)
+    assert m.update(flowing(1.0, 1.0), 1.0) == []
+    assert m.verdict.state == "unknown"
+    changes = m.update(flowing(1.0, 3.0), 3.0)
+    assert types(changes) == ["state_changed"]
+    assert (changes[0].from_state, changes[0].to_state) == ("unknown", "online")
+    assert m.verdict.since == 1.0  # up since the packets began
+
+
+def test_offline_when_no_packet_for_offline_after_s_on_own_clock() -> None:
+    m = HealthMachine(T, started=0.0)
+    m.update(flowing(0.0, 3.0), 3.0)
+    last = replace(flowing(0.0, 10.0), connected=True)  # the read is still blocked: no failure reported
+    assert m.update(last, 14.9) == []
+    changes = m.update(last, 15.0)
+    assert m.verdict.state == "offline"
+    assert m.verdict.problems == ("stalled",)
+    assert m.verdict.since == 10.0  # died with its last packet
+    assert types(changes) == ["state_changed", "problem_started"]
+
+
+def test_offline_reason_from_reader_failure_after_last_packet() -> None:
+    m = HealthMachine(T, started=0.0)
+    m.update(flowing(0.0, 3.0), 3.0)
+    s = replace(flowing(0.0, 10.0), connected=False, failure="unreachable", failure_at=11.0, failure_detail="refused")
+    m.update(s, 16.0)
+    assert m.verdict.problems == ("unreachable",)
+    assert m.verdict.detail == "refused"
+
+
+def test_reason_changes_while_offline_emit_problem_events_only() -> None:
+    m = HealthMachine(T, started=0.0)
+    m.update(flowing(0.0, 3.0), 3.0)
+    m.update(flowing(0.0, 10.0), 15.0)
+    assert m.verdict.problems == ("stalled",)
+    s = replace(flowing(0.0, 10.0), connected=False, failure="unreachable", failure_at=16.0)
+    changes = m.update(s, 17.0)
+    assert types(changes) == ["problem_ended", "problem_started"]
+    assert m.verdict.state == "offline" and m.verdict.since == 10.0
+
+
+def test_definitive_failure_at_start_goes_offline_at_once() -> None:
+    m = HealthMachine(T, started=0.0)
+    s = StreamSnapshot(failure="auth_failed", failure_at=0.3, failure_detail="401")
+    changes = m.update(s, 0.5)
+    assert m.verdict.state == "offline" and m.verdict.problems == ("auth_failed",)
+    assert (changes[0].from_state, changes[0].to_state) == ("unknown", "offline")
+
+
+def test_nothing_at_all_is_offline_stalled_after_offline_after_s() -> None:
+    m = HealthMachine(T, started=0.0)
+    assert m.update(StreamSnapshot(), 4.9) == []
+    m.update(StreamSnapshot(), 5.0)
+    assert m.verdict.problems == ("stalled",)
+
+
+def test_back_online_only_after_online_after_s_of_flow() -> None:
+    m = HealthMachine(T, started=0.0)
+    m.update(StreamSnapshot(failure="unreachable", failure_at=1.0), 1.0)
+    assert m.verdict.state == "offline"
+    assert m.update(flowing(20.0, 21.0), 21.0) == []  # packets back, not long enough
+    assert m.verdict.problems == ("unreachable",)
+    changes = m.update(flowing(20.0, 22.0), 22.0)
+    assert types(changes) == ["state_changed", "problem_ended"]
+    assert m.verdict.state == "online" and m.verdict.since == 20.0
+
+
+def test_low_fps_degrades_after_debounce_and_clears_with_hysteresis() -> None:
+    m = HealthMachine(T, started=0.0)
+    m.update(flowing(0.0, 3.0), 3.0)
+    for t in range(4, 14):
+        m.update(flowing(0.0, t, fps=10.0), t)
+    assert m.verdict.state == "online"  # 9 s of low fps: not yet
+    changes = m.update(flowing(0.0, 14.0, fps=10.0), 14.0)
+    assert m.verdict.state == "degraded" and m.verdict.problems == ("low_fps",)
+    assert types(changes) == ["state_changed", "problem_started"]
+    # 13 fps is above half of 25 but inside the hysteresis band: stays degraded
+    for t in range(15, 30):
+        m.update(flowing(0.0, t, fps=13.0), t)
+    assert m.verdict.state == "degraded"
+    for t in range(30, 36):
+        m.update(flowing(0.0, t, fps=25.0), t)
+    assert m.verdict.state == "online"
+
+
+def test_one_bad_sample_does_not_flap() -> None:
+    m = HealthMachine(T, started=0.0)
+    m.update(flowing(0.0, 3.0), 3.0)
+    for t in range(4, 60):
+        fps = 5.0 if t % 7 == 0 else 25.0
+        assert m.update(flowing(0.0, t, fps=fps), t) == []
+
+
+def test_low_fps_needs_a_full_window() -> None:
+    m = HealthMachine(T, started=0.0)
+    m.update(flowing(0.0, 3.0), 3.0)
+    s = replace(flowing(0.0, 0.0), fps=1.0, fps_window_full=False)
+    for t in range(4, 30):
+        m.update(replace(s, last_packet=t), t)
+    assert m.verdict.state == "online"
+
+
+def test_extra_image_problems_degrade() -> None:
+    m = HealthMachine(T, started=0.0)
+    m.update(flowing(0.0, 3.0), 3.0)
+    changes = m.update(flowing(0.0, 4.0), 4.0, extra_problems=["frozen"])
+    assert m.verdict.state == "degraded" and m.verdict.problems == ("frozen",)
+    assert types(changes) == ["state_changed", "problem_started"]
+
+
+def test_debounce() -> None:
+    d = Debounce(on_after_s=3, off_after_s=2)
+    assert [d.update(a, t) for t, a in enumerate([True, True, True, True, False, True, False, False, False])] == [
+        False, False, False, True, True, True, True, True, False,
+    ]
+
+
+def test_uptime_ratio_ignores_unknown() -> None:
+    u = UptimeTracker(window_s=100, started=0.0)
+    u.record("online", 10.0)
+    u.record("offline", 40.0)
+    u.record("online", 50.0)
+    covered, ratio = u.ratio(60.0)
+    assert covered == 60.0
+    assert ratio == 40.0 / 50.0
+    covered, ratio = u.ratio(200.0)  # window slides: only the last 100 s count
+    assert covered == 100.0 and ratio == 1.0

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from agent.redact import RedactingFilter, redact, register_secret
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rtsp://admin:s3cret@10.0.0.1:554/ch1", "rtsp://admin:***@10.0.0.1:554/ch1"),
+        ("rtsps://admin:s3cret@cam.local/ch1", "rtsps://admin:***@cam.local/ch1"),
+        ("mqtt://ward:pw@broker:1883", "mqtt://ward:***@broker:1883"),
+        ("error: 'rtsp://u:p@ss:w@rd@10.0.0.1/x'", "error: 'rtsp://u:***@10.0.0.1/x'"),
+        ("rtsp://10.0.0.1/ch1", "rtsp://10.0.0.1/ch1"),
+        ("rtsp://admin@10.0.0.1/ch1", "rtsp://admin@10.0.0.1/ch1"),
+        ("two: rtsp://a:b1@h1/x rtsp://c:d2@h2/y", "two: rtsp://a:***@h1/x rtsp://c:***@h2/y"),
+        ("mail me at user@example.com", "mail me at user@example.com"),
+    ],
+)
+def test_url_passwords_are_masked(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_registered_secrets_are_masked_anywhere() -> None:
+    register_secret("Zebra-42-pass")
+    assert redact("auth with Zebra-42-pass failed") == "auth with *** failed"
+    assert redact("encoded Zebra-42-pass") == "encoded ***"
+    register_secret("a/b@c")
+    assert redact("url-encoded a%2Fb%40c here") == "url-encoded *** here"
+
+
+def test_logging_filter_redacts_message_args_and_exceptions() -> None:
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "open %s failed", ("rtsp://u:topsecret@h/x",), None)
+    try:
+        raise RuntimeError("boom rtsp://u:topsecret@h/x")
+    except RuntimeError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    assert RedactingFilter().filter(record)
+    out = logging.Formatter().format(record)
+    assert "topsecret" not in out
+    assert "rtsp://u:***@h/x" in out

@@ -1,0 +1,92 @@
+"""Packet stats, frame sampling and backoff: pure logic with an explicit clock."""
+
+from __future__ import annotations
+
+import random
+
+from agent.stream.backoff import Backoff
+from agent.stream.frames import Decode, FrameSampler
+from agent.stream.stats import StreamStats
+
+
+def feed(stats: StreamStats, start: float, seconds: float, fps: float, gop: int, size: int = 1000) -> float:
+    n = int(seconds * fps)
+    t = start
+    for i in range(n):
+        t = start + i / fps
+        stats.on_packet(t, size, keyframe=(i % gop == 0), pts_s=t)
+    return t
+
+
+def test_fps_bitrate_gop() -> None:
+    s = StreamStats(window_s=5.0)
+    s.on_connected(0.0, "h264", 1920, 1080, 25.0)
+    end = feed(s, 0.0, 10.0, 25.0, gop=50)
+    snap = s.snapshot(end)
+    assert snap.fps is not None and abs(snap.fps - 25.0) < 0.5
+    assert snap.bitrate_kbps is not None and abs(snap.bitrate_kbps - 200.0) < 5
+    assert snap.gop_s == 2.0 and snap.gop_frames == 50
+    assert snap.fps_window_full and snap.nominal_fps == 25.0
+    assert snap.flow_since == 0.0 and snap.last_packet == end
+
+
+def test_fps_drops_when_packets_stop_and_flow_restarts_after_gap() -> None:
+    s = StreamStats(window_s=5.0, gap_s=1.0)
+    s.on_connected(0.0, "h264", 640, 360, 25.0)
+    end = feed(s, 0.0, 6.0, 25.0, gop=25)
+    snap = s.snapshot(end + 3.0)
+    assert snap.fps is not None and snap.fps < 12
+    s.on_packet(end + 3.0, 100, True, end + 3.0)
+    assert s.snapshot(end + 3.0).flow_since == end + 3.0
+
+
+def test_slices_of_one_frame_count_once() -> None:
+    s = StreamStats()
+    s.on_connected(0.0, "h264", 640, 360, 25.0)
+    assert s.on_packet(0.0, 10, True, 0.0) is True
+    assert s.on_packet(0.0, 10, True, 0.0) is False
+    assert s.on_packet(0.04, 10, False, 0.04) is True
+    assert s.snapshot(0.04).frames == 2
+
+
+def test_window_memory_is_bounded() -> None:
+    s = StreamStats(window_s=1e9)
+    s.on_connected(0.0, "h264", 640, 360, 25.0)
+    for i in range(20000):
+        s.on_packet(i * 0.001, 10, False, i * 0.001)
+    assert len(s._window) <= 4096  # noqa: SLF001 - the bound is the point of this test
+
+
+def test_sampler_keyframes_only_at_interval() -> None:
+    sampler = FrameSampler(interval_s=2.0)
+    decisions = []
+    for i in range(250):  # 10 s of 25 fps, GOP 1 s
+        t = i / 25
+        decisions.append(sampler.decide(i % 25 == 0, t, gop_s=1.0))
+    delivered = [i for i, d in enumerate(decisions) if d is Decode.DELIVER]
+    assert all(d in (Decode.SKIP, Decode.DELIVER) for d in decisions)
+    assert delivered == [0, 50, 100, 150, 200]
+
+
+def test_sampler_long_gop_falls_back_to_decoding_everything() -> None:
+    sampler = FrameSampler(interval_s=2.0)
+    decisions = [sampler.decide(i % 250 == 10, i / 25, gop_s=10.0) for i in range(300)]
+    assert all(d is Decode.SKIP for d in decisions[:10])  # before the first keyframe: nothing to decode from
+    assert all(d is not Decode.SKIP for d in decisions[10:])
+    delivered = [i for i, d in enumerate(decisions) if d is Decode.DELIVER]
+    assert delivered[:3] == [10, 60, 110]
+
+
+def test_sampler_disabled() -> None:
+    sampler = FrameSampler(enabled=False)
+    assert sampler.decide(True, 0.0, None) is Decode.SKIP
+
+
+def test_backoff_is_capped_exponential_with_jitter() -> None:
+    b = Backoff(1.0, 30.0, rng=random.Random(1))
+    delays = [b.next_delay() for _ in range(10)]
+    ceilings = [1, 2, 4, 8, 16, 30, 30, 30, 30, 30]
+    for d, c in zip(delays, ceilings, strict=True):
+        assert c / 2 <= d <= c
+    b.reset()
+    assert b.next_delay() <= 1.0
