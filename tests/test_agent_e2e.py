@@ -115,7 +115,9 @@ def test_kill_9_fires_last_will(
 ) -> None:
     col = collector_factory(mosquitto.port, prefix)
     agent = agent_factory(
-        write_config(workdir / "ward.toml", "w2", mosquitto.port, prefix, [{"id": "c1", "url": shared_rtsp.url("cam1")}])
+        write_config(
+            workdir / "ward.toml", "w2", mosquitto.port, prefix, [{"id": "c1", "url": shared_rtsp.url("cam1")}]
+        )
     )
     assert col.wait_for("w2/c1/health", state_is("online"), 15)
     agent.kill9()

@@ -134,7 +134,15 @@ def test_extra_image_problems_degrade() -> None:
 def test_debounce() -> None:
     d = Debounce(on_after_s=3, off_after_s=2)
     assert [d.update(a, t) for t, a in enumerate([True, True, True, True, False, True, False, False, False])] == [
-        False, False, False, True, True, True, True, True, False,
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
     ]
 
 

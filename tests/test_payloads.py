@@ -29,8 +29,17 @@ def test_rfc3339_utc_millis() -> None:
     [
         StreamSnapshot(),
         StreamSnapshot(
-            connected=True, codec="h264", width=1920, height=1080, fps=24.9, nominal_fps=25.0,
-            bitrate_kbps=4096.2, gop_s=2.0, last_packet=99.0, connects=3, reconnects=2,
+            connected=True,
+            codec="h264",
+            width=1920,
+            height=1080,
+            fps=24.9,
+            nominal_fps=25.0,
+            bitrate_kbps=4096.2,
+            gop_s=2.0,
+            last_packet=99.0,
+            connects=3,
+            reconnects=2,
         ),
     ],
 )
@@ -44,8 +53,15 @@ def test_rfc3339_utc_millis() -> None:
 )
 def test_health_payload_is_valid(stream: StreamSnapshot, verdict: Verdict) -> None:
     p = health_payload(
-        ward="thong-nhat", camera="cam-01", name="Ngã tư Lê Duẩn", verdict=verdict, stream=stream,
-        wall_of=lambda m: 1_764_000_000 + m, now_wall=1_764_000_100.0, uptime_window_s=100.0, online_ratio=0.5,
+        ward="thong-nhat",
+        camera="cam-01",
+        name="Ngã tư Lê Duẩn",
+        verdict=verdict,
+        stream=stream,
+        wall_of=lambda m: 1_764_000_000 + m,
+        now_wall=1_764_000_100.0,
+        uptime_window_s=100.0,
+        online_ratio=0.5,
     )
     jsonschema.validate(roundtrip(p), schema("camwatch.health/1"))
     assert p["state"] == verdict.state and p["problems"] == list(verdict.problems)
@@ -74,7 +90,9 @@ def test_event_ids_are_unique() -> None:
 
 def test_agent_payloads_are_valid() -> None:
     birth = agent_payload(ward="w", state="online", version="0.1.0", cameras=["a", "b"], started_at=0, now_wall=1)
-    will = agent_payload(ward="w", state="offline", version="0.1.0", cameras=[], started_at=0, now_wall=1, reason="lost")
+    will = agent_payload(
+        ward="w", state="offline", version="0.1.0", cameras=[], started_at=0, now_wall=1, reason="lost"
+    )
     for p in (birth, will):
         jsonschema.validate(roundtrip(p), schema("camwatch.agent/1"))
     with pytest.raises(jsonschema.ValidationError):  # offline needs a reason

@@ -37,8 +37,10 @@ def video_launch(spec: str) -> str:
     gop = int(opts.get("gop", fps_i * 2))
     pattern = opts.get("pattern", "ball")
     bitrate = int(opts.get("bitrate", 1000))
+    # zone-plate moves with kt/kx/ky: busy, camera-like bitrates for benchmarks
+    extra = " kx2=20 ky2=20 kt=1 kt2=0" if pattern == "zone-plate" else ""
     return (
-        f"( videotestsrc is-live=true pattern={pattern} "
+        f"( videotestsrc is-live=true pattern={pattern}{extra} "
         f"! video/x-raw,width={int(width)},height={int(height)},framerate={fps_i}/1 "
         f"! timeoverlay ! x264enc tune=zerolatency speed-preset=ultrafast "
         f"key-int-max={gop} bitrate={bitrate} "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from agent.errors import CameraError, Reason
 
-_WINDOW_MAX_ENTRIES = 4096  # ~2.7 min of 25 fps at one entry per frame; bounds memory
+WINDOW_MAX_ENTRIES = 4096  # ~2.7 min of 25 fps at one entry per frame; bounds memory
 # Servers often send a burst of buffered frames right after PLAY; the rate
 # window starts this long after a connection's first packet so the burst does
 # not read as a high fps.
@@ -54,7 +54,7 @@ class StreamStats:
         self.window_s = window_s
         self.gap_s = gap_s
         self._lock = threading.Lock()
-        self._window: deque[tuple[float, int, bool]] = deque(maxlen=_WINDOW_MAX_ENTRIES)
+        self._window: deque[tuple[float, int, bool]] = deque(maxlen=WINDOW_MAX_ENTRIES)
         self._window_bytes = 0
         self._window_frames = 0
         self._connected = False
@@ -161,6 +161,11 @@ class StreamStats:
             self._frames_sampled += delivered
 
     # -- read by the health loop -------------------------------------------
+
+    @property
+    def window_entries(self) -> int:
+        """Entries in the rate window (bounded by WINDOW_MAX_ENTRIES)."""
+        return len(self._window)
 
     @property
     def gop_s(self) -> float | None:

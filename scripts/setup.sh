@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up camwatch on a fresh Debian 12 machine: system packages (idempotent)
+# and a virtualenv in .venv with the project installed.
+#   scripts/setup.sh [EXTRA]     EXTRA: pip extra to install, e.g. dev or demo
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extra="${1:-dev}"
+
+# Mosquitto (the real broker for tests), GStreamer's RTSP server run by
+# Debian's python3-gi (simulated cameras for tests, benchmarks and the demo).
+APT_PACKAGES=(
+  mosquitto
+  python3 python3-venv python3-gi
+  gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PY="${PYTHON:-python3}"
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "camwatch needs Python >= 3.11")'
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[$extra]"
+echo "setup: ready (.venv, extra: $extra)"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on a fresh Debian machine, then lint,
+# type-check and run the whole test suite (real Mosquitto, real RTSP server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh dev
+.venv/bin/ruff check agent tests bench
+.venv/bin/ruff format --check agent tests bench
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

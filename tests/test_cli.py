@@ -1,0 +1,178 @@
+"""The camwatch command line, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.sim.rtsp import RtspServer, free_port
+from tests.conftest import CAM_PASSWORD, ROOT, Mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+def camwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_check_config_ok() -> None:
+    r = camwatch("check-config", str(ROOT / "config" / "ward.example.toml"))
+    # The example uses ${ENV} secrets that are not set here: named, not crashed.
+    assert r.returncode == 1
+    assert "cameras[0].url: environment variable CAM01_PASS is not set" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_check_config_lists_every_problem(tmp_path: Path) -> None:
+    p = tmp_path / "ward.toml"
+    p.write_text(
+        'ward = "Phuong 1"\n[mqtt]\nhots = "x"\n[[cameras]]\nid = "a"\nurl = "http://h/x"\n'
+        '[[cameras]]\nid = "a"\nurl = "rtsp://admin:Canary-7f3a9c@h/x"\n',
+        encoding="utf-8",
+    )
+    r = camwatch("check-config", str(p))
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert "4 problems" in lines[0]
+    assert any(line.strip().startswith("ward:") for line in lines)
+    assert any("mqtt.hots: unknown key" in line for line in lines)
+    assert any("cameras[0].url: must start with rtsp://" in line for line in lines)
+    assert any("cameras[1].id: duplicate camera id 'a'" in line for line in lines)
+
+
+def test_check_config_summary_line(tmp_path: Path) -> None:
+    p = tmp_path / "ward.toml"
+    p.write_text('ward = "p1"\n[[cameras]]\nid = "a"\nurl = "rtsp://10.0.0.1/x"\n', encoding="utf-8")
+    r = camwatch("check-config", str(p))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{p}: OK: ward p1, 1 camera(s) (1 enabled), broker 127.0.0.1:1883"
+
+
+def test_run_refuses_invalid_config(tmp_path: Path) -> None:
+    p = tmp_path / "ward.toml"
+    p.write_text('ward = "p1"\nbogus = 1\n', encoding="utf-8")
+    r = camwatch("run", "--config", str(p))
+    assert r.returncode == 1
+    assert "bogus: unknown key" in r.stderr
+
+
+def test_probe_healthy_camera(shared_rtsp: RtspServer, tmp_path: Path) -> None:
+    snap = tmp_path / "snap.jpg"
+    r = camwatch("probe", shared_rtsp.url("cam1"), "--json", "--seconds", "3", "--snapshot", str(snap))
+    assert r.returncode == 0, r.stdout + r.stderr
+    result = json.loads(r.stdout)
+    assert result["ok"] is True
+    assert (result["codec"], result["width"], result["height"]) == ("h264", 320, 240)
+    assert 20 <= result["fps"] <= 30
+    assert result["nominal_fps"] == 25
+    assert result["gop_s"] == pytest.approx(1.0, abs=0.05) and result["gop_frames"] == 25
+    assert result["bitrate_kbps"] > 0
+    assert 0 < result["time_to_first_frame_s"] < 10
+    img = cv2.imread(str(snap))
+    assert img is not None and img.shape == (240, 320, 3)
+    assert result["url"] == f"rtsp://admin:***@127.0.0.1:{shared_rtsp.port}/cam1"
+    assert CAM_PASSWORD not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    ("which", "reason", "hint"),
+    [
+        ("badpw", "auth_failed", "wrong user name or password"),
+        ("badpath", "not_found", "wrong path"),
+        ("closed", "unreachable", "host unreachable"),
+        ("audio", "no_video", "no decodable video track"),
+    ],
+)
+def test_probe_failures_say_why(shared_rtsp: RtspServer, which: str, reason: str, hint: str) -> None:
+    url = {
+        "badpw": shared_rtsp.url("cam1", password=CAM_PASSWORD + "x"),
+        "badpath": shared_rtsp.url("nope"),
+        "closed": f"rtsp://admin:{CAM_PASSWORD}@127.0.0.1:{free_port()}/x",
+        "audio": shared_rtsp.url("audio"),
+    }[which]
+    r = camwatch("probe", url)
+    assert r.returncode == 2
+    assert f"FAILED     {reason}: " in r.stdout and hint in r.stdout
+    assert CAM_PASSWORD not in r.stdout + r.stderr
+    rj = camwatch("probe", url, "--json")
+    assert json.loads(rj.stdout)["reason"] == reason
+
+
+def test_probe_bad_url() -> None:
+    r = camwatch("probe", "http://admin:Canary-7f3a9c@10.0.0.1/x")
+    assert r.returncode == 2
+    assert "must start with rtsp://" in r.stderr
+    assert CAM_PASSWORD not in r.stdout + r.stderr
+
+
+def test_status_table(mosquitto: Mosquitto, prefix: str) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    for cam, state, problems, fps in [("cam-01", "online", [], 25.0), ("cam-02", "offline", ["auth_failed"], None)]:
+        payload = {
+            "schema": "camwatch.health/1",
+            "ward": "p1",
+            "camera": cam,
+            "ts": "2026-11-25T06:00:00.000Z",
+            "state": state,
+            "problems": problems,
+            "since": "2026-11-25T05:00:00.000Z",
+            "stream": {"codec": "h264", "width": 1, "height": 1, "fps": fps, "bitrate_kbps": 1, "last_packet_ts": None},
+            "uptime": {"window_s": 1, "online_ratio": 1},
+            "reconnects": 0,
+        }
+        client.publish(f"{prefix}/p1/{cam}/health", json.dumps(payload), qos=1, retain=True).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+    r = camwatch("status", "--broker", f"mqtt://127.0.0.1:{mosquitto.port}", "--prefix", prefix)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["WARD", "CAMERA", "STATE", "PROBLEMS", "SINCE", "FPS"]
+    assert lines[1].split()[:4] == ["p1", "cam-02", "offline", "auth_failed"]  # worst first
+    assert lines[2].split()[:3] == ["p1", "cam-01", "online"] and lines[2].split()[-1] == "25.0"
+    assert "2 camera(s): 1 offline, 1 online" in r.stdout
+
+
+def test_status_broker_unreachable() -> None:
+    r = camwatch("status", "--broker", f"mqtt://127.0.0.1:{free_port()}")
+    assert r.returncode == 2
+    assert "cannot connect to broker 127.0.0.1:" in r.stderr
+
+
+def test_demo_runs_the_whole_path(rtsp_required: None) -> None:
+    r = camwatch("demo", "--duration", "14", timeout=90)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = r.stdout
+    final = out.split("final status:")[-1]
+    status = out.split("final status:")[0].split("--- ")[-1]
+    rows = {line.split()[1]: line for line in status.splitlines() if line.startswith("demo-ward")}
+    assert "online" in rows["cam-01"] and "online" in rows["cam-02"] and "online" in rows["cam-03"]
+    assert "auth_failed" in rows["cam-04"]
+    assert "unreachable" in rows["cam-05"]
+    assert "not_found" in rows["cam-06"]
+    assert "no_video" in rows["cam-07"]
+    assert "agent of ward demo-ward: offline (shutdown)" in final
+    assert "camwatch demo: stopped" in out
+    assert "Traceback" not in r.stderr
+
+
+def test_entry_point_is_installed() -> None:
+    r = subprocess.run(
+        [Path(sys.executable).with_name("camwatch"), "--version"], capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0 and r.stdout.startswith("camwatch ")
