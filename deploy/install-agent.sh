@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the camwatch agent on a ward PC (Debian 12, systemd), from this checkout.
+#   sudo deploy/install-agent.sh
+# Puts the code in /opt/camwatch, the config in /etc/camwatch (kept if present),
+# state in /var/lib/camwatch, and enables the camwatch-agent service.
+set -euo pipefail
+src="$(cd "$(dirname "$0")/.." && pwd)"
+[ "$(id -u)" -eq 0 ] || { echo "run as root (sudo $0)" >&2; exit 1; }
+
+apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+id camwatch >/dev/null 2>&1 || useradd --system --home /var/lib/camwatch --shell /usr/sbin/nologin camwatch
+mkdir -p /opt/camwatch /etc/camwatch /var/lib/camwatch
+cp -r "$src/agent" "$src/pyproject.toml" "$src/README.md" /opt/camwatch/
+[ -x /opt/camwatch/.venv/bin/python ] || python3 -m venv /opt/camwatch/.venv
+/opt/camwatch/.venv/bin/pip install -q /opt/camwatch
+if [ ! -f /etc/camwatch/ward.toml ]; then
+  cp "$src/config/ward.example.toml" /etc/camwatch/ward.toml
+  echo "wrote /etc/camwatch/ward.toml: edit it (ward id, broker, cameras)"
+fi
+if [ ! -f /etc/camwatch/agent.env ]; then
+  install -m 0600 "$src/deploy/agent.env.example" /etc/camwatch/agent.env
+  echo "wrote /etc/camwatch/agent.env: put the passwords there"
+fi
+chown -R camwatch:camwatch /var/lib/camwatch
+install -m 0644 "$src/deploy/camwatch-agent.service" /etc/systemd/system/camwatch-agent.service
+systemctl daemon-reload
+systemctl enable camwatch-agent.service
+echo "check the config:  set -a; . /etc/camwatch/agent.env; /opt/camwatch/.venv/bin/camwatch check-config /etc/camwatch/ward.toml"
+echo "then start:        systemctl start camwatch-agent && journalctl -fu camwatch-agent"
