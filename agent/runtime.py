@@ -20,7 +20,7 @@ from agent.clock import Clock, rfc3339
 from agent.config.model import AgentConfig, CameraConfig
 from agent.health import HealthMachine, Thresholds, UptimeTracker
 from agent.publish.mqtt import MqttPublisher
-from agent.publish.outbox import OutMessage
+from agent.publish.outbox import MemoryOutbox, OutMessage
 from agent.publish.payloads import agent_payload, event_payload, health_payload
 from agent.publish.topics import Topics
 from agent.stream.frames import FrameSampler
@@ -81,15 +81,18 @@ class Agent:
                 HealthMachine(thresholds, self.started_mono),
                 UptimeTracker(h.uptime_window_s, self.started_mono),
             )
+        self.outbox = MemoryOutbox(config.mqtt.queue_max)
         self.publisher = MqttPublisher(
             config.mqtt,
             self.topics,
             client_id=config.mqtt.client_id or f"camwatch-agent-{config.ward}",
             birth=lambda: self._status("online"),
             will=lambda: self._status("offline", reason="lost"),
+            outbox=self.outbox,
             clock=self.clock.mono,
         )
         self._last_stats_at: float | None = None
+        self._announced_problems: list[str] = []
         self._last_cpu = (self.started_mono, cpu_seconds())
 
     # -- status payloads ------------------------------------------------------
@@ -109,8 +112,7 @@ class Agent:
 
     def agent_problems(self) -> list[str]:
         problems = list(self.problems)
-        counts = self.publisher.outbox.counts() if hasattr(self, "publisher") else {}
-        if counts.get("dropped"):
+        if self.outbox.counts()["dropped"]:
             problems.append("outbox_overflow")
         return problems
 
@@ -160,6 +162,11 @@ class Agent:
 
     def tick(self, now: float) -> None:
         heartbeat = self.config.health.heartbeat_s
+        problems = self.agent_problems()
+        if problems != self._announced_problems and self.publisher.connected:
+            # Agent-level problems (outbox overflow...) are part of the retained status.
+            self.publisher.republish_birth()
+            self._announced_problems = problems
         for cam_id, watch in self.cameras.items():
             snap = watch.reader.stats.snapshot(now)
             changes = watch.machine.update(snap, now)
@@ -237,6 +244,6 @@ class Agent:
             "rss_bytes": rss_bytes(),
             "threads": thread_count(),
             "fds": open_fds(),
-            "outbox": self.publisher.outbox.counts(),
+            "outbox": self.outbox.counts(),
             "cameras": cameras,
         }

@@ -28,6 +28,7 @@ from agent.sim.rtsp import RtspServer, free_port, gst_available
 
 ROOT = Path(__file__).resolve().parents[1]
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
@@ -46,15 +47,27 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.workdir = workdir
+        self.users = users or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Mosquitto:
         conf = self.workdir / f"mosquitto-{self.port}.conf"
+        auth = "allow_anonymous true\n"
+        if self.users:
+            passwd = self.workdir / f"mosquitto-{self.port}.passwd"
+            passwd.write_text("")
+            for user, password in self.users.items():
+                subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), user, password], check=True, capture_output=True)
+            passwd.chmod(0o600)
+            auth = f"allow_anonymous false\npassword_file {passwd}\n"
+            if os.geteuid() == 0:
+                # As root, mosquitto drops to its own user, which cannot read our temp dir.
+                auth += "user root\n"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\n{auth}persistence false\n"
             "log_dest stderr\nlog_type error\nlog_type warning\n"
         )
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
@@ -105,13 +118,15 @@ def mosquitto(workdir: Path) -> Iterator[Mosquitto]:
 class Collector:
     """Subscribes to a prefix; keeps every message; validates every JSON payload."""
 
-    def __init__(self, port: int, prefix: str) -> None:
+    def __init__(self, port: int, prefix: str, auth: tuple[str, str] | None = None) -> None:
         self.prefix = prefix
         self.messages: list[tuple[str, Any, bool]] = []
         self.schema_errors: list[str] = []
         self._lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
         self.client.on_message = self._on_message
+        if auth:
+            self.client.username_pw_set(*auth)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
@@ -158,11 +173,11 @@ class Collector:
 
 
 @pytest.fixture
-def collector_factory() -> Iterator[Callable[[int, str], Collector]]:
+def collector_factory() -> Iterator[Callable[..., Collector]]:
     made: list[Collector] = []
 
-    def make(port: int, prefix: str) -> Collector:
-        c = Collector(port, prefix)
+    def make(port: int, prefix: str, auth: tuple[str, str] | None = None) -> Collector:
+        c = Collector(port, prefix, auth)
         made.append(c)
         time.sleep(0.2)  # subscription in place
         return c
@@ -231,9 +246,18 @@ def toml_value(v: Any) -> str:
     return json.dumps(str(v), ensure_ascii=False)
 
 
-def write_config(path: Path, ward: str, port: int, prefix: str, cameras: list[dict[str, Any]], **health: Any) -> Path:
+def write_config(
+    path: Path,
+    ward: str,
+    port: int,
+    prefix: str,
+    cameras: list[dict[str, Any]],
+    mqtt: dict[str, Any] | None = None,
+    **health: Any,
+) -> Path:
     lines = [f'ward = "{ward}"', f"state_dir = {toml_value(path.parent / 'state')}", 'log_level = "debug"', "[mqtt]"]
     lines += ['host = "127.0.0.1"', f"port = {port}", f'topic_prefix = "{prefix}"', "keepalive_s = 5"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in (mqtt or {}).items()]
     lines += ["[health]", "offline_after_s = 3", "online_after_s = 1", "heartbeat_s = 5", "stats_s = 2"]
     lines += [f"{k} = {toml_value(v)}" for k, v in health.items()]
     lines += ["[stream]", "open_timeout_s = 3", "read_timeout_s = 1", "backoff_initial_s = 0.5", "backoff_max_s = 2"]

@@ -183,3 +183,58 @@ def test_camera_that_never_works_does_not_disturb_others(
         assert wait_until(lambda: len(col.of("w4/good/health")) >= 2, 8)  # heartbeats keep coming
     finally:
         silent.close()
+
+
+MQTT_CANARY = "Mqtt-Canary-91b2"
+
+
+def test_broker_with_password_and_no_secret_leaks(
+    workdir: Path,
+    shared_rtsp: RtspServer,
+    collector_factory: Callable[..., Collector],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    broker = Mosquitto(workdir, users={"ward5": MQTT_CANARY, "center": "center-pass"}).start()
+    try:
+        col = collector_factory(broker.port, prefix, ("center", "center-pass"))
+        secret = workdir / "mqtt.pass"
+        secret.write_text(MQTT_CANARY + "\n")
+        cams = [
+            {"id": "c1", "url": shared_rtsp.url("cam1")},
+            {"id": "c2", "url": shared_rtsp.url("cam1", password="nope")},
+        ]
+        good = agent_factory(
+            write_config(
+                workdir / "ward.toml",
+                "w5",
+                broker.port,
+                prefix,
+                cams,
+                mqtt={"username": "ward5", "password_file": str(secret)},
+            )
+        )
+        assert col.wait_for("w5/c1/health", state_is("online"), 15)
+        assert col.wait_for("w5/c2/health", state_is("offline", "auth_failed"), 15)
+        good.stop()
+
+        # A wrong MQTT password: refused, said plainly, the agent keeps going.
+        (workdir / "bad").mkdir()
+        bad = agent_factory(
+            write_config(
+                workdir / "bad" / "ward.toml",
+                "w6",
+                broker.port,
+                prefix,
+                cams,
+                mqtt={"username": "ward5", "password": "wrong-" + MQTT_CANARY},
+            )
+        )
+        assert wait_until(lambda: "refused the connection" in bad.log_text(), 10), bad.log_text()
+        assert bad.proc is not None and bad.proc.poll() is None
+        assert bad.stop() == 0
+        for text in (good.log_text(), bad.log_text(), *(str(p) for _, p, _ in col.messages)):
+            assert MQTT_CANARY not in text
+            assert CAM_PASSWORD not in text
+    finally:
+        broker.stop()

@@ -22,6 +22,8 @@ class UptimeTracker:
         up = None if state == "unknown" else state in ("online", "degraded")
         if self._segments and self._segments[-1][1] == up:
             return
+        if self._segments:
+            at = max(at, self._segments[-1][0])  # keep the history in time order
         self._segments.append((at, up))
 
     def ratio(self, now: float) -> tuple[float, float | None]:
