@@ -148,7 +148,10 @@ class Agent:
             watch.reader.start()
         try:
             while not self._stop.is_set():
-                self.tick(self.clock.mono())
+                try:
+                    self.tick(self.clock.mono())
+                except Exception:  # keep watching: one bad tick must not stop the ward's agent
+                    log.exception("health loop failed; continuing")
                 self._stop.wait(self.tick_s)
         finally:
             for watch in self.cameras.values():

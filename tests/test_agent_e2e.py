@@ -238,3 +238,32 @@ def test_broker_with_password_and_no_secret_leaks(
             assert CAM_PASSWORD not in text
     finally:
         broker.stop()
+
+
+def test_low_fps_degrades(
+    workdir: Path,
+    mosquitto: Mosquitto,
+    rtsp_factory: Callable[..., RtspServer],
+    collector_factory: Callable[..., Collector],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    # The camera announces 25 fps but only about 8 arrive.
+    server = rtsp_factory({"slow": "video:320x240@25,gop=25,deliver=8"})
+    col = collector_factory(mosquitto.port, prefix)
+    cfg = write_config(
+        workdir / "ward.toml",
+        "w7",
+        mosquitto.port,
+        prefix,
+        [{"id": "slow", "url": server.url("slow")}],
+        low_fps_after_s=2,
+        fps_window_s=2,
+    )
+    agent_factory(cfg)
+    degraded = col.wait_for("w7/slow/health", state_is("degraded", "low_fps"), 20)
+    assert degraded, col.last("w7/slow/health")
+    assert degraded["stream"]["nominal_fps"] == 25
+    assert degraded["stream"]["fps"] < 12.5
+    started = col.wait_for("w7/slow/events", lambda e: e["type"] == "problem_started" and e["problem"] == "low_fps", 5)
+    assert started

@@ -52,6 +52,7 @@ def test_check_config_lists_every_problem(tmp_path: Path) -> None:
     assert any("mqtt.hots: unknown key" in line for line in lines)
     assert any("cameras[0].url: must start with rtsp://" in line for line in lines)
     assert any("cameras[1].id: duplicate camera id 'a'" in line for line in lines)
+    assert CAM_PASSWORD not in r.stdout + r.stderr
 
 
 def test_check_config_summary_line(tmp_path: Path) -> None:

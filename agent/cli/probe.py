@@ -77,7 +77,7 @@ def probe(url: str, *, seconds: float = 5.0, timeout: float = 10.0, snapshot: st
             fps=None if snap.fps is None else round(snap.fps, 2),
             nominal_fps=snap.nominal_fps,
             bitrate_kbps=None if snap.bitrate_kbps is None else round(snap.bitrate_kbps, 1),
-            gop_s=snap.gop_s,
+            gop_s=None if snap.gop_s is None else round(snap.gop_s, 2),
             gop_frames=snap.gop_frames,
             time_to_first_packet_s=round(first_packet_at - started, 3),
             time_to_first_frame_s=round(first_frame[0].mono - started, 3) if first_frame else None,

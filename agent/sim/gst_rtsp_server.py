@@ -9,8 +9,9 @@ camwatch. It binds 127.0.0.1 only.
         --mount 'cam1=video:640x360@25,gop=50' --mount 'mic=audio' \
         --user admin --password secret --auth digest
 
-Mount specs: ``video:WxH@FPS[,gop=N][,pattern=NAME][,bitrate=KBPS]`` streams
-live H.264 from ``videotestsrc``; ``audio`` streams audio only (no video
+Mount specs: ``video:WxH@FPS[,gop=N][,pattern=NAME][,bitrate=KBPS][,deliver=FPS]``
+streams live H.264 from ``videotestsrc`` (``deliver`` drops frames at random so
+about that many of the nominal FPS arrive: a camera that cannot keep up); ``audio`` streams audio only (no video
 track). Prints ``READY <port>`` on stdout once it listens.
 """
 
@@ -39,9 +40,14 @@ def video_launch(spec: str) -> str:
     bitrate = int(opts.get("bitrate", 1000))
     # zone-plate moves with kt/kx/ky: busy, camera-like bitrates for benchmarks
     extra = " kx2=20 ky2=20 kt=1 kt2=0" if pattern == "zone-plate" else ""
+    drop = ""
+    if "deliver" in opts:
+        # Drop frames but keep announcing the nominal rate: a camera that cannot keep up.
+        drop = f"! identity drop-probability={1 - float(opts['deliver']) / fps_i:.3f} "
     return (
         f"( videotestsrc is-live=true pattern={pattern}{extra} "
         f"! video/x-raw,width={int(width)},height={int(height)},framerate={fps_i}/1 "
+        f"{drop}"
         f"! timeoverlay ! x264enc tune=zerolatency speed-preset=ultrafast "
         f"key-int-max={gop} bitrate={bitrate} "
         f"! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1 )"

@@ -90,29 +90,37 @@ class CameraReader:
     def _run(self) -> None:
         while not self._stop.is_set():
             session_start = self._clock()
-            delivered = False
+            packets_before = self.stats.snapshot(session_start).packets
             try:
-                stream = open_stream(self._url, self._transport, self._open_timeout, self._read_timeout)
-            except CameraError as exc:
-                self._fail(exc)
-            else:
-                try:
-                    delivered = self._read(stream)
-                except CameraError as exc:
-                    self._fail(exc)
-                except av.error.FFmpegError as exc:
-                    self._fail(self._classify_read_error(exc))
-                except OSError as exc:
-                    self._fail(self._classify_read_error(exc))
-                finally:
-                    stream.close()
-                    self.stats.on_disconnected()
+                self._session()
+            except Exception:  # a bug must not silently end this camera's watch
+                log.exception("camera %s: reader failed unexpectedly; reconnecting", self.camera_id)
+                self.stats.on_disconnected()
             if self._stop.is_set():
                 break
+            delivered = self.stats.snapshot(self._clock()).packets > packets_before
             if delivered and self._clock() - session_start >= _HEALTHY_SESSION_S:
                 self._backoff.reset()
-            delay = self._backoff.next_delay()
-            self._stop.wait(delay)
+            self._stop.wait(self._backoff.next_delay())
+
+    def _session(self) -> None:
+        """One connection: open, read until it fails or ends, record why."""
+        try:
+            stream = open_stream(self._url, self._transport, self._open_timeout, self._read_timeout)
+        except CameraError as exc:
+            self._fail(exc)
+            return
+        try:
+            self._read(stream)
+        except CameraError as exc:
+            self._fail(exc)
+        except av.error.FFmpegError as exc:
+            self._fail(self._classify_read_error(exc))
+        except OSError as exc:
+            self._fail(self._classify_read_error(exc))
+        finally:
+            stream.close()
+            self.stats.on_disconnected()
 
     def _classify_read_error(self, exc: BaseException) -> CameraError:
         if isinstance(exc, av.error.ExitError | TimeoutError):
@@ -126,8 +134,8 @@ class CameraReader:
         level = logging.DEBUG if previous == exc.reason else logging.WARNING
         log.log(level, "camera %s: %s: %s", self.camera_id, exc.reason, redact(exc.detail))
 
-    def _read(self, stream: OpenedStream) -> bool:
-        """Demux until the stream ends or fails; returns whether any packet came."""
+    def _read(self, stream: OpenedStream) -> None:
+        """Demux until the stream ends, fails or the reader is stopped."""
         stats = self.stats
         clock = self._clock
         sampler = self._sampler
@@ -149,11 +157,10 @@ class CameraReader:
         pending: list[Any] = []  # packets of the access unit being collected for decoding
         pending_action = Decode.SKIP
         pending_pts: float | None = None
-        got_packet = False
         while not self._stop.is_set():
             for packet in stream.container.demux(video):
                 if self._stop.is_set():
-                    return got_packet
+                    return
                 if packet.size == 0:  # demuxer flush packet
                     continue
                 pts_s = packet.pts * time_base if packet.pts is not None and time_base else None
@@ -162,7 +169,6 @@ class CameraReader:
                 now = clock()
                 keyframe = bool(packet.is_keyframe)
                 new_frame = stats.on_packet(now, packet.size, keyframe, pts_s)
-                got_packet = True
                 if not sampler.enabled:
                     continue
                 if new_frame:
@@ -182,7 +188,6 @@ class CameraReader:
             pacer.restart()
             decoder.flush_buffers()
             sampler.reset()
-        return got_packet
 
     def _decode(self, decoder: Any, packets: list[Any], action: Decode, pts_s: float | None) -> None:
         if len(packets) == 1:
