@@ -90,3 +90,22 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
         assert c / 2 <= d <= c
     b.reset()
     assert b.next_delay() <= 1.0
+
+
+def test_classify_generic_errors_by_tcp_check() -> None:
+    import errno
+    import socket
+
+    from agent.sim.rtsp import free_port
+    from agent.stream.source import classify
+
+    eio = OSError(errno.EIO, "Input/output error: 'rtsp://u:Canary-x1@127.0.0.1/x'")
+    closed = classify(eio, f"rtsp://127.0.0.1:{free_port()}/x", elapsed=0.01, open_timeout=3)
+    assert closed.reason == "unreachable"
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(4)
+        url = f"rtsp://127.0.0.1:{listening.getsockname()[1]}/x"
+        assert classify(eio, url, elapsed=0.01, open_timeout=3).reason == "no_video"
+        assert classify(TimeoutError(), url, elapsed=3.0, open_timeout=3).reason == "stalled"
+    assert "Canary-x1" not in classify(eio, url, elapsed=0.01, open_timeout=3).detail

@@ -92,13 +92,14 @@ def classify(exc: BaseException, url: str, elapsed: float, open_timeout: float) 
     if isinstance(exc, FileNotFoundError):
         return CameraNotFound(f"file not found ({text})")
     timed_out = isinstance(exc, av.error.ExitError | TimeoutError) or elapsed >= open_timeout * 0.9
-    if timed_out or isinstance(exc, av.error.InvalidDataError):
-        # Tell a dead host from a live socket that says nothing useful.
-        tcp = tcp_check(url, timeout=min(open_timeout, 3.0))
-        if tcp is not None:
-            return tcp
-        if timed_out:
-            return StreamStalled(f"connected, but no RTSP answer within {open_timeout:g} s")
+    # Anything else: tell a dead or unknown host from a live socket that
+    # says nothing useful (FFmpeg reports both as generic I/O errors).
+    tcp = tcp_check(url, timeout=min(open_timeout, 3.0))
+    if tcp is not None:
+        return tcp
+    if timed_out:
+        return StreamStalled(f"connected, but no RTSP answer within {open_timeout:g} s")
+    if isinstance(exc, av.error.InvalidDataError):
         return NoVideo(f"the server's answer is not a usable RTSP/video stream ({text})")
     return NoVideo(f"cannot open stream ({text})")
 
