@@ -125,3 +125,21 @@ def test_bad_toml_names_the_line(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config("/nonexistent/ward.toml")
+
+
+def test_passwords_from_anywhere_are_redacted_but_user_names_are_not() -> None:
+    from agent.redact import redact
+
+    parse_config(
+        {
+            "ward": "w",
+            "mqtt": {"username": "${MQTT_USER}", "password": "${MQTT_PASS}"},
+            "cameras": [
+                {"id": "a", "url": "rtsp://admin:${CAM_PASS}@10.0.0.1/x"},
+                {"id": "b", "url": "rtsp://admin:Literal-pw-77@10.0.0.2/x"},
+            ],
+        },
+        env={"MQTT_USER": "ward-seven", "MQTT_PASS": "Mq-pass-55", "CAM_PASS": "c@m pass/66"},
+    )
+    text = "ward-seven Mq-pass-55 c@m pass/66 c%40m%20pass%2F66 Literal-pw-77"
+    assert redact(text) == "ward-seven *** *** *** ***"

@@ -9,7 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -70,9 +70,8 @@ def _expand(node: Any, loc: tuple[str | int, ...], env: Mapping[str, str], probl
                 problems.append(f"{key_path(loc)}: environment variable {name} is not set")
                 return ""
             value = env[name]
-            # Values brought in from the environment are treated as secrets:
-            # passwords are the reason ${ENV} exists.
-            register_secret(value)
+            # Passwords are registered for redaction once the tree is valid
+            # (parse_config); error messages never echo values.
             if m.start() < userinfo_end:
                 # A password inside a URL: encode '@', ':', '/' and friends.
                 return quote(value, safe="")
@@ -172,6 +171,11 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> A
     for secret in (config.mqtt.password, *(c.password for c in config.cameras)):
         if secret is not None:
             register_secret(secret.get_secret_value())
+    for cam in config.cameras:
+        for url in (cam.url, cam.detect_url):
+            password = urlsplit(url).password if url else None
+            if password:  # written literally in the file: mask it wherever it shows up
+                register_secret(unquote(password))
     return config
 
 
