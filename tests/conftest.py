@@ -47,10 +47,13 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None, persistence: bool = False
+    ) -> None:
         self.port = port or free_port()
         self.workdir = workdir
         self.users = users or {}
+        self.persistence = persistence
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Mosquitto:
@@ -66,9 +69,13 @@ class Mosquitto:
             if os.geteuid() == 0:
                 # As root, mosquitto drops to its own user, which cannot read our temp dir.
                 auth += "user root\n"
+        persist = "persistence false\n"
+        if self.persistence:
+            persist = f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\n"
+            if os.geteuid() == 0 and "user root" not in auth:
+                auth += "user root\n"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{auth}persistence false\n"
-            "log_dest stderr\nlog_type error\nlog_type warning\n"
+            f"listener {self.port} 127.0.0.1\n{auth}{persist}log_dest stderr\nlog_type error\nlog_type warning\n"
         )
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
         ok = wait_until(self._listening, 5.0)
@@ -118,12 +125,16 @@ def mosquitto(workdir: Path) -> Iterator[Mosquitto]:
 class Collector:
     """Subscribes to a prefix; keeps every message; validates every JSON payload."""
 
-    def __init__(self, port: int, prefix: str, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, port: int, prefix: str, auth: tuple[str, str] | None = None, session: str | None = None) -> None:
         self.prefix = prefix
         self.messages: list[tuple[str, Any, bool]] = []
         self.schema_errors: list[str] = []
         self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        # session: a fixed client id with a persistent session (QoS 1 messages wait at the broker)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=session or "", clean_session=session is None, protocol=mqtt.MQTTv311
+        )
+        self.client.reconnect_delay_set(0.2, 1)
         self.client.on_message = self._on_message
         if auth:
             self.client.username_pw_set(*auth)
@@ -176,8 +187,8 @@ class Collector:
 def collector_factory() -> Iterator[Callable[..., Collector]]:
     made: list[Collector] = []
 
-    def make(port: int, prefix: str, auth: tuple[str, str] | None = None) -> Collector:
-        c = Collector(port, prefix, auth)
+    def make(port: int, prefix: str, auth: tuple[str, str] | None = None, session: str | None = None) -> Collector:
+        c = Collector(port, prefix, auth, session)
         made.append(c)
         time.sleep(0.2)  # subscription in place
         return c

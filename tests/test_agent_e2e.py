@@ -267,3 +267,38 @@ def test_low_fps_degrades(
     assert degraded["stream"]["fps"] < 12.5
     started = col.wait_for("w7/slow/events", lambda e: e["type"] == "problem_started" and e["problem"] == "low_fps", 5)
     assert started
+
+
+def test_state_changes_during_broker_outage_are_replayed(
+    workdir: Path,
+    rtsp_factory: Callable[..., RtspServer],
+    collector_factory: Callable[..., Collector],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    broker = Mosquitto(workdir, persistence=True).start()
+    try:
+        server = rtsp_factory()
+        # A persistent session: what is published while this subscriber is away waits for it.
+        col = collector_factory(broker.port, prefix, None, f"{prefix}-center")
+        agent_factory(
+            write_config(workdir / "ward.toml", "w8", broker.port, prefix, [{"id": "c1", "url": server.url("live")}])
+        )
+        assert col.wait_for("w8/c1/health", state_is("online"), 15)
+        broker.stop()
+        outage_start = time.time()
+        server.kill()  # the camera dies while the uplink is down
+        time.sleep(OFFLINE_AFTER + 3)
+        broker.start()
+        replayed = col.wait_for("w8/c1/events", lambda e: e["type"] == "state_changed" and e["to"] == "offline", 20)
+        assert replayed, col.of("w8/c1/events")
+        assert replayed["replayed"] is True
+        # It keeps its original time: when the camera died, not when the broker came back.
+        from datetime import datetime
+
+        ts = datetime.fromisoformat(replayed["ts"].replace("Z", "+00:00")).timestamp()
+        assert outage_start - 1 <= ts <= outage_start + OFFLINE_AFTER + 2
+        problem = col.wait_for("w8/c1/events", lambda e: e["type"] == "problem_started", 5)
+        assert problem and problem["replayed"] is True
+    finally:
+        broker.stop()
