@@ -1,7 +1,8 @@
 """CPU per camera: camwatch's reader vs OpenCV full decode, on live local RTSP streams.
 
-For each resolution one local GStreamer RTSP server streams H.264 (GOP 2 s,
-busy zone-plate content at a camera-like bitrate); N clients read it in a
+For each resolution one local GStreamer RTSP server streams H.264 (25 fps,
+GOP 2 s, SMPTE bars with a running clock at a camera-like target bitrate;
+the measured bitrate is reported); N clients read it in a
 child process per mode, and the child's own CPU time is measured over a
 steady window:
 
@@ -61,10 +62,12 @@ def child_camwatch(url: str, n: int, seconds: float) -> dict[str, float]:
         r.start()
     time.sleep(WARMUP_S)
     packets0 = sum(r.snapshot().packets for r in readers)
+    bytes0 = sum(r.snapshot().bytes for r in readers)
     c0, t0, s0 = cpu_s(), time.monotonic(), sampled[0]
     time.sleep(seconds)
     c1, t1 = cpu_s(), time.monotonic()
     packets = sum(r.snapshot().packets for r in readers) - packets0
+    kbps = (sum(r.snapshot().bytes for r in readers) - bytes0) * 8 / 1000 / (n * (t1 - t0))
     frames = sampled[0] - s0
     rss = rss_mb()
     for r in readers:
@@ -76,6 +79,7 @@ def child_camwatch(url: str, n: int, seconds: float) -> dict[str, float]:
         "wall_s": t1 - t0,
         "packets": packets,
         "frames": frames,
+        "kbps": kbps,
         "rss_per_camera_mb": (rss - base_rss) / n,
     }
 
@@ -130,6 +134,9 @@ def main() -> int:
     ap.add_argument("--cameras", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--resolutions", default="1080p,360p")
+    ap.add_argument(
+        "--pattern", default="smpte", help="videotestsrc pattern (zone-plate is busier but slow to generate)"
+    )
     ap.add_argument("--child")
     ap.add_argument("--url")
     args = ap.parse_args()
@@ -146,10 +153,11 @@ def main() -> int:
         "seconds": args.seconds,
         "fps": 25,
         "gop_s": 2,
+        "pattern": args.pattern,
     }
     for res in args.resolutions.split(","):
         w, h, kbps = RESOLUTIONS[res]
-        with RtspServer({"cam": f"video:{w}x{h}@25,gop=50,pattern=zone-plate,bitrate={kbps}"}) as server:
+        with RtspServer({"cam": f"video:{w}x{h}@25,gop=50,pattern={args.pattern},bitrate={kbps}"}) as server:
             url = server.url("cam")
             cw = run_child("camwatch", url, args.cameras, args.seconds)
             cv = run_child("opencv", url, args.cameras, args.seconds)
@@ -161,6 +169,7 @@ def main() -> int:
             "camwatch_cams_per_core": round(1000 / cw_ms, 1),
             "opencv_cams_per_core": round(1000 / cv_ms, 1),
             "ratio": round(cv_ms / cw_ms, 2),
+            "stream_kbps": round(cw["kbps"], 1),
             "camwatch_packets_per_cam_s": round(cw["packets"] / (args.cameras * cw["wall_s"]), 1),
             "camwatch_frames_sampled_per_cam_s": round(cw["frames"] / (args.cameras * cw["wall_s"]), 2),
             "opencv_frames_per_cam_s": round(cv["frames"] / (args.cameras * cv["wall_s"]), 1),
