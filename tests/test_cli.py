@@ -177,3 +177,25 @@ def test_entry_point_is_installed() -> None:
         [Path(sys.executable).with_name("camwatch"), "--version"], capture_output=True, text=True, check=False
     )
     assert r.returncode == 0 and r.stdout.startswith("camwatch ")
+
+
+def test_demo_without_gstreamer_falls_back_to_files() -> None:
+    import os
+
+    env = {**os.environ, "CAMWATCH_GST_PYTHON": "/bin/false"}
+    r = subprocess.run(
+        [sys.executable, "-m", "agent.cli.main", "demo", "--duration", "10"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+        check=False,
+        env=env,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "looping files" in r.stdout
+    status = r.stdout.split("final status:")[0].split("--- ")[-1]
+    rows = {line.split()[1]: line for line in status.splitlines() if line.startswith("demo-ward")}
+    assert "online" in rows["cam-01"] and "online" in rows["cam-02"]
+    assert "unreachable" in rows["cam-05"]
+    assert "not_found" in rows["cam-06"]
