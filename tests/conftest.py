@@ -48,9 +48,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 
 class Mosquitto:
     def __init__(
-        self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None, persistence: bool = False
+        self,
+        workdir: Path,
+        port: int | None = None,
+        users: dict[str, str] | None = None,
+        persistence: bool = False,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.tls = tls  # (ca, cert, key): a second, TLS listener on tls_port
+        self.tls_port = free_port() if tls else None
         self.workdir = workdir
         self.users = users or {}
         self.persistence = persistence
@@ -74,6 +81,11 @@ class Mosquitto:
             persist = f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\n"
             if os.geteuid() == 0 and "user root" not in auth:
                 auth += "user root\n"
+        if self.tls:
+            ca, cert, key = self.tls
+            persist += f"listener {self.tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+            if os.geteuid() == 0 and "user root" not in auth:
+                auth += "user root\n"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n{auth}{persist}log_dest stderr\nlog_type error\nlog_type warning\n"
         )
@@ -87,11 +99,15 @@ class Mosquitto:
     def _listening(self) -> bool:
         import socket
 
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+        for port in (self.port, self.tls_port):
+            if port is None:
+                continue
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    pass
+            except OSError:
+                return False
+        return True
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

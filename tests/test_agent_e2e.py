@@ -133,10 +133,12 @@ def test_broker_down_at_start_then_up_and_restarted(
     prefix: str,
 ) -> None:
     port = free_port()
-    agent_factory(
+    agent = agent_factory(
         write_config(workdir / "ward.toml", "w3", port, prefix, [{"id": "c1", "url": shared_rtsp.url("cam1")}])
     )
-    time.sleep(3)  # the agent watches cameras with no broker
+    # The agent watches cameras with no broker, and says why it cannot publish.
+    assert wait_until(lambda: "camera c1: unknown -> online" in agent.log_text(), 10), agent.log_text()
+    assert f"cannot connect to broker 127.0.0.1:{port}: Connection refused" in agent.log_text()
     broker = Mosquitto(workdir, port=port).start()
     try:
         col = collector_factory(port, prefix)
@@ -300,5 +302,87 @@ def test_state_changes_during_broker_outage_are_replayed(
         assert outage_start - 1 <= ts <= outage_start + OFFLINE_AFTER + 2
         problem = col.wait_for("w8/c1/events", lambda e: e["type"] == "problem_started", 5)
         assert problem and problem["replayed"] is True
+    finally:
+        broker.stop()
+
+
+def make_tls_files(d: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a broker certificate for 127.0.0.1 (openssl CLI)."""
+    import subprocess
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=camwatch-test-ca",
+    )
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr", "-subj", "/CN=127.0.0.1")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "broker.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "broker.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    return d / "ca.pem", d / "broker.pem", d / "broker.key"
+
+
+def test_tls_broker(
+    workdir: Path,
+    shared_rtsp: RtspServer,
+    collector_factory: Callable[..., Collector],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    ca, cert, key = make_tls_files(workdir)
+    broker = Mosquitto(workdir, tls=(ca, cert, key)).start()
+    try:
+        col = collector_factory(broker.port, prefix)  # the plain listener, for the test's own eyes
+        assert broker.tls_port is not None
+        cams = [{"id": "c1", "url": shared_rtsp.url("cam1")}]
+        agent_factory(
+            write_config(workdir / "ward.toml", "w9", broker.tls_port, prefix, cams, mqtt={"ca_file": str(ca)})
+        )
+        assert col.wait_for("w9/agent/status", lambda p: p["state"] == "online", 15)
+        assert col.wait_for("w9/c1/health", state_is("online"), 15)
+
+        # A broker whose certificate the agent does not trust: refused, logged, no crash.
+        other = workdir / "other"
+        other.mkdir()
+        other_ca, _, _ = make_tls_files(other)
+        (workdir / "bad").mkdir()
+        bad = agent_factory(
+            write_config(
+                workdir / "bad" / "ward.toml", "w10", broker.tls_port, prefix, cams, mqtt={"ca_file": str(other_ca)}
+            )
+        )
+        assert wait_until(lambda: "TLS handshake failed: CERTIFICATE_VERIFY_FAILED" in bad.log_text(), 15), (
+            bad.log_text()[-2000:]
+        )
+        assert bad.proc is not None and bad.proc.poll() is None
+        assert not col.of("w10/agent/status")
     finally:
         broker.stop()

@@ -11,6 +11,7 @@ it after a reconnect; only then are they removed from the outbox.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -30,6 +31,36 @@ log = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 20
 LATE_AFTER_S = 5.0  # a message sent this long after it was queued is "replayed"
+
+
+def _quiet_reconnect_noise(record: logging.LogRecord) -> bool:
+    # Paho logs this at ERROR on every reconnect attempt; _on_connect_fail says why, once.
+    return "Client is not connected" not in record.getMessage()
+
+
+def diagnose_broker(config: MqttConfig, timeout: float = 3.0) -> str:
+    """Why a connection to the broker fails, in plain words (TCP, then TLS)."""
+    try:
+        sock = socket.create_connection((config.host, config.port), timeout=timeout)
+    except socket.gaierror as exc:
+        return f"cannot resolve host name ({exc.strerror})"
+    except TimeoutError:
+        return f"no answer within {timeout:g} s (host down or port filtered)"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    with sock:
+        if not config.use_tls:
+            return "TCP connects but the MQTT handshake failed"
+        try:
+            context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+            if config.cert_file and config.key_file:
+                context.load_cert_chain(str(config.cert_file), str(config.key_file))
+            with context.wrap_socket(sock, server_hostname=config.host):
+                return "TLS works but the MQTT handshake failed"
+        except ssl.SSLError as exc:
+            return f"TLS handshake failed: {exc.reason or exc}"
+        except OSError as exc:
+            return f"TLS set-up failed: {exc.strerror or exc}"
 
 
 class MqttPublisher:
@@ -73,7 +104,9 @@ class MqttPublisher:
             protocol=mqtt.MQTTv311,
             clean_session=True,
         )
-        client.enable_logger(logging.getLogger("agent.publish.paho"))
+        paho_log = logging.getLogger("agent.publish.paho")
+        paho_log.addFilter(_quiet_reconnect_noise)
+        client.enable_logger(paho_log)
         if c.username is not None:
             client.username_pw_set(c.username.get_secret_value(), c.password.get_secret_value() if c.password else None)
         if c.use_tls:
@@ -87,6 +120,7 @@ class MqttPublisher:
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         self._set_will(client)
@@ -114,6 +148,14 @@ class MqttPublisher:
             self._connected = True
             self._fresh_connection = True
             self._cond.notify_all()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # Paho retries by itself but says nothing about why: find out, and
+        # say it once per distinct reason (an installer must see it at once).
+        msg = f"cannot connect to broker {self.config.host}:{self.config.port}: {diagnose_broker(self.config)}"
+        if msg != self.last_error:
+            log.error("%s; retrying", msg)
+        self.last_error = msg
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         with self._cond:
