@@ -66,7 +66,7 @@ class Agent:
             reader = CameraReader(
                 cam.id,
                 cam.stream_url,
-                transport=s.transport,
+                transport=cam.transport or s.transport,
                 open_timeout_s=s.open_timeout_s,
                 read_timeout_s=s.read_timeout_s,
                 backoff_initial_s=s.backoff_initial_s,

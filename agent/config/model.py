@@ -111,6 +111,7 @@ class CameraConfig(_Strict):
     username: SecretStr | None = Field(None, description="overrides the user in url")
     password: SecretStr | None = Field(None, description="overrides the password in url; ${ENV} or password_file")
     offline_after_s: float | None = Field(None, gt=0, le=3600, description="per-camera override")
+    transport: Literal["tcp", "udp"] | None = Field(None, description="per-camera RTSP transport override")
 
     @field_validator("url", "detect_url")
     @classmethod

@@ -85,7 +85,10 @@ def classify(exc: BaseException, url: str, elapsed: float, open_timeout: float) 
     if isinstance(exc, av.error.HTTPNotFoundError):
         return CameraNotFound(f"no stream at this path ({text})")
     if isinstance(exc, av.error.HTTPError):
-        return NoVideo(f"camera answered with an error ({text})")
+        return NoVideo(
+            f"camera answered with an error ({text}); if it cannot stream over TCP, "
+            'set transport = "udp" for this camera'
+        )
     if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS:
         return CameraUnreachable(f"cannot connect ({text})")
     if isinstance(exc, FileNotFoundError):
