@@ -1,0 +1,89 @@
+"""Image metrics on synthetic pictures built from the shared test images (pure, no I/O but reading them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.health.image import looks_black, mask_from_polygons, measure, picture_change
+
+TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    img = cv2.imread(str(TESTDATA / "coffee.png"), cv2.IMREAD_GRAYSCALE)
+    assert img is not None, "../shared/testdata/coffee.png is missing"
+    return cv2.resize(img, (320, 180), interpolation=cv2.INTER_AREA)
+
+
+def night_with_lamps(rng: np.random.Generator) -> np.ndarray:
+    img = rng.normal(8, 3, (180, 320)).clip(0, 255).astype(np.uint8)
+    for x, y in [(40, 30), (160, 25), (280, 35)]:  # street lamps
+        cv2.circle(img, (x, y), 4, 250, -1)
+    cv2.rectangle(img, (100, 140), (112, 146), 230, -1)  # headlights
+    cv2.rectangle(img, (130, 140), (142, 146), 230, -1)
+    return img
+
+
+def test_black_fires_on_a_covered_lens_and_dead_sensor() -> None:
+    rng = np.random.default_rng(1)
+    covered = rng.normal(6, 2, (180, 320)).clip(0, 255).astype(np.uint8)
+    assert looks_black(measure(covered))
+    assert looks_black(measure(np.zeros((180, 320), np.uint8)))
+
+
+def test_black_does_not_fire_on_ordinary_scenes(scene: np.ndarray) -> None:
+    rng = np.random.default_rng(2)
+    assert not looks_black(measure(scene))
+    assert not looks_black(measure(night_with_lamps(rng)))
+    dusk = (scene.astype(np.float32) * 0.15).astype(np.uint8)  # a dim dusk picture still has detail
+    assert not looks_black(measure(dusk))
+
+
+def test_masks_exclude_pixels() -> None:
+    mask = mask_from_polygons((100, 200), [[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]])
+    assert 0.45 < mask.mean() < 0.55
+    img = np.zeros((100, 200), np.uint8)
+    img[:, :100] = 255  # a bright overlay in the masked half
+    m = measure(img, mask)
+    assert m.dark_fraction == 1.0 and m.valid_fraction == pytest.approx(1 - mask.mean())
+    with pytest.raises(ValueError, match="at least 3 points"):
+        mask_from_polygons((10, 10), [[(0, 0), (1, 1)]])
+
+
+def test_sharpness_drops_with_blur(scene: np.ndarray) -> None:
+    sharp = measure(scene).sharpness
+    blurred = measure(cv2.GaussianBlur(scene, (0, 0), 3)).sharpness
+    assert blurred < sharp / 5
+
+
+def test_picture_change_separates_frozen_from_sensor_noise(scene: np.ndarray) -> None:
+    rng = np.random.default_rng(3)
+
+    def noisy() -> np.ndarray:
+        return (scene.astype(np.float32) + rng.normal(0, 2, scene.shape)).clip(0, 255).astype(np.uint8)
+
+    assert picture_change(scene, scene.copy()) == 0.0
+    still_but_live = picture_change(noisy(), noisy())
+    assert still_but_live > 1.0
+    clock = mask_from_polygons(scene.shape, [[(0, 0), (0.3, 0), (0.3, 0.1), (0, 0.1)]])
+    ticking = scene.copy()
+    ticking[:15, :90] = 255 - ticking[:15, :90]  # an on-screen clock changes, nothing else
+    assert picture_change(scene, ticking, clock) == 0.0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 4), np.uint8),  # tiny
+        np.zeros((100, 100, 3), np.uint8),  # colour
+        np.zeros((100, 100), np.uint16),  # 10-bit kept in 16 bits
+    ],
+)
+def test_odd_pictures_are_refused_with_a_reason(bad: np.ndarray) -> None:
+    with pytest.raises(ValueError):
+        measure(bad)
