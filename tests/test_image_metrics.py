@@ -87,3 +87,53 @@ def test_picture_change_separates_frozen_from_sensor_noise(scene: np.ndarray) ->
 def test_odd_pictures_are_refused_with_a_reason(bad: np.ndarray) -> None:
     with pytest.raises(ValueError):
         measure(bad)
+
+
+def shifted(img: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
+
+
+def test_covered_fires_on_tape_not_on_a_passing_truck_or_darkness(scene: np.ndarray) -> None:
+    from agent.health.image import cell_detail, covered_fraction
+
+    base = cell_detail(scene)
+    taped = scene.copy()
+    taped[:, :240] = cv2.GaussianBlur(taped[:, :240], (0, 0), 12) // 2 + 60  # tape over 75 % of the view
+    assert covered_fraction(cell_detail(taped), base) >= 0.6
+    truck = scene.copy()
+    rng = np.random.default_rng(4)
+    truck[60:180, 0:130] = rng.integers(40, 200, (120, 130), dtype=np.uint8)  # a textured vehicle side
+    assert covered_fraction(cell_detail(truck), base) < 0.6
+    assert covered_fraction(cell_detail(scene), base) == 0.0
+
+
+def test_moved_signature_tracks_the_view_not_the_light(scene: np.ndarray) -> None:
+    from agent.health.image import edge_signature, view_similarity
+
+    ref = edge_signature(scene)
+    brighter = cv2.convertScaleAbs(scene, alpha=1.6, beta=20)  # exposure change
+    rng = np.random.default_rng(5)
+    noisy = (scene.astype(np.float32) + rng.normal(0, 6, scene.shape)).clip(0, 255).astype(np.uint8)
+    assert view_similarity(ref, edge_signature(brighter)) > 0.8
+    assert view_similarity(ref, edge_signature(noisy)) > 0.8
+    assert view_similarity(ref, edge_signature(shifted(scene, 60, 25))) < 0.5
+    turned = cv2.rotate(scene, cv2.ROTATE_180)
+    assert view_similarity(ref, edge_signature(turned)) < 0.5
+
+
+def test_robust_baseline_learns_the_median_and_freezes_during_a_fault() -> None:
+    from agent.health.image import RobustBaseline
+
+    rng = np.random.default_rng(6)
+    b = RobustBaseline(step=0.05, warmup=10)
+    for v in rng.lognormal(np.log(100), 0.2, 300):
+        b.update(float(v))
+    assert b.ready and b.value is not None and 85 < b.value < 118
+    for _ in range(5):  # a few outliers barely move it
+        b.update(1e6)
+    assert b.value < 150
+    learned = b.value
+    for _ in range(200):  # a long fault while frozen: nothing learned
+        b.update(3.0, learn=False)
+    assert b.value == learned

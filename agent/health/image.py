@@ -57,20 +57,28 @@ def measure(gray: Gray, mask: Mask | None = None) -> ImageMetrics:
         raise ValueError(f"image too small to judge: {gray.shape[1]}x{gray.shape[0]}")
     if mask is not None and mask.shape != gray.shape:
         raise ValueError(f"mask {mask.shape} does not match image {gray.shape}")
-    valid = np.ones(gray.shape, dtype=bool) if mask is None else ~mask
-    n_valid = int(valid.sum())
+    if mask is None:
+        pixels = gray.ravel()
+        lap_mask = None
+    else:
+        pixels = gray[~mask]
+        # The Laplacian at a mask border sees masked pixels: shrink the valid area by one pixel.
+        lap_mask = cv2.erode((~mask).astype(np.uint8), np.ones((3, 3), np.uint8))
+        if not lap_mask.any():
+            lap_mask = (~mask).astype(np.uint8)
+    n_valid = int(pixels.size)
     if n_valid < 64:
         raise ValueError("nearly the whole picture is masked")
-    pixels = gray[valid]
+    # One histogram gives the mean, the dark share and the bright percentile.
+    hist = np.bincount(pixels, minlength=256)
+    cumulative = np.cumsum(hist)
     lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
-    # The Laplacian at a mask border sees masked pixels: shrink the valid area by one pixel.
-    inner = valid if mask is None else cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    lap_values = lap[inner] if inner.any() else lap[valid]
+    _, lap_std = cv2.meanStdDev(lap, mask=lap_mask)
     return ImageMetrics(
-        mean=float(pixels.mean()),
-        dark_fraction=float(np.count_nonzero(pixels < DARK_LUMA)) / n_valid,
-        bright_p999=float(np.percentile(pixels, 99.9)),
-        sharpness=float(lap_values.var()),
+        mean=float(hist @ np.arange(256)) / n_valid,
+        dark_fraction=float(cumulative[DARK_LUMA - 1]) / n_valid,
+        bright_p999=float(np.searchsorted(cumulative, n_valid * 0.999)),
+        sharpness=float(lap_std[0][0]) ** 2,
         valid_fraction=n_valid / gray.size,
     )
 
@@ -96,3 +104,110 @@ def picture_change(a: Gray, b: Gray, mask: Mask | None = None) -> float:
     if mask is not None:
         return float(diff[~mask].mean())
     return float(diff.mean())
+
+
+def _gradient(gray: Gray) -> npt.NDArray[np.float32]:
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    return np.asarray(cv2.magnitude(gx, gy), dtype=np.float32)
+
+
+def _cells(values: npt.NDArray[np.float32], grid: tuple[int, int]) -> npt.NDArray[np.float32]:
+    """Sum of ``values`` over each cell of a grid (edge rows/columns that do not fit are dropped)."""
+    rows, cols = grid
+    h, w = values.shape
+    ch, cw = h // rows, w // cols
+    cropped = values[: ch * rows, : cw * cols]
+    return np.asarray(cropped.reshape(rows, ch, cols, cw).sum(axis=(1, 3)), dtype=np.float32)
+
+
+def cell_detail(gray: Gray, mask: Mask | None = None, grid: tuple[int, int] = (6, 8)) -> npt.NDArray[np.float32]:
+    """Mean gradient magnitude per grid cell (rows, cols); NaN for cells mostly masked."""
+    rows, cols = grid
+    if gray.shape[0] < rows or gray.shape[1] < cols:
+        raise ValueError(f"image too small for a {rows}x{cols} grid: {gray.shape}")
+    grad = _gradient(gray)
+    keep = np.ones(gray.shape, np.float32) if mask is None else (~mask).astype(np.float32)
+    sums = _cells(grad * keep, grid)
+    counts = _cells(keep, grid)
+    cell_area = (gray.shape[0] // rows) * (gray.shape[1] // cols)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(counts >= 0.5 * cell_area, sums / np.maximum(counts, 1.0), np.nan)
+    return np.asarray(out, dtype=np.float32)
+
+
+def covered_fraction(
+    cells: npt.NDArray[np.float32],
+    baseline: npt.NDArray[np.float32],
+    drop: float = 0.35,
+    min_detail: float = 4.0,
+) -> float:
+    """Share of the cells that had detail in the baseline and lost most of it now.
+
+    Cells that are featureless in the baseline (sky, a plain wall) or masked
+    do not count either way, so a clear sky never reads as "covered".
+    """
+    judged = np.isfinite(cells) & np.isfinite(baseline) & (baseline >= min_detail)
+    n = int(judged.sum())
+    if n == 0:
+        return 0.0
+    lost = cells[judged] < baseline[judged] * drop
+    return float(lost.sum()) / n
+
+
+def edge_signature(gray: Gray, mask: Mask | None = None, size: tuple[int, int] = (80, 45)) -> npt.NDArray[np.float32]:
+    """A small, brightness-independent map of where the picture's edges are (for ``moved``)."""
+    grad = _gradient(np.asarray(cv2.GaussianBlur(gray, (0, 0), 1.5), dtype=np.uint8))
+    if mask is not None:
+        grad[mask] = 0.0
+    return np.asarray(cv2.resize(grad, size, interpolation=cv2.INTER_AREA), dtype=np.float32)
+
+
+def view_similarity(reference: npt.NDArray[np.float32], current: npt.NDArray[np.float32]) -> float:
+    """Zero-mean normalised correlation of two edge signatures: ~1 same view, ~0 another view."""
+    if reference.shape != current.shape:
+        raise ValueError(f"signatures differ in size: {reference.shape} vs {current.shape}")
+    a = reference - reference.mean()
+    b = current - current.mean()
+    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    if denom == 0.0:
+        return 0.0
+    return float((a * b).sum()) / denom
+
+
+class RobustBaseline:
+    """A camera's own typical value of a measure, learned slowly and robustly.
+
+    Tracks the median by stochastic steps in the log domain (each sample
+    moves the estimate a fixed fraction up or down), so one outlier never
+    drags it far; :meth:`update` with ``learn=False`` freezes it while a
+    problem is active, so the baseline never learns the fault.
+    """
+
+    def __init__(self, step: float = 0.05, warmup: int = 10) -> None:
+        self.step = step
+        self.warmup = warmup
+        self.samples = 0
+        self._log: float | None = None
+        self._warm: list[float] = []
+
+    @property
+    def ready(self) -> bool:
+        return self._log is not None
+
+    @property
+    def value(self) -> float | None:
+        return None if self._log is None else float(np.exp(self._log))
+
+    def update(self, value: float, learn: bool = True) -> None:
+        if not learn or not np.isfinite(value) or value <= 0:
+            return
+        x = float(np.log(value))
+        self.samples += 1
+        if self._log is None:
+            self._warm.append(x)
+            if len(self._warm) >= self.warmup:
+                self._log = float(np.median(self._warm))
+                self._warm = []
+            return
+        self._log += self.step if x > self._log else -self.step if x < self._log else 0.0
