@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from agent import __version__
@@ -39,7 +39,6 @@ class CameraWatch:
     machine: HealthMachine
     uptime: UptimeTracker
     last_health_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Agent:

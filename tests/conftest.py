@@ -282,7 +282,8 @@ def write_config(
     mqtt: dict[str, Any] | None = None,
     **health: Any,
 ) -> Path:
-    lines = [f'ward = "{ward}"', f"state_dir = {toml_value(path.parent / 'state')}", 'log_level = "debug"', "[mqtt]"]
+    state_dir = health.pop("state_dir", path.parent / "state")
+    lines = [f'ward = "{ward}"', f"state_dir = {toml_value(state_dir)}", 'log_level = "debug"', "[mqtt]"]
     lines += ['host = "127.0.0.1"', f"port = {port}", f'topic_prefix = "{prefix}"', "keepalive_s = 5"]
     lines += [f"{k} = {toml_value(v)}" for k, v in (mqtt or {}).items()]
     lines += ["[health]", "offline_after_s = 3", "online_after_s = 1", "heartbeat_s = 5", "stats_s = 2"]

@@ -105,6 +105,25 @@ def test_camera_states_end_to_end(
         assert CAM_PASSWORD not in str(payload)
 
 
+def test_unwritable_state_dir_is_reported_and_monitoring_goes_on(
+    workdir: Path,
+    mosquitto: Mosquitto,
+    shared_rtsp: RtspServer,
+    collector_factory: Callable[..., Collector],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    col = collector_factory(mosquitto.port, prefix)
+    cams = [{"id": "c1", "url": shared_rtsp.url("cam2")}]
+    agent = agent_factory(
+        write_config(workdir / "ward.toml", "w11", mosquitto.port, prefix, cams, state_dir="/proc/camwatch-state")
+    )
+    birth = col.wait_for("w11/agent/status", lambda p: p["state"] == "online", 10)
+    assert birth and "state_dir_unwritable" in birth["problems"]
+    assert col.wait_for("w11/c1/health", state_is("online"), 15)
+    assert "state_dir /proc/camwatch-state is not writable" in agent.log_text()
+
+
 def test_kill_9_fires_last_will(
     workdir: Path,
     mosquitto: Mosquitto,
