@@ -85,3 +85,21 @@ def test_reader_stops_promptly_on_a_stalled_stream(rtsp_factory: Callable[..., R
     time.sleep(0.5)
     reader.stop()
     assert reader.join(4.0), "a blocked read must give up within ~2x read_timeout"
+
+
+def test_clip_mount_plays_a_scripted_camera(tmp_path: Path, rtsp_factory: Callable[..., RtspServer]) -> None:
+    """A scripted camera (1 s of street, 1 s of black, looping) read back through RTSP, judged by the image metrics."""
+    import numpy as np
+
+    from agent.health.image import looks_black, measure
+    from agent.sim.clips import synthetic_frame, write_au_clip
+
+    frames = [synthetic_frame(i, 320, 240, 25) for i in range(25)] + [np.zeros((240, 320, 3), np.uint8)] * 25
+    clip = write_au_clip(tmp_path / "scripted.au", frames, fps=25, gop=25)
+    server = rtsp_factory({"cam": f"clip:{clip},fps=25"})
+    samples, reader = run_reader(server.url("cam"), 6.0, interval_s=1.0)
+    snap = reader.snapshot()
+    assert 90 <= snap.frames <= 160  # ~25 fps in real time for what was left of the 6 s after connecting
+    assert snap.gop_s == pytest.approx(1.0, abs=0.05)
+    verdicts = [looks_black(measure(f.gray(width=320))) for f in samples]
+    assert True in verdicts and False in verdicts, verdicts

@@ -1,9 +1,17 @@
-"""Generate small H.264 test clips with PyAV (libx264): moving shapes on a textured street-like background."""
+"""Generate small H.264 test clips with PyAV (libx264).
+
+``write_test_clip`` writes an MP4 (file:// cameras); ``write_au_clip``
+writes raw access units that the local RTSP server loops as a live camera
+(``clip:PATH`` mounts), so scenario tests can script exactly what a camera
+shows: healthy, then frozen, black, turned...
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -44,4 +52,41 @@ def write_test_clip(path: Path, *, seconds: float, width: int, height: int, fps:
             container.mux(packet)
     finally:
         container.close()
+    return path
+
+
+CLIP_MAGIC = b"CWAU1\n"  # the same in gst_rtsp_server.py
+
+
+def write_au_clip(path: Path, frames: Iterable[np.ndarray], *, fps: int, gop: int) -> Path:
+    """Encode BGR frames (all the same size) to H.264 access units for a ``clip:`` mount.
+
+    Every keyframe repeats SPS/PPS, so the clip can loop and clients can join at any GOP.
+    """
+    codec: av.VideoCodecContext | None = None
+    with open(path, "wb") as out:
+        out.write(CLIP_MAGIC)
+
+        def write(packets: Iterable[Any]) -> None:
+            for packet in packets:
+                data = bytes(packet)
+                out.write(bytes([1 if packet.is_keyframe else 0]) + len(data).to_bytes(4, "big") + data)
+
+        for frame in frames:
+            if codec is None:
+                codec = av.CodecContext.create("libx264", "w")
+                codec.width, codec.height = frame.shape[1], frame.shape[0]
+                codec.pix_fmt = "yuv420p"
+                codec.time_base = Fraction(1, fps)
+                codec.framerate = Fraction(fps, 1)
+                codec.gop_size = gop
+                codec.options = {
+                    "preset": "ultrafast",
+                    "tune": "zerolatency",
+                    "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1",
+                }
+            write(codec.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        if codec is None:
+            raise ValueError("no frames to encode")
+        write(codec.encode(None))
     return path

@@ -12,7 +12,9 @@ camwatch. It binds 127.0.0.1 only.
 Mount specs: ``video:WxH@FPS[,gop=N][,pattern=NAME][,bitrate=KBPS][,deliver=FPS]``
 streams live H.264 from ``videotestsrc`` (``deliver`` drops frames at random so
 about that many of the nominal FPS arrive: a camera that cannot keep up); ``audio`` streams audio only (no video
-track). Prints ``READY <port>`` on stdout once it listens.
+track); ``clip:PATH[,fps=N]`` loops a clip of H.264 access units written by
+``agent.sim.clips.write_au_clip`` (scenario tests: frozen, black, moved...).
+Prints ``READY <port>`` on stdout once it listens.
 """
 
 from __future__ import annotations
@@ -54,6 +56,54 @@ def video_launch(spec: str) -> str:
     )
 
 
+CLIP_MAGIC = b"CWAU1\n"
+
+
+def read_clip(path: str) -> list[bytes]:
+    """Access units of a clip written by agent.sim.clips.write_au_clip (flag byte, 4-byte length, data)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data.startswith(CLIP_MAGIC):
+        raise SystemExit(f"{path}: not a camwatch clip")
+    aus, pos = [], len(CLIP_MAGIC)
+    while pos + 5 <= len(data):
+        size = int.from_bytes(data[pos + 1 : pos + 5], "big")
+        aus.append(data[pos + 5 : pos + 5 + size])
+        pos += 5 + size
+    if not aus:
+        raise SystemExit(f"{path}: empty clip")
+    return aus
+
+
+class ClipFeeder:
+    """Loops a clip's H.264 access units into an appsrc with our own timestamps (no re-encoding)."""
+
+    def __init__(self, path: str, fps: int) -> None:
+        self.aus = read_clip(path)
+        self.duration = Gst.SECOND // fps
+        self.n = 0
+
+    def launch(self) -> str:
+        return (
+            "( appsrc name=src is-live=true format=time do-timestamp=false "
+            "caps=video/x-h264,stream-format=byte-stream,alignment=au "
+            "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        )
+
+    def on_configure(self, factory: object, media: GstRtspServer.RTSPMedia) -> None:
+        self.n = 0
+        src = media.get_element().get_child_by_name("src")
+        src.connect("need-data", self.on_need_data)
+
+    def on_need_data(self, src: Gst.Element, length: int) -> None:
+        au = self.aus[self.n % len(self.aus)]
+        buf = Gst.Buffer.new_wrapped(au)
+        buf.pts = buf.dts = self.n * self.duration
+        buf.duration = self.duration
+        self.n += 1
+        src.emit("push-buffer", buf)
+
+
 def audio_launch() -> str:
     return "( audiotestsrc is-live=true ! audioconvert ! audio/x-raw,rate=8000,channels=1 ! rtpL16pay name=pay0 pt=97 )"
 
@@ -89,10 +139,21 @@ def main() -> int:
             "viewer, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
         )[0]
 
+    feeders: list[ClipFeeder] = []
     for m in args.mount:
         name, _, spec = m.partition("=")
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(audio_launch() if spec == "audio" else video_launch(spec.removeprefix("video:")))
+        if spec.startswith("clip:"):
+            path, _, rest = spec.removeprefix("clip:").partition(",")
+            opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
+            feeder = ClipFeeder(path, int(opts.get("fps", 25)))
+            feeders.append(feeder)
+            factory.set_launch(feeder.launch())
+            factory.connect("media-configure", feeder.on_configure)
+        elif spec == "audio":
+            factory.set_launch(audio_launch())
+        else:
+            factory.set_launch(video_launch(spec.removeprefix("video:")))
         factory.set_shared(True)
         factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
         if role is not None:
