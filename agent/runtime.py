@@ -19,6 +19,8 @@ from agent import __version__
 from agent.clock import Clock, rfc3339
 from agent.config.model import AgentConfig, CameraConfig
 from agent.health import HealthMachine, Thresholds, UptimeTracker
+from agent.health.image_health import ImageHealth
+from agent.health.image_watch import ImageWatch, image_thresholds
 from agent.publish.mqtt import MqttPublisher
 from agent.publish.outbox import MemoryOutbox, OutMessage
 from agent.publish.payloads import agent_payload, event_payload, health_payload
@@ -29,6 +31,8 @@ from agent.sysinfo import cpu_seconds, open_fds, rss_bytes, thread_count
 
 log = logging.getLogger(__name__)
 
+BASELINE_SAVE_S = 300.0  # image baselines are written this often (and at a clean stop)
+
 
 @dataclass
 class CameraWatch:
@@ -38,7 +42,9 @@ class CameraWatch:
     reader: CameraReader
     machine: HealthMachine
     uptime: UptimeTracker
+    image: ImageWatch | None = None
     last_health_at: float | None = None
+    accepted_views: int = 0
 
 
 class Agent:
@@ -55,6 +61,14 @@ class Agent:
         s = config.stream
         self.cameras: dict[str, CameraWatch] = {}
         for cam in config.enabled_cameras:
+            ch = cam.health.merged(h) if cam.health else h
+            image: ImageWatch | None = None
+            if ch.image_checks:
+                image = ImageWatch(
+                    cam.id,
+                    ImageHealth(image_thresholds(ch), masks=cam.masks),
+                    config.state_dir / "image" / f"{cam.id}.npz",
+                )
             thresholds = Thresholds(
                 offline_after_s=cam.offline_after_s or h.offline_after_s,
                 online_after_s=h.online_after_s,
@@ -71,7 +85,8 @@ class Agent:
                 backoff_initial_s=s.backoff_initial_s,
                 backoff_max_s=s.backoff_max_s,
                 fps_window_s=h.fps_window_s,
-                sampler=FrameSampler(interval_s=s.sample_interval_s, enabled=False),
+                sampler=FrameSampler(interval_s=ch.image_check_interval_s, enabled=image is not None),
+                sinks=[image.on_frame] if image is not None else [],
                 clock=self.clock.mono,
             )
             self.cameras[cam.id] = CameraWatch(
@@ -79,6 +94,7 @@ class Agent:
                 reader,
                 HealthMachine(thresholds, self.started_mono),
                 UptimeTracker(h.uptime_window_s, self.started_mono),
+                image,
             )
         self.outbox = MemoryOutbox(config.mqtt.queue_max)
         self.publisher = MqttPublisher(
@@ -91,6 +107,7 @@ class Agent:
             clock=self.clock.mono,
         )
         self._last_stats_at: float | None = None
+        self._last_saved_at = self.started_mono
         self._announced_problems: list[str] = []
         self._last_cpu = (self.started_mono, cpu_seconds())
 
@@ -158,6 +175,7 @@ class Agent:
             self.publisher.stop(final_status=self._status("offline", reason="shutdown"))
             for watch in self.cameras.values():
                 watch.reader.join(timeout=0.5)
+            self._save_baselines()
             log.info("camwatch agent stopped")
 
     # -- one tick of the health loop ------------------------------------------------
@@ -169,9 +187,14 @@ class Agent:
             # Agent-level problems (outbox overflow...) are part of the retained status.
             self.publisher.republish_birth()
             self._announced_problems = problems
+        if now - self._last_saved_at >= BASELINE_SAVE_S:
+            self._save_baselines()
+            self._last_saved_at = now
         for cam_id, watch in self.cameras.items():
             snap = watch.reader.stats.snapshot(now)
-            changes = watch.machine.update(snap, now)
+            image_problems = watch.image.problems() if watch.image is not None else ()
+            changes = watch.machine.update(snap, now, image_problems)
+            accepted = watch.image.accepted_views if watch.image is not None else 0
             verdict = watch.machine.verdict
             for change in changes:
                 if change.type == "state_changed":
@@ -190,7 +213,10 @@ class Agent:
                     wall=self.clock.wall_of(change.at),
                     since_wall=self.clock.wall_of(verdict.since) if change.type == "state_changed" else None,
                 )
+                if change.type == "problem_ended" and change.problem == "moved" and accepted > watch.accepted_views:
+                    payload["reason"] = "accepted"  # the new view became the reference
                 self.publisher.send(OutMessage(self.topics.events(cam_id), payload, "state", cam_id, queued_at=now))
+            watch.accepted_views = accepted
             due = watch.last_health_at is None or now - watch.last_health_at >= heartbeat
             # "unknown" lasts at most offline_after_s from start: no health until a verdict.
             if (changes or due) and verdict.state != "unknown":
@@ -217,6 +243,13 @@ class Agent:
             self.publisher.publish_stats(self.stats_payload(now))
             self._last_stats_at = now
 
+    def _save_baselines(self) -> None:
+        if "state_dir_unwritable" in self.problems:
+            return
+        for watch in self.cameras.values():
+            if watch.image is not None:
+                watch.image.save()
+
     def stats_payload(self, now: float) -> dict[str, Any]:
         cpu = cpu_seconds()
         last_t, last_cpu = self._last_cpu
@@ -233,6 +266,7 @@ class Agent:
                 "packets": snap.packets,
                 "frames_decoded": snap.frames_decoded,
                 "frames_sampled": snap.frames_sampled,
+                "samples_skipped": watch.image.skipped if watch.image is not None else 0,
             }
         return {
             "schema": "camwatch.stats/1",

@@ -143,3 +143,36 @@ def test_passwords_from_anywhere_are_redacted_but_user_names_are_not() -> None:
     )
     text = "ward-seven Mq-pass-55 c@m pass/66 c%40m%20pass%2F66 Literal-pw-77"
     assert redact(text) == "ward-seven *** *** *** ***"
+
+
+def test_image_check_overrides_and_masks() -> None:
+    config = parse_config(
+        {
+            "ward": "w",
+            "health": {"frozen_after_s": 20},
+            "cameras": [
+                {
+                    "id": "c",
+                    "url": "rtsp://h/x",
+                    "health": {"frozen_after_s": 60, "image_checks": True},
+                    "masks": [[[0, 0], [0.3, 0], [0.3, 0.1]]],
+                }
+            ],
+        }
+    )
+    cam = config.cameras[0]
+    assert cam.health is not None
+    merged = cam.health.merged(config.health)
+    assert merged.frozen_after_s == 60 and merged.black_after_s == 10
+    assert cam.masks == [[(0.0, 0.0), (0.3, 0.0), (0.3, 0.1)]]
+
+
+def test_bad_masks_are_named() -> None:
+    problems = problems_of(
+        {
+            "ward": "w",
+            "cameras": [{"id": "c", "url": "rtsp://h/x", "masks": [[[0, 0], [1.5, 0], [0, 1]], [[0, 0], [1, 1]]]}],
+        }
+    )
+    assert any(p.startswith("cameras[0].masks[0][1][0]:") for p in problems), problems
+    assert any(p.startswith("cameras[0].masks[1]:") for p in problems), problems

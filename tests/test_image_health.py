@@ -129,3 +129,21 @@ def test_odd_samples_are_skipped_and_geometry_change_resets(street: np.ndarray) 
     small = cv2.resize(street, (160, 90))
     history = run(health, [live(small, rng) for _ in range(10)], start=30.0)
     assert all(not p for _, p in history)
+
+
+def test_learned_baselines_survive_a_restart(street: np.ndarray, tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    first = ImageHealth(T)
+    run(first, [live(street, rng) for _ in range(15)])
+    state = first.state()
+    assert state is not None
+    np.savez(tmp_path / "cam.npz", **state)
+    loaded = dict(np.load(tmp_path / "cam.npz"))
+    second = ImageHealth(T)
+    assert second.load_state(loaded)
+    # The restarted camera already knows its view: a moved picture right away is reported
+    # (a fresh one would learn the moved view as its reference).
+    turned = np.roll(street, (40, 90), axis=(0, 1))[::-1]
+    history = run(second, [live(turned, rng) for _ in range(6)], start=100.0)
+    assert first_time(history, "moved") is not None
+    assert not ImageHealth(T).load_state({"shape": np.zeros(0, np.float32)})

@@ -64,6 +64,33 @@ class HealthConfig(_Strict):
     fps_window_s: float = Field(5.0, ge=1, le=60, description="sliding window for delivered fps and bitrate")
     clear_after_s: float = Field(5.0, ge=0, le=3600, description="a problem must be gone this long to clear")
     uptime_window_s: float = Field(86400.0, ge=60, le=31 * 86400, description="window of the health uptime ratio")
+    image_checks: bool = Field(True, description="judge the picture: black, frozen, blurred, covered, moved")
+    image_check_interval_s: float = Field(2.0, ge=0.2, le=600, description="at most one decoded sample this often")
+    black_after_s: float = Field(10.0, ge=0, le=86400, description="black must persist this long")
+    frozen_after_s: float = Field(10.0, ge=0, le=86400, description="frozen must persist this long")
+    blurred_after_s: float = Field(30.0, ge=0, le=86400, description="blurred must persist this long")
+    covered_after_s: float = Field(5.0, ge=0, le=86400, description="covered must persist this long")
+    moved_after_s: float = Field(10.0, ge=0, le=86400, description="moved must persist this long")
+    moved_accept_after_s: float = Field(3600.0, ge=1, le=31 * 86400, description="a moved view becomes the reference")
+
+
+class CameraHealthConfig(_Strict):
+    """Per-camera overrides of the image-check settings in [health]."""
+
+    image_checks: bool | None = None
+    black_after_s: float | None = Field(None, ge=0, le=86400)
+    frozen_after_s: float | None = Field(None, ge=0, le=86400)
+    blurred_after_s: float | None = Field(None, ge=0, le=86400)
+    covered_after_s: float | None = Field(None, ge=0, le=86400)
+    moved_after_s: float | None = Field(None, ge=0, le=86400)
+    moved_accept_after_s: float | None = Field(None, ge=1, le=31 * 86400)
+
+    def merged(self, base: HealthConfig) -> HealthConfig:
+        """``base`` with the overrides that are set."""
+        return base.model_copy(update={k: v for k, v in self.model_dump().items() if v is not None})
+
+
+Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
 
 
 class StreamConfig(_Strict):
@@ -72,8 +99,6 @@ class StreamConfig(_Strict):
     read_timeout_s: float = Field(2.0, gt=0, le=120, description="a read waiting longer gives up (FFmpeg takes ~2x)")
     backoff_initial_s: float = Field(1.0, gt=0, le=600, description="first reconnect delay")
     backoff_max_s: float = Field(30.0, gt=0, le=3600, description="reconnect delay cap")
-    sample: Literal["keyframes", "none"] = Field("keyframes", description="frames decoded for image checks")
-    sample_interval_s: float = Field(2.0, gt=0, le=3600, description="at most one sampled frame per camera this often")
 
     @model_validator(mode="after")
     def _backoff(self) -> StreamConfig:
@@ -112,6 +137,10 @@ class CameraConfig(_Strict):
     password: SecretStr | None = Field(None, description="overrides the password in url; ${ENV} or password_file")
     offline_after_s: float | None = Field(None, gt=0, le=3600, description="per-camera override")
     transport: Literal["tcp", "udp"] | None = Field(None, description="per-camera RTSP transport override")
+    health: CameraHealthConfig | None = Field(None, description="per-camera image-check overrides")
+    masks: list[Annotated[list[Point], Field(min_length=3)]] = Field(
+        default_factory=list, description="polygons [[x, y], ...] in 0..1 excluded from image checks (clock, sky)"
+    )
 
     @field_validator("url", "detect_url")
     @classmethod

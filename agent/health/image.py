@@ -199,6 +199,12 @@ class RobustBaseline:
     def value(self) -> float | None:
         return None if self._log is None else float(np.exp(self._log))
 
+    def restore(self, value: float) -> None:
+        """Start from a value learned before (a restart must not re-learn from a faulty picture)."""
+        if np.isfinite(value) and value > 0:
+            self._log = float(np.log(value))
+            self._warm = []
+
     def update(self, value: float, learn: bool = True) -> None:
         if not learn or not np.isfinite(value) or value <= 0:
             return

@@ -183,6 +183,38 @@ class ImageHealth:
                 self._reference = np.mean(self._reference_acc, axis=0).astype(np.float32)
                 self._reference_acc = []
 
+    # -- persistence: baselines survive a restart -------------------------------
+
+    def state(self) -> dict[str, npt.NDArray[np.float32]] | None:
+        """What was learned, as arrays (None before anything is learned)."""
+        if self._shape is None or (self._cells is None and self._reference is None):
+            return None
+        sharp = [b.value if b.value is not None else np.nan for b in self._sharpness]
+        return {
+            "shape": np.array(self._shape, dtype=np.float32),
+            "sharpness": np.array(sharp, dtype=np.float32),
+            "cells": self._cells if self._cells is not None else np.zeros(0, np.float32),
+            "cell_samples": np.array([self._cell_samples], dtype=np.float32),
+            "reference": self._reference if self._reference is not None else np.zeros(0, np.float32),
+        }
+
+    def load_state(self, state: dict[str, npt.NDArray[np.float32]]) -> bool:
+        """Restore what :meth:`state` saved; returns False (and learns afresh) if it does not fit."""
+        try:
+            shape = (int(state["shape"][0]), int(state["shape"][1]))
+            self._geometry(shape)
+            for baseline, value in zip(self._sharpness, state["sharpness"], strict=True):
+                baseline.restore(float(value))
+            if state["cells"].size:
+                self._cells = state["cells"].astype(np.float32)
+                self._cell_samples = int(state["cell_samples"][0])
+            if state["reference"].size:
+                self._reference = state["reference"].astype(np.float32)
+        except (KeyError, IndexError, ValueError, TypeError):
+            self._shape = None
+            return False
+        return True
+
     def problems(self) -> tuple[str, ...]:
         """The image problems reported now (debounced), in a fixed order."""
         return tuple(name for name in IMAGE_PROBLEMS if self._debounce[name].reported)
