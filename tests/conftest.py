@@ -286,8 +286,8 @@ def write_config(
     lines = [f'ward = "{ward}"', f"state_dir = {toml_value(state_dir)}", 'log_level = "debug"', "[mqtt]"]
     lines += ['host = "127.0.0.1"', f"port = {port}", f'topic_prefix = "{prefix}"', "keepalive_s = 5"]
     lines += [f"{k} = {toml_value(v)}" for k, v in (mqtt or {}).items()]
-    lines += ["[health]", "offline_after_s = 3", "online_after_s = 1", "heartbeat_s = 5", "stats_s = 2"]
-    lines += [f"{k} = {toml_value(v)}" for k, v in health.items()]
+    health = {"offline_after_s": 3, "online_after_s": 1, "heartbeat_s": 5, "stats_s": 2, **health}
+    lines += ["[health]"] + [f"{k} = {toml_value(v)}" for k, v in health.items()]
     lines += ["[stream]", "open_timeout_s = 3", "read_timeout_s = 1", "backoff_initial_s = 0.5", "backoff_max_s = 2"]
     for cam in cameras:
         lines.append("[[cameras]]")

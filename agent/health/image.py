@@ -155,11 +155,15 @@ def covered_fraction(
     return float(lost.sum()) / n
 
 
-def edge_signature(gray: Gray, mask: Mask | None = None, size: tuple[int, int] = (80, 45)) -> npt.NDArray[np.float32]:
+SIGNATURE_SHAPE = (45, 80)  # rows, cols of an edge signature
+
+
+def edge_signature(gray: Gray, mask: Mask | None = None) -> npt.NDArray[np.float32]:
     """A small, brightness-independent map of where the picture's edges are (for ``moved``)."""
     grad = _gradient(np.asarray(cv2.GaussianBlur(gray, (0, 0), 1.5), dtype=np.uint8))
     if mask is not None:
         grad[mask] = 0.0
+    size = (SIGNATURE_SHAPE[1], SIGNATURE_SHAPE[0])
     return np.asarray(cv2.resize(grad, size, interpolation=cv2.INTER_AREA), dtype=np.float32)
 
 
@@ -178,14 +182,18 @@ def view_similarity(reference: npt.NDArray[np.float32], current: npt.NDArray[np.
 class RobustBaseline:
     """A camera's own typical value of a measure, learned slowly and robustly.
 
-    Tracks the median by stochastic steps in the log domain (each sample
-    moves the estimate a fixed fraction up or down), so one outlier never
+    Tracks a quantile (the median by default) by stochastic steps in the
+    log domain (each sample moves the estimate a fixed fraction up or
+    down), so one outlier never
     drags it far; :meth:`update` with ``learn=False`` freezes it while a
     problem is active, so the baseline never learns the fault.
     """
 
-    def __init__(self, step: float = 0.05, warmup: int = 10) -> None:
+    def __init__(self, step: float = 0.05, warmup: int = 10, quantile: float = 0.5) -> None:
+        if not 0 < quantile < 1:
+            raise ValueError("quantile must be between 0 and 1")
         self.step = step
+        self.quantile = quantile
         self.warmup = warmup
         self.samples = 0
         self._log: float | None = None
@@ -213,7 +221,11 @@ class RobustBaseline:
         if self._log is None:
             self._warm.append(x)
             if len(self._warm) >= self.warmup:
-                self._log = float(np.median(self._warm))
+                self._log = float(np.quantile(self._warm, self.quantile))
                 self._warm = []
             return
-        self._log += self.step if x > self._log else -self.step if x < self._log else 0.0
+        # Steps up and down in the ratio q : (1 - q) settle where a share q of the samples lies below.
+        if x > self._log:
+            self._log += 2 * self.step * self.quantile
+        elif x < self._log:
+            self._log -= 2 * self.step * (1 - self.quantile)

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from agent.health.debounce import Debounce
 from agent.health.image import (
+    SIGNATURE_SHAPE,
     Gray,
     Mask,
     Polygon,
@@ -48,7 +49,9 @@ class ImageThresholds:
     clear_after_s: float = 5.0
     black_dark_ratio: float = 0.98
     black_bright_limit: float = 60.0
-    frozen_max_change: float = 0.05  # mean |Δluma| at or below this is a repeated picture
+    frozen_max_change: float = 0.05  # mean |Δluma| at or below this is always a repeated picture
+    frozen_noise_ratio: float = 0.35  # ... and so is a change below this share of the camera's quiet floor
+    frozen_change_cap: float = 1.0  # but never above this (re-quantisation of a stuck picture stays below)
     blurred_ratio: float = 0.3  # sharpness below this share of the learned baseline
     covered_cells: float = 0.6  # share of detailed cells that lost their detail
     moved_similarity: float = 0.45  # edge-signature correlation with the reference below this
@@ -81,11 +84,15 @@ class ImageHealth:
 
     def _reset_baselines(self) -> None:
         self._previous: Gray | None = None
+        # The quiet end (10th percentile) of sample-to-sample change while healthy: the noise floor.
+        self._change_floor = RobustBaseline(quantile=0.1)
         self._sharpness = [RobustBaseline() for _ in range(len(_LIGHT_EDGES) + 1)]
         self._cells: npt.NDArray[np.float32] | None = None
         self._cell_samples = 0
-        self._reference: npt.NDArray[np.float32] | None = None
-        self._reference_acc: list[npt.NDArray[np.float32]] = []
+        # The reference view per light level: at night the same view has other edges (lamps, noise).
+        levels = len(_LIGHT_EDGES) + 1
+        self._references: list[npt.NDArray[np.float32] | None] = [None] * levels
+        self._reference_acc: list[list[npt.NDArray[np.float32]]] = [[] for _ in range(levels)]
         self._moved_since: float | None = None
 
     def _geometry(self, shape: tuple[int, int]) -> None:
@@ -113,7 +120,8 @@ class ImageHealth:
         raw["black"] = black
 
         previous, self._previous = self._previous, gray
-        raw["frozen"] = previous is not None and picture_change(previous, gray, mask) <= t.frozen_max_change
+        change = picture_change(previous, gray, mask) if previous is not None else None
+        raw["frozen"] = change is not None and change <= self._frozen_limit()
 
         healthy = not any(d.reported for d in self._debounce.values())
         baseline = self._sharpness[_light_level(m.mean)]
@@ -133,11 +141,9 @@ class ImageHealth:
         )
 
         signature = edge_signature(gray, mask)
-        moved = (
-            not black
-            and self._reference is not None
-            and view_similarity(self._reference, signature) < t.moved_similarity
-        )
+        level = _light_level(m.mean)
+        reference = self._references[level]
+        moved = not black and reference is not None and view_similarity(reference, signature) < t.moved_similarity
         raw["moved"] = moved
 
         for name, debounce in self._debounce.items():
@@ -148,7 +154,9 @@ class ImageHealth:
             if self._moved_since is None:
                 self._moved_since = now
             elif now - self._moved_since >= t.moved_accept_after_s:
-                self._reference = signature
+                # The new view becomes the reference; other light levels learn it afresh.
+                self._references = [None] * len(self._references)
+                self._references[level] = signature
                 self._debounce["moved"].reset()
                 self._moved_since = None
                 self.accepted_views += 1
@@ -156,15 +164,31 @@ class ImageHealth:
             self._moved_since = None
 
         if healthy and not any(raw.values()):
-            self._learn(m.sharpness, baseline, cells, signature)
+            self._learn(
+                change=change, sharpness=m.sharpness, baseline=baseline, cells=cells, signature=signature, level=level
+            )
+
+    def _frozen_limit(self) -> float:
+        """A stuck encoder re-quantises the same picture for a few GOPs (changes ~1), then repeats it
+        exactly (0); a live camera never drops far below its own quiet floor (sensor noise)."""
+        t = self.t
+        floor = self._change_floor.value
+        if floor is None:
+            return t.frozen_max_change
+        return max(t.frozen_max_change, min(t.frozen_change_cap, t.frozen_noise_ratio * floor))
 
     def _learn(
         self,
+        *,
+        change: float | None,
         sharpness: float,
         baseline: RobustBaseline,
         cells: npt.NDArray[np.float32],
         signature: npt.NDArray[np.float32],
+        level: int,
     ) -> None:
+        if change is not None:
+            self._change_floor.update(change)
         baseline.update(sharpness)
         if self._cells is None:
             self._cells = cells.copy()
@@ -177,17 +201,18 @@ class ImageHealth:
             self._cells[up] *= 1 + step
             self._cells[down] *= 1 - step
         self._cell_samples += 1
-        if self._reference is None:
-            self._reference_acc.append(signature)
-            if len(self._reference_acc) >= self.t.reference_samples:
-                self._reference = np.mean(self._reference_acc, axis=0).astype(np.float32)
-                self._reference_acc = []
+        if self._references[level] is None:
+            acc = self._reference_acc[level]
+            acc.append(signature)
+            if len(acc) >= self.t.reference_samples:
+                self._references[level] = np.mean(acc, axis=0).astype(np.float32)
+                acc.clear()
 
     # -- persistence: baselines survive a restart -------------------------------
 
     def state(self) -> dict[str, npt.NDArray[np.float32]] | None:
         """What was learned, as arrays (None before anything is learned)."""
-        if self._shape is None or (self._cells is None and self._reference is None):
+        if self._shape is None or (self._cells is None and all(r is None for r in self._references)):
             return None
         sharp = [b.value if b.value is not None else np.nan for b in self._sharpness]
         return {
@@ -195,7 +220,9 @@ class ImageHealth:
             "sharpness": np.array(sharp, dtype=np.float32),
             "cells": self._cells if self._cells is not None else np.zeros(0, np.float32),
             "cell_samples": np.array([self._cell_samples], dtype=np.float32),
-            "reference": self._reference if self._reference is not None else np.zeros(0, np.float32),
+            "references": np.stack(
+                [r if r is not None else np.full(SIGNATURE_SHAPE, np.nan, np.float32) for r in self._references]
+            ),
         }
 
     def load_state(self, state: dict[str, npt.NDArray[np.float32]]) -> bool:
@@ -208,8 +235,9 @@ class ImageHealth:
             if state["cells"].size:
                 self._cells = state["cells"].astype(np.float32)
                 self._cell_samples = int(state["cell_samples"][0])
-            if state["reference"].size:
-                self._reference = state["reference"].astype(np.float32)
+            for level, ref in enumerate(state["references"]):
+                if np.isfinite(ref).all():
+                    self._references[level] = ref.astype(np.float32)
         except (KeyError, IndexError, ValueError, TypeError):
             self._shape = None
             return False
