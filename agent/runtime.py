@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
+
 from agent import __version__
 from agent.clock import Clock, rfc3339
 from agent.config.model import AgentConfig, CameraConfig
@@ -51,6 +53,9 @@ class Agent:
     def __init__(self, config: AgentConfig, clock: Clock | None = None, tick_s: float = 0.25) -> None:
         self.config = config
         self.clock = clock or Clock()
+        # Image checks work on ~320 px pictures: OpenCV's thread pool costs more than it saves
+        # there, and the ward PC's few cores are shared by every camera.
+        cv2.setNumThreads(1)
         self.tick_s = tick_s
         self.started_mono = self.clock.mono()
         self.started_wall = self.clock.wall()

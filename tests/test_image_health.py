@@ -147,3 +147,24 @@ def test_learned_baselines_survive_a_restart(street: np.ndarray, tmp_path: Path)
     history = run(second, [live(turned, rng) for _ in range(6)], start=100.0)
     assert first_time(history, "moved") is not None
     assert not ImageHealth(T).load_state({"shape": np.zeros(0, np.float32)})
+
+
+def test_image_watch_saves_and_restores_baselines(
+    street: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agent.health.image_watch import ImageWatch
+
+    rng = np.random.default_rng(13)
+    state = tmp_path / "image" / "cam.npz"
+    health = ImageHealth(T)
+    run(health, [live(street, rng) for _ in range(15)])
+    ImageWatch("cam", health, state).save()
+    assert state.exists() and not list(state.parent.glob("*.tmp*"))
+    restored = ImageHealth(T)
+    ImageWatch("cam", restored, state)
+    assert restored.state() is not None
+    # A state dir that cannot be written: said once, nothing raised.
+    blocked = ImageWatch("cam", health, Path("/proc/camwatch-nope/cam.npz"))
+    blocked.save()
+    blocked.save()
+    assert sum("cannot save image baselines" in r.message for r in caplog.records) == 1

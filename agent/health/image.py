@@ -160,9 +160,12 @@ SIGNATURE_SHAPE = (45, 80)  # rows, cols of an edge signature
 
 def edge_signature(gray: Gray, mask: Mask | None = None) -> npt.NDArray[np.float32]:
     """A small, brightness-independent map of where the picture's edges are (for ``moved``)."""
-    grad = _gradient(np.asarray(cv2.GaussianBlur(gray, (0, 0), 1.5), dtype=np.uint8))
+    # Halving by area averaging smooths noise like a blur, at a quarter of the gradient's cost.
+    half = (max(8, gray.shape[1] // 2), max(8, gray.shape[0] // 2))
+    small = np.asarray(cv2.resize(gray, half, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    grad = _gradient(small)
     if mask is not None:
-        grad[mask] = 0.0
+        grad[cv2.resize(mask.astype(np.uint8), half, interpolation=cv2.INTER_NEAREST).astype(bool)] = 0.0
     size = (SIGNATURE_SHAPE[1], SIGNATURE_SHAPE[0])
     return np.asarray(cv2.resize(grad, size, interpolation=cv2.INTER_AREA), dtype=np.float32)
 
