@@ -168,3 +168,18 @@ def test_image_watch_saves_and_restores_baselines(
     blocked.save()
     blocked.save()
     assert sum("cannot save image baselines" in r.message for r in caplog.records) == 1
+
+
+def test_detail_that_only_passes_through_is_not_the_cells_own() -> None:
+    """A plain scene (a wall, night sky) with one textured object moving across it: never 'covered'."""
+    rng = np.random.default_rng(14)
+    health = ImageHealth(T)
+    frames = []
+    for i in range(40):
+        f = np.full((180, 320), 30, np.uint8)
+        x = (i * 37) % 280
+        f[60:100, x : x + 40] = rng.integers(0, 255, (40, 40), dtype=np.uint8)
+        cv2.putText(f, f"00:00:{i:02d}", (5, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 255, 2)
+        frames.append(live(f, rng))
+    history = run(health, frames)
+    assert all(not p for _, p in history), [h for h in history if h[1]]

@@ -10,6 +10,7 @@ image problem is active, so they never learn the fault.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,6 +89,7 @@ class ImageHealth:
         self._change_floor = RobustBaseline(quantile=0.1)
         self._sharpness = [RobustBaseline() for _ in range(len(_LIGHT_EDGES) + 1)]
         self._cells: npt.NDArray[np.float32] | None = None
+        self._cells_warm: list[npt.NDArray[np.float32]] = []
         self._cell_samples = 0
         # The reference view per light level: at night the same view has other edges (lamps, noise).
         levels = len(_LIGHT_EDGES) + 1
@@ -134,10 +136,7 @@ class ImageHealth:
 
         cells = cell_detail(gray, mask)
         raw["covered"] = (
-            not black
-            and self._cells is not None
-            and self._cell_samples >= 5
-            and covered_fraction(cells, self._cells) >= t.covered_cells
+            not black and self._cells is not None and covered_fraction(cells, self._cells) >= t.covered_cells
         )
 
         signature = edge_signature(gray, mask)
@@ -191,7 +190,14 @@ class ImageHealth:
             self._change_floor.update(change)
         baseline.update(sharpness)
         if self._cells is None:
-            self._cells = cells.copy()
+            # Start from the per-cell median of the first samples: detail that only passes
+            # through (a car, a ball) must not count as the cell's own.
+            self._cells_warm.append(cells)
+            if len(self._cells_warm) >= self.t.reference_samples:
+                with warnings.catch_warnings():  # masked cells are NaN in every sample
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    self._cells = np.nanmedian(np.stack(self._cells_warm), axis=0).astype(np.float32)
+                self._cells_warm = []
         else:
             # A slow median-like step per cell (robust to a passing bus).
             step = np.float32(0.05)
