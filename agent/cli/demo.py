@@ -20,11 +20,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import numpy as np
+
 from agent.cli.status import BrokerURL, RetainedView, render_table
 from agent.config import parse_config
 from agent.runtime import Agent
 from agent.sim.broker import EmbeddedBroker
-from agent.sim.clips import write_test_clip
+from agent.sim.clips import synthetic_frame, write_au_clip, write_test_clip
 from agent.sim.rtsp import RtspServer, free_port, gst_available
 
 log = logging.getLogger(__name__)
@@ -59,13 +61,30 @@ class Flapper:
         self._thread.join(2.0)
 
 
-def _cameras_with_gst(servers: list[RtspServer], flappers: list[Flapper]) -> tuple[list[dict[str, Any]], str]:
+def _scripted_clips(workdir: Path) -> dict[str, Path]:
+    """Two scripted cameras: 20 s of a moving scene, then 40 s frozen (or black), looping."""
+    fps = 10
+    moving = [synthetic_frame(i, 320, 180, fps) for i in range(20 * fps)]
+    rng = np.random.default_rng(0)
+    dark = [rng.normal(4, 1.5, (180, 320, 3)).clip(0, 255).astype(np.uint8) for _ in range(8)]
+    return {
+        "frozen": write_au_clip(workdir / "frozen.au", moving + [moving[-1]] * (40 * fps), fps=fps, gop=fps),
+        "black": write_au_clip(workdir / "black.au", moving + [dark[i % 8] for i in range(40 * fps)], fps=fps, gop=fps),
+    }
+
+
+def _cameras_with_gst(
+    servers: list[RtspServer], flappers: list[Flapper], workdir: Path
+) -> tuple[list[dict[str, Any]], str]:
     password = "demo-" + secrets.token_hex(4)
+    clips = _scripted_clips(workdir)
     main = RtspServer(
         {
             "gate": "video:640x360@15,gop=30,pattern=smpte",
             "market": "video:640x360@15,gop=30,pattern=ball",
             "speaker": "audio",
+            "yard": f"clip:{clips['frozen']},fps=10",
+            "alley": f"clip:{clips['black']},fps=10",
         },
         user="operator",
         password=password,
@@ -88,6 +107,8 @@ def _cameras_with_gst(servers: list[RtspServer], flappers: list[Flapper]) -> tup
         },
         {"id": "cam-06", "name": "Bãi xe (wrong path)", "url": main.url("channel-9")},
         {"id": "cam-07", "name": "Loa phường (audio only)", "url": main.url("speaker")},
+        {"id": "cam-08", "name": "Sân sau (picture freezes after 20 s)", "url": main.url("yard")},
+        {"id": "cam-09", "name": "Hẻm 12 (lens covered: black after 20 s)", "url": main.url("alley")},
     ]
     return cams, "local GStreamer RTSP server (Digest auth)"
 
@@ -129,7 +150,7 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:
             broker.start()
             print(f"camwatch demo: embedded MQTT broker on 127.0.0.1:{broker.port}", flush=True)
             if gst_available():
-                cams, source = _cameras_with_gst(servers, flappers)
+                cams, source = _cameras_with_gst(servers, flappers, workdir)
             else:
                 cams, source = _cameras_from_files(workdir)
             print(f"camwatch demo: {len(cams)} simulated cameras from {source}", flush=True)
