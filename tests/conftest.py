@@ -266,6 +266,8 @@ def rtsp_factory(rtsp_required: None) -> Iterator[Callable[..., RtspServer]]:
 
 
 def toml_value(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):

@@ -30,9 +30,9 @@ DEBOUNCE = {"black": 3, "frozen": 4, "blurred": 4, "covered": 3, "moved": 4}
 OBSERVE_S = 68
 
 
-def fault_clip(street: scenes.Street, fault: str) -> Iterator[np.ndarray]:
+def fault_clip(street: scenes.Street, fault: str, fault_s: float = FAULT_S) -> Iterator[np.ndarray]:
     stuck: np.ndarray | None = None
-    for t, frame in street.frames(HEALTHY_S + FAULT_S):
+    for t, frame in street.frames(HEALTHY_S + fault_s):
         if t < HEALTHY_S:
             yield street.noisy(frame)
         elif fault == "frozen":
@@ -71,6 +71,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
     for i, fault in enumerate(FAULTS):
         out[fault] = write_au_clip(d / f"{fault}.au", fault_clip(scenes.Street(seed=i), fault), fps=FPS, gop=FPS)
+    # Knocked and left so: after moved_accept_after_s the new view is accepted.
+    out["accept"] = write_au_clip(d / "accept.au", fault_clip(scenes.Street(seed=9), "moved", 50), fps=FPS, gop=FPS)
     for i, kind in enumerate(HEALTHY):
         out[kind] = write_au_clip(d / f"{kind}.au", healthy_clip(scenes.Street(seed=10 + i), kind), fps=FPS, gop=FPS)
     return out
@@ -91,7 +93,10 @@ def test_faults_are_reported_and_ordinary_scenes_are_not(
 ) -> None:
     server = rtsp_factory({name: f"clip:{path},fps={FPS}" for name, path in clips.items()})
     col = collector_factory(mosquitto.port, prefix)
-    cams = [{"id": name, "url": server.url(name)} for name in clips]
+    cams: list[dict[str, object]] = [{"id": name, "url": server.url(name)} for name in clips]
+    for cam in cams:
+        if cam["id"] == "accept":
+            cam["health"] = {"moved_accept_after_s": 10}
     health = {f"{k}_after_s": v for k, v in DEBOUNCE.items()}
     cfg = write_config(
         workdir / "ward.toml",
@@ -125,6 +130,13 @@ def test_faults_are_reported_and_ordinary_scenes_are_not(
         events = col.of(f"scn/{fault}/events")
         assert any(e["type"] == "problem_started" and e["problem"] == fault for e in events)
         assert any(e["type"] == "problem_ended" and e["problem"] == fault for e in events)
+
+    accept = col.of("scn/accept/events")
+    started = [e for e in accept if e["type"] == "problem_started" and e["problem"] == "moved"]
+    ended = [e for e in accept if e["type"] == "problem_ended" and e["problem"] == "moved"]
+    assert started and ended, accept
+    assert ended[0].get("reason") == "accepted"
+    assert 9 <= ts(ended[0]) - ts(started[0]) <= 14
 
     for kind in HEALTHY:
         healths = col.of(f"scn/{kind}/health")
