@@ -1,0 +1,140 @@
+"""The ONNX Runtime detector: a model manifest, checked weights, one session, one decoder per layout.
+
+Never downloads anything: the weights must be on disk, with the sha256 the
+manifest names. Every startup problem is a :class:`DetectorError` naming
+the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from agent.detect.decoders import Detections, decode_fastestdet, decode_yolov8, decode_yolox
+from agent.errors import DetectorError
+
+Layout = Literal["fastestdet", "yolov8", "yolox"]
+MANIFEST_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    file: str
+    sha256: str
+    layout: Layout
+    input_name: str
+    width: int
+    height: int
+    channels: Literal["bgr", "rgb"]
+    scale: float
+    classes_file: str
+    licence: str = ""
+
+
+def load_manifest(path: Path) -> Manifest:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DetectorError(f"model manifest {path}: {exc}") from None
+    try:
+        inp = raw["input"]
+        layout = raw["layout"]
+        if layout not in ("fastestdet", "yolov8", "yolox"):
+            raise DetectorError(f"model manifest {path}: unknown layout {layout!r} (fastestdet, yolov8, yolox)")
+        return Manifest(
+            name=str(raw["name"]),
+            file=str(raw["file"]),
+            sha256=str(raw["sha256"]).lower(),
+            layout=layout,
+            input_name=str(inp["name"]),
+            width=int(inp["width"]),
+            height=int(inp["height"]),
+            channels="rgb" if inp.get("channels") == "rgb" else "bgr",
+            scale=float(inp.get("scale", 255.0)),
+            classes_file=str(raw["classes_file"]),
+            licence=str(raw.get("licence", "")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DetectorError(f"model manifest {path}: missing or bad key {exc}") from None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OnnxDetector:
+    """One ONNX Runtime session (shared by all cameras; call :meth:`detect` from one thread)."""
+
+    def __init__(self, manifest: Manifest, model_dir: Path, *, threads: int = 1, min_score: float = 0.5) -> None:
+        import onnxruntime as ort
+
+        self.manifest = manifest
+        self.min_score = min_score
+        weights = model_dir / manifest.file
+        if not weights.is_file():
+            raise DetectorError(
+                f"model file {weights} not found (model {manifest.name!r}; weights are never downloaded)"
+            )
+        actual = sha256_of(weights)
+        if actual != manifest.sha256:
+            raise DetectorError(
+                f"model file {weights}: sha256 {actual} does not match the manifest's {manifest.sha256}"
+            )
+        classes_path = model_dir / manifest.classes_file
+        try:
+            self.classes = [c.strip() for c in classes_path.read_text(encoding="utf-8").splitlines() if c.strip()]
+        except OSError as exc:
+            raise DetectorError(f"class names {classes_path}: {exc.strerror or exc}") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise DetectorError(f"model file {weights} cannot be loaded: {exc}") from None
+        inputs = self.session.get_inputs()
+        expected = [1, 3, manifest.height, manifest.width]
+        if len(inputs) != 1 or inputs[0].name != manifest.input_name or list(inputs[0].shape) != expected:
+            found = [(i.name, i.shape) for i in inputs]
+            raise DetectorError(
+                f"model file {weights}: input {found}, the manifest expects {manifest.input_name} {expected}"
+            )
+        self._output_name = self.session.get_outputs()[0].name
+        # Warm-up: the first run allocates; it also proves the output fits the decoder.
+        try:
+            self.detect(np.zeros((manifest.height, manifest.width, 3), np.uint8))
+        except ValueError as exc:
+            raise DetectorError(
+                f"model file {weights}: unexpected output for layout {manifest.layout}: {exc}"
+            ) from None
+
+    def preprocess(self, bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        m = self.manifest
+        img = cv2.resize(bgr, (m.width, m.height), interpolation=cv2.INTER_LINEAR)
+        if m.channels == "rgb":
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        blob = np.asarray(img, dtype=np.float32).transpose(2, 0, 1)[np.newaxis] / np.float32(m.scale)
+        return np.ascontiguousarray(blob, dtype=np.float32)
+
+    def detect(self, bgr: npt.NDArray[np.uint8]) -> Detections:
+        """Boxes normalised to ``bgr`` (no letterbox: the frame is resized to the input)."""
+        out: Any = self.session.run([self._output_name], {self.manifest.input_name: self.preprocess(bgr)})[0]
+        output = np.asarray(out, dtype=np.float32)
+        m = self.manifest
+        if m.layout == "fastestdet":
+            return decode_fastestdet(output, self.min_score)
+        if m.layout == "yolov8":
+            return decode_yolov8(output, (m.width, m.height), self.min_score)
+        return decode_yolox(output, (m.width, m.height), min_score=self.min_score)
