@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from agent.config.model import _check_url
+from agent.config.model import check_url
 from agent.errors import CameraAuthFailed, CameraError, CameraNotFound, CameraUnreachable, NoVideo, StreamStalled
 from agent.redact import redact, register_secret
 from agent.stream.frames import Frame, FrameSampler
@@ -130,7 +130,7 @@ def _human(r: dict[str, Any]) -> str:
 
 def cmd_probe(url: str, *, snapshot: str | None, as_json: bool, seconds: float, timeout: float) -> int:
     try:
-        _check_url(url)
+        check_url(url)
     except ValueError as exc:
         print(f"camwatch probe: the URL {redact(url)} {exc}", file=sys.stderr)
         return 2

@@ -107,7 +107,7 @@ class StreamConfig(_Strict):
         return self
 
 
-def _check_url(value: str) -> str:
+def check_url(value: str) -> str:
     if any(c.isspace() for c in value):
         raise ValueError("must not contain spaces")
     parts = urlsplit(value)
@@ -145,7 +145,7 @@ class CameraConfig(_Strict):
     @field_validator("url", "detect_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_url(value)
+        return None if value is None else check_url(value)
 
     @model_validator(mode="after")
     def _creds(self) -> CameraConfig:
