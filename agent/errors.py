@@ -57,3 +57,7 @@ class NoVideo(CameraError):
 
 class DetectorError(CamwatchError):
     """The object detector could not be loaded or run."""
+
+
+class ModelNotFound(DetectorError):
+    """The model's manifest or weights are not on disk (detection stays off unless asked for)."""

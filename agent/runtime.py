@@ -19,7 +19,10 @@ import cv2
 
 from agent import __version__
 from agent.clock import Clock, rfc3339
-from agent.config.model import AgentConfig, CameraConfig
+from agent.config.model import AgentConfig, CameraConfig, DetectionConfig
+from agent.detect.detector import OnnxDetector, find_model
+from agent.detect.service import CameraDetection, DetectionService, Emitted
+from agent.errors import DetectorError, ModelNotFound
 from agent.health import HealthMachine, Thresholds, UptimeTracker
 from agent.health.image_health import ImageHealth
 from agent.health.image_watch import ImageWatch, image_thresholds
@@ -27,7 +30,7 @@ from agent.publish.mqtt import MqttPublisher
 from agent.publish.outbox import MemoryOutbox, OutMessage
 from agent.publish.payloads import agent_payload, event_payload, health_payload
 from agent.publish.topics import Topics
-from agent.stream.frames import FrameSampler
+from agent.stream.frames import FrameSampler, Tap
 from agent.stream.reader import CameraReader
 from agent.sysinfo import cpu_seconds, open_fds, rss_bytes, thread_count
 
@@ -45,8 +48,46 @@ class CameraWatch:
     machine: HealthMachine
     uptime: UptimeTracker
     image: ImageWatch | None = None
+    detection: CameraDetection | None = None
+    detect_reader: CameraReader | None = None  # only when detect_url is another stream
     last_health_at: float | None = None
     accepted_views: int = 0
+
+
+def build_detector(d: DetectionConfig) -> OnnxDetector | None:
+    """The shared detector, or None when detection is off (by config, or no model found and not asked for).
+
+    Raises :class:`DetectorError` (naming the file) when the model is there but unusable, when
+    detection was asked for (``enabled = true``) and the model is missing, or when a label is
+    not one of the model's classes.
+    """
+    if d.enabled is False:
+        return None
+    try:
+        manifest, model_dir = find_model(d.model, d.model_dir)
+    except ModelNotFound as exc:
+        if d.enabled is None and not d.required:
+            log.info("detection off: %s", exc)
+            return None
+        raise
+    # Weaker detections only keep a live track going; events need min_score.
+    detector = OnnxDetector(manifest, model_dir, threads=d.threads, min_score=round(0.6 * d.min_score, 3))
+    unknown = [label for label in d.labels if label not in detector.classes]
+    if unknown:
+        raise DetectorError(
+            f"detection.labels: {', '.join(map(repr, unknown))} not among the classes of model {manifest.name} "
+            f"({model_dir / manifest.classes_file})"
+        )
+    log.info(
+        "detection on: model %s (%s, %dx%d) from %s, %d thread(s)",
+        manifest.name,
+        manifest.layout,
+        manifest.width,
+        manifest.height,
+        model_dir,
+        d.threads,
+    )
+    return detector
 
 
 class Agent:
@@ -65,6 +106,22 @@ class Agent:
         h = config.health
         s = config.stream
         self.cameras: dict[str, CameraWatch] = {}
+        self.detection: DetectionService | None = None
+        self.detector_problem: str | None = None
+        d = config.detection
+        try:
+            detector = build_detector(d)
+        except DetectorError as exc:
+            if d.required:
+                raise
+            log.error("detection off: %s; health monitoring goes on", exc)
+            self.detector_problem = str(exc)
+            self.problems.append("detector_unavailable")
+            detector = None
+        if detector is not None:
+            self.detection = DetectionService(
+                detector, ward=config.ward, emit=self._emit, wall_of=self.clock.wall_of, queue_max=d.queue_max
+            )
         for cam in config.enabled_cameras:
             ch = cam.health.merged(h) if cam.health else h
             image: ImageWatch | None = None
@@ -90,17 +147,19 @@ class Agent:
                 backoff_initial_s=s.backoff_initial_s,
                 backoff_max_s=s.backoff_max_s,
                 fps_window_s=h.fps_window_s,
-                sampler=FrameSampler(interval_s=ch.image_check_interval_s, enabled=image is not None),
-                sinks=[image.on_frame] if image is not None else [],
+                taps=[Tap(FrameSampler(interval_s=ch.image_check_interval_s), image.on_frame)] if image else [],
                 clock=self.clock.mono,
             )
-            self.cameras[cam.id] = CameraWatch(
+            watch = CameraWatch(
                 cam,
                 reader,
                 HealthMachine(thresholds, self.started_mono),
                 UptimeTracker(h.uptime_window_s, self.started_mono),
                 image,
             )
+            if self.detection is not None and cam.detection:
+                self._add_detection(watch)
+            self.cameras[cam.id] = watch
         self.outbox = MemoryOutbox(config.mqtt.queue_max)
         self.publisher = MqttPublisher(
             config.mqtt,
@@ -115,6 +174,55 @@ class Agent:
         self._last_saved_at = self.started_mono
         self._announced_problems: list[str] = []
         self._last_cpu = (self.started_mono, cpu_seconds())
+
+    def _add_detection(self, watch: CameraWatch) -> None:
+        assert self.detection is not None
+        d, s, cam = self.config.detection, self.config.stream, watch.config
+        watch.detection = self.detection.add_camera(
+            cam.id,
+            labels=d.labels,
+            min_score=d.min_score,
+            min_hits=d.min_hits,
+            lost_after_s=d.lost_after_s,
+            motion_min_area=d.motion_min_area,
+            max_events_per_min=d.max_events_per_min,
+            zones=dict(cam.zones),
+            masks=cam.masks,
+            now=self.started_mono,
+        )
+        interval = 1.0 / d.detect_fps
+        if cam.detection_url == cam.stream_url:
+            watch.reader.add_sink(watch.detection.on_frame, interval)
+            return
+        # The substream: its own connection, read only for detection (health comes from url).
+        watch.detect_reader = CameraReader(
+            f"{cam.id} (detect_url)",
+            cam.detection_url,
+            transport=cam.transport or s.transport,
+            open_timeout_s=s.open_timeout_s,
+            read_timeout_s=s.read_timeout_s,
+            backoff_initial_s=s.backoff_initial_s,
+            backoff_max_s=s.backoff_max_s,
+            taps=[Tap(FrameSampler(interval_s=interval), watch.detection.on_frame)],
+            clock=self.clock.mono,
+        )
+
+    def _emit(self, item: Emitted) -> None:
+        """Detection output (detector thread) into the outbox: the snapshot goes before its event."""
+        if item.kind == "snapshot":
+            topic = self.topics.snapshot(item.camera, item.event_id)
+            self.publisher.send(OutMessage(topic, item.payload, "snapshot", item.camera, queued_at=self.clock.mono()))
+        else:
+            topic = self.topics.events(item.camera)
+            self.publisher.send(OutMessage(topic, item.payload, "detection", item.camera, queued_at=self.clock.mono()))
+
+    def _readers(self) -> list[CameraReader]:
+        out = []
+        for watch in self.cameras.values():
+            out.append(watch.reader)
+            if watch.detect_reader is not None:
+                out.append(watch.detect_reader)
+        return out
 
     # -- status payloads ------------------------------------------------------
 
@@ -165,8 +273,10 @@ class Agent:
             self.config.mqtt.port,
         )
         self.publisher.start()
-        for watch in self.cameras.values():
-            watch.reader.start()
+        if self.detection is not None:
+            self.detection.start()
+        for reader in self._readers():
+            reader.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -175,11 +285,13 @@ class Agent:
                     log.exception("health loop failed; continuing")
                 self._stop.wait(self.tick_s)
         finally:
-            for watch in self.cameras.values():
-                watch.reader.stop()
+            for reader in self._readers():
+                reader.stop()
+            if self.detection is not None:
+                self.detection.stop()
             self.publisher.stop(final_status=self._status("offline", reason="shutdown"))
-            for watch in self.cameras.values():
-                watch.reader.join(timeout=0.5)
+            for reader in self._readers():
+                reader.join(timeout=0.5)
             self._save_baselines()
             log.info("camwatch agent stopped")
 
@@ -195,6 +307,8 @@ class Agent:
         if now - self._last_saved_at >= BASELINE_SAVE_S:
             self._save_baselines()
             self._last_saved_at = now
+        if self.detection is not None:
+            self.detection.expire(now)
         for cam_id, watch in self.cameras.items():
             snap = watch.reader.stats.snapshot(now)
             image_problems = watch.image.problems() if watch.image is not None else ()
@@ -260,7 +374,7 @@ class Agent:
         last_t, last_cpu = self._last_cpu
         cpu_percent = 100.0 * (cpu - last_cpu) / (now - last_t) if now > last_t else None
         self._last_cpu = (now, cpu)
-        cameras = {}
+        cameras: dict[str, dict[str, Any]] = {}
         for cam_id, watch in self.cameras.items():
             snap = watch.reader.stats.snapshot(now)
             cameras[cam_id] = {
@@ -273,6 +387,8 @@ class Agent:
                 "frames_sampled": snap.frames_sampled,
                 "samples_skipped": watch.image.skipped if watch.image is not None else 0,
             }
+            if watch.detection is not None:
+                cameras[cam_id]["detection"] = watch.detection.stats()
         return {
             "schema": "camwatch.stats/1",
             "ward": self.config.ward,
@@ -287,4 +403,18 @@ class Agent:
             "fds": open_fds(),
             "outbox": self.outbox.counts(),
             "cameras": cameras,
+            "detector": self._detector_stats(),
+        }
+
+    def _detector_stats(self) -> dict[str, Any] | None:
+        service = self.detection
+        if service is None:
+            return {"problem": self.detector_problem} if self.detector_problem else None
+        inferences = sum(c.inferences for c in service.cameras.values())
+        return {
+            "model": self.config.detection.model,
+            "queue": len(service.queue),
+            "queue_max": service.queue.maxlen,
+            "inference_ms": round(1000 * service.inference_s / inferences, 2) if inferences else None,
+            "problem": None,
         }

@@ -47,7 +47,7 @@ def rss_mb() -> float:
 def child_camwatch(url: str, n: int, seconds: float) -> dict[str, float]:
     import av  # noqa: F401 - load the libraries before the RSS baseline
 
-    from agent.stream.frames import Frame, FrameSampler
+    from agent.stream.frames import Frame, FrameSampler, Tap
     from agent.stream.reader import CameraReader
 
     base_rss = rss_mb()
@@ -57,7 +57,7 @@ def child_camwatch(url: str, n: int, seconds: float) -> dict[str, float]:
         frame.bgr()
         sampled[0] += 1
 
-    readers = [CameraReader(f"c{i}", url, sampler=FrameSampler(interval_s=2.0), sinks=[sink]) for i in range(n)]
+    readers = [CameraReader(f"c{i}", url, taps=[Tap(FrameSampler(interval_s=2.0), sink)]) for i in range(n)]
     for r in readers:
         r.start()
     time.sleep(WARMUP_S)

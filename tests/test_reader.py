@@ -12,7 +12,7 @@ import pytest
 from agent.errors import CameraAuthFailed, CameraError
 from agent.sim.clips import write_test_clip
 from agent.sim.rtsp import RtspServer
-from agent.stream.frames import Frame, FrameSampler
+from agent.stream.frames import Frame, FrameSampler, Tap
 from agent.stream.reader import CameraReader
 from agent.stream.source import open_stream
 from tests.conftest import CAM_PASSWORD, wait_until
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def run_reader(url: str, seconds: float, interval_s: float) -> tuple[list[Frame], CameraReader]:
     frames: list[Frame] = []
-    reader = CameraReader("t", url, sampler=FrameSampler(interval_s=interval_s), sinks=[frames.append])
+    reader = CameraReader("t", url, taps=[Tap(FrameSampler(interval_s=interval_s), frames.append)])
     reader.start()
     try:
         time.sleep(seconds)

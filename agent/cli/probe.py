@@ -11,7 +11,7 @@ from typing import Any
 from agent.config.model import check_url
 from agent.errors import CameraAuthFailed, CameraError, CameraNotFound, CameraUnreachable, NoVideo, StreamStalled
 from agent.redact import redact, register_secret
-from agent.stream.frames import Frame, FrameSampler
+from agent.stream.frames import Frame, FrameSampler, Tap
 from agent.stream.reader import CameraReader
 
 HINTS: dict[str, str] = {
@@ -38,8 +38,7 @@ def probe(url: str, *, seconds: float = 5.0, timeout: float = 10.0, snapshot: st
         backoff_initial_s=60.0,
         backoff_max_s=60.0,
         fps_window_s=max(1.0, seconds),
-        sampler=FrameSampler(interval_s=0.5),
-        sinks=[sink],
+        taps=[Tap(FrameSampler(interval_s=0.5), sink)],
     )
     result: dict[str, Any] = {"url": redact(url), "ok": False}
     reader.start()

@@ -91,6 +91,35 @@ class CameraHealthConfig(_Strict):
 
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+PolygonConfig = Annotated[list[Point], Field(min_length=3)]
+
+WATCHED_LABELS = ("person", "bicycle", "car", "motorbike", "bus", "truck")
+
+
+class DetectionConfig(_Strict):
+    enabled: bool | None = Field(
+        None, description="run detection; unset = on when the model's weights are found, off (logged) when not"
+    )
+    required: bool = Field(False, description="refuse to start when the detector cannot run (else health goes on)")
+    model: Id = Field("fastestdet", description="model manifest name (models/<name>.toml)")
+    model_dir: Path | None = Field(
+        None, description="directory with the weights (and optionally manifests); default: models/, ../shared/models"
+    )
+    threads: int = Field(1, ge=1, le=16, description="ONNX Runtime intra-op threads of the one shared session")
+    detect_fps: float = Field(2.0, gt=0, le=15, description="frames per second per camera looked at")
+    labels: list[str] = Field(
+        default_factory=lambda: list(WATCHED_LABELS), min_length=1, description="classes that make events"
+    )
+    min_score: float = Field(0.5, gt=0, lt=1, description="detections below this score are ignored")
+    min_hits: int = Field(2, ge=1, le=100, description="sightings before a track becomes detection_started")
+    lost_after_s: float = Field(3.0, gt=0, le=3600, description="a track not seen this long ends (detection_ended)")
+    motion_min_area: float = Field(
+        0.002, ge=0, le=1, description="share of the unmasked picture that must change to run the detector"
+    )
+    queue_max: int = Field(16, ge=1, le=1000, description="frames waiting for the detector; the oldest are dropped")
+    max_events_per_min: int = Field(
+        20, ge=1, le=6000, description="per camera: detection_started events beyond this are suppressed (counted)"
+    )
 
 
 class StreamConfig(_Strict):
@@ -138,8 +167,13 @@ class CameraConfig(_Strict):
     offline_after_s: float | None = Field(None, gt=0, le=3600, description="per-camera override")
     transport: Literal["tcp", "udp"] | None = Field(None, description="per-camera RTSP transport override")
     health: CameraHealthConfig | None = Field(None, description="per-camera image-check overrides")
-    masks: list[Annotated[list[Point], Field(min_length=3)]] = Field(
-        default_factory=list, description="polygons [[x, y], ...] in 0..1 excluded from image checks (clock, sky)"
+    masks: list[PolygonConfig] = Field(
+        default_factory=list,
+        description="polygons [[x, y], ...] in 0..1 left out of image checks, motion and detection (clock, sky)",
+    )
+    detection: bool = Field(True, description="run detection on this camera (when [detection] is on)")
+    zones: dict[Id, PolygonConfig] = Field(
+        default_factory=dict, description="named polygons; events name the zones an object stands in"
     )
 
     @field_validator("url", "detect_url")
@@ -184,6 +218,7 @@ class AgentConfig(_Strict):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=2000, description="the ward's cameras")
 
     @field_validator("cameras")

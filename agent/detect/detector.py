@@ -18,10 +18,13 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.detect.decoders import Detections, decode_fastestdet, decode_yolov8, decode_yolox
-from agent.errors import DetectorError
+from agent.errors import DetectorError, ModelNotFound
 
 Layout = Literal["fastestdet", "yolov8", "yolox"]
 MANIFEST_DIR = Path(__file__).resolve().parents[2] / "models"
+# Where weights are looked for when [detection] model_dir is not set: this
+# checkout's models/ and the shared models/ beside it (never downloaded).
+DEFAULT_MODEL_DIRS = (MANIFEST_DIR, MANIFEST_DIR.parent.parent / "shared" / "models")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,33 @@ def load_manifest(path: Path) -> Manifest:
         raise DetectorError(f"model manifest {path}: missing or bad key {exc}") from None
 
 
+def find_model(name: str, model_dir: Path | None = None) -> tuple[Manifest, Path]:
+    """The manifest ``<name>.toml`` and the directory holding its weights.
+
+    With ``model_dir`` set, weights must be there (a manifest there wins over
+    the built-in one); otherwise the default places are searched in order.
+    """
+    dirs = [model_dir] if model_dir is not None else list(DEFAULT_MODEL_DIRS)
+    manifest_path = next(
+        (d / f"{name}.toml" for d in (*dirs, MANIFEST_DIR) if (d / f"{name}.toml").is_file()),
+        None,
+    )
+    if manifest_path is None:
+        known = sorted(p.stem for p in MANIFEST_DIR.glob("*.toml"))
+        raise ModelNotFound(
+            f"model manifest {name}.toml not found in {', '.join(str(d) for d in dirs)}"
+            + (f" (built-in: {', '.join(known)})" if known else "")
+        )
+    manifest = load_manifest(manifest_path)
+    for d in dirs:
+        if (d / manifest.file).is_file():
+            return manifest, d
+    raise ModelNotFound(
+        f"model file {manifest.file} not found in {', '.join(str(d) for d in dirs)} "
+        "(weights are never downloaded: copy them there, or set [detection] model_dir)"
+    )
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -84,7 +114,7 @@ class OnnxDetector:
         self.min_score = min_score
         weights = model_dir / manifest.file
         if not weights.is_file():
-            raise DetectorError(
+            raise ModelNotFound(
                 f"model file {weights} not found (model {manifest.name!r}; weights are never downloaded)"
             )
         actual = sha256_of(weights)

@@ -1,4 +1,4 @@
-"""A light IoU tracker: one event per object, not one per frame.
+"""A light tracker: one event per object, not one per frame.
 
 A track of a watched class becomes an event (``detection_started``) once it
 was seen in ``min_hits`` samples inside a zone (anywhere if the camera has
@@ -16,13 +16,45 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from agent.detect.decoders import Detections, iou
+from agent.detect.decoders import Detections
 from agent.health.image import Polygon
 
 
 def point_in_polygon(x: float, y: float, polygon: Polygon) -> bool:
     contour = np.array(polygon, dtype=np.float32).reshape(-1, 1, 2)
     return bool(cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0)
+
+
+Box = tuple[float, float, float, float]
+
+
+def _centre(b: Box) -> tuple[float, float]:
+    return (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+
+
+def match_cost(track_box: Box, box: Box) -> float | None:
+    """How far ``box`` is from a track's predicted box, in units of the track's size (None: no match).
+
+    Overlap alone fails at 2 fps: a person walking across the view near the
+    camera moves half a body width between samples. So a detection matches
+    when its centre is within 0.8 of the track's larger side from the
+    prediction and its size is similar (within 2x).
+    """
+    tw, th = track_box[2] - track_box[0], track_box[3] - track_box[1]
+    w, h = box[2] - box[0], box[3] - box[1]
+    if min(tw, th, w, h) <= 0 or not (0.5 <= w / tw <= 2.0 and 0.5 <= h / th <= 2.0):
+        return None
+    (tx, ty), (x, y) = _centre(track_box), _centre(box)
+    distance = ((tx - x) ** 2 + (ty - y) ** 2) ** 0.5 / max(tw, th)
+    return distance if distance <= 0.8 else None
+
+
+def _inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Share of box ``a``'s area that lies inside box ``b``."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return max(0.0, w) * max(0.0, h) / area if area > 0 else 1.0
 
 
 @dataclass
@@ -39,6 +71,25 @@ class Track:
     best_score: float = 0.0
     best_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     best_at: float = 0.0
+    velocity: tuple[float, float] = (0.0, 0.0)  # of the box centre, normalised units per second
+
+    def predicted(self, now: float) -> Box:
+        """Where the box should be at ``now`` if the object kept going."""
+        dt = min(now - self.last_seen, 2.0)
+        dx, dy = self.velocity[0] * dt, self.velocity[1] * dt
+        b = self.box
+        return (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
+
+    def observe(self, box: Box, score: float, now: float) -> None:
+        dt = now - self.last_seen
+        if dt > 0:
+            (ox, oy), (nx, ny) = _centre(self.box), _centre(box)
+            v = ((nx - ox) / dt, (ny - oy) / dt)
+            # Smoothed, so one jittery box does not throw the prediction off.
+            seen_once = self.velocity == (0.0, 0.0) and self.hits <= 1
+            a = 1.0 if seen_once else 0.5
+            self.velocity = (a * v[0] + (1 - a) * self.velocity[0], a * v[1] + (1 - a) * self.velocity[1])
+        self.box, self.score, self.last_seen = box, score, now
 
 
 @dataclass(frozen=True)
@@ -49,15 +100,25 @@ class TrackEvent:
 
 @dataclass
 class Tracker:
+    """Matches each sample's detections to live tracks (greedy, best score first, nearest predicted box).
+
+    Detections at ``min_score`` or above start tracks and count as hits;
+    weaker ones (down to ``keep_score``) only keep a matching track alive, so
+    a person half hidden for a moment stays one track (one event).
+    """
+
     labels: Sequence[str]  # class index -> name
     watched: frozenset[str] = frozenset({"person", "bicycle", "car", "motorbike", "bus", "truck"})
     min_hits: int = 2
     min_score: float = 0.5
+    keep_score: float | None = None  # default: 0.6 x min_score
     lost_after_s: float = 3.0
-    iou_match: float = 0.3
+    part_of: float = 0.7  # share of a box inside a stronger same-class box that makes it a part
+    max_tracks: int = 32  # per camera: bounds memory in a crowd (further objects are not tracked)
     zones: dict[str, Polygon] = field(default_factory=dict)
     masks: Sequence[Polygon] = ()
     tracks: list[Track] = field(default_factory=list)
+    untracked: int = 0  # detections ignored because max_tracks were alive
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def _zones_of(self, box: tuple[float, float, float, float]) -> tuple[str, ...]:
@@ -73,37 +134,61 @@ class Tracker:
         return bool(self.tracks)
 
     def update(self, det: Detections, now: float) -> list[TrackEvent]:
+        """Take one sample's detections; returns tracks that started or ended."""
         events: list[TrackEvent] = []
+        keep_score = self.keep_score if self.keep_score is not None else 0.6 * self.min_score
         unmatched = list(range(len(self.tracks)))
+        taken: list[tuple[str, tuple[float, float, float, float]]] = []  # boxes used in this sample
         for i in np.argsort(-det.scores):
             label = self.labels[int(det.classes[i])] if int(det.classes[i]) < len(self.labels) else "?"
             score = float(det.scores[i])
             b = det.boxes[i]
             box = (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
-            if label not in self.watched or score < self.min_score or self._masked(box):
+            if label not in self.watched or score < keep_score or self._masked(box):
                 continue
-            candidates = [j for j in unmatched if self.tracks[j].label == label]
-            best_j, best_iou = None, self.iou_match
-            for j in candidates:
-                overlap = float(iou(np.array(self.tracks[j].box, np.float32), np.array([box], np.float32))[0])
-                if overlap >= best_iou:
-                    best_j, best_iou = j, overlap
+            # A weaker box mostly inside a stronger one of the same class is a part of it
+            # (a torso, a head): not a second object.
+            if any(lbl == label and _inside(box, other) >= self.part_of for lbl, other in taken):
+                continue
+            taken.append((label, box))
+            best_j, best_cost = None, float("inf")
+            for j in unmatched:
+                if self.tracks[j].label != label:
+                    continue
+                cost = match_cost(self.tracks[j].predicted(now), box)
+                if cost is not None and cost < best_cost:
+                    best_j, best_cost = j, cost
+            strong = score >= self.min_score
             if best_j is None:
+                if not strong:
+                    continue
+                if len(self.tracks) >= self.max_tracks:
+                    self.untracked += 1
+                    continue
                 track = Track(next(self._ids), label, box, score, now, now)
                 self.tracks.append(track)
             else:
                 unmatched.remove(best_j)
                 track = self.tracks[best_j]
-                track.box, track.score, track.last_seen = box, score, now
-                track.hits += 1
+                track.observe(box, score, now)
+                if strong:
+                    track.hits += 1
             if score > track.best_score:
                 track.best_score, track.best_box, track.best_at = score, track.box, now
             zones = self._zones_of(track.box)
             in_zone = bool(zones) or not self.zones
-            if not track.started and track.hits >= self.min_hits and in_zone:
+            if track.started:
+                track.zones = tuple(dict.fromkeys((*track.zones, *zones)))  # every zone it was in
+            elif track.hits >= self.min_hits and in_zone:
                 track.started = True
                 track.zones = zones
                 events.append(TrackEvent("detection_started", track))
+        events.extend(self.expire(now))
+        return events
+
+    def expire(self, now: float) -> list[TrackEvent]:
+        """End the tracks not seen for ``lost_after_s`` (also called when no frames come)."""
+        events: list[TrackEvent] = []
         for track in list(self.tracks):
             if now - track.last_seen >= self.lost_after_s:
                 self.tracks.remove(track)

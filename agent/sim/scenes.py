@@ -21,6 +21,24 @@ Image = npt.NDArray[np.uint8]
 DEFAULT_TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
 
 
+class SensorNoise:
+    """Sensor noise: a bank of Gaussian fields, each used at a random offset (fast, never repeating)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self._banks: dict[tuple[float, tuple[int, ...]], npt.NDArray[np.int16]] = {}
+
+    def noisy(self, frame: Image, sigma: float = 2.0) -> Image:
+        bank = self._banks.get((sigma, frame.shape))
+        if bank is None:
+            bank = self.rng.normal(0, sigma, (8, *frame.shape)).round().astype(np.int16)
+            self._banks[(sigma, frame.shape)] = bank
+        k = int(self.rng.integers(len(bank)))
+        shift = (int(self.rng.integers(frame.shape[0])), int(self.rng.integers(frame.shape[1])))
+        noise = np.roll(bank[k], shift, axis=(0, 1))
+        return np.asarray((frame.astype(np.int16) + noise).clip(0, 255), dtype=np.uint8)
+
+
 class Street:
     """A street-like scene of ``width`` x ``height`` at ``fps``; frames are BGR uint8."""
 
@@ -29,7 +47,7 @@ class Street:
     ) -> None:
         self.w, self.h, self.fps = width, height, fps
         self.rng = np.random.default_rng(seed)
-        self._noise: dict[float, npt.NDArray[np.int16]] = {}
+        self._sensor = SensorNoise(self.rng)
         coffee = cv2.imread(str(testdata / "coffee.png"))
         chelsea = cv2.imread(str(testdata / "chelsea.png"))
         astronaut = cv2.imread(str(testdata / "astronaut.png"))
@@ -68,15 +86,7 @@ class Street:
         return frame
 
     def noisy(self, frame: Image, sigma: float = 2.0) -> Image:
-        """Sensor noise: a bank of Gaussian fields, each used at a random offset (fast, never repeating)."""
-        bank = self._noise.get(sigma)
-        if bank is None:
-            bank = self.rng.normal(0, sigma, (8, *frame.shape)).round().astype(np.int16)
-            self._noise[sigma] = bank
-        k = int(self.rng.integers(len(bank)))
-        shift = (int(self.rng.integers(frame.shape[0])), int(self.rng.integers(frame.shape[1])))
-        noise = np.roll(bank[k], shift, axis=(0, 1))
-        return np.asarray((frame.astype(np.int16) + noise).clip(0, 255), dtype=np.uint8)
+        return self._sensor.noisy(frame, sigma)
 
     def frames(self, seconds: float, start: float = 0.0) -> Iterator[tuple[float, Image]]:
         for i in range(int(seconds * self.fps)):
@@ -147,3 +157,163 @@ def exposure_jump(street: Street, frame: Image, t: float, at: float) -> Image:
     if t >= at:
         frame = np.asarray(cv2.convertScaleAbs(frame, alpha=1.4, beta=25), dtype=np.uint8)
     return street.noisy(frame)
+
+
+# -- detection scenes ----------------------------------------------------------------
+
+
+def street_background(width: int, height: int, seed: int = 0) -> Image:
+    """A street drawn from primitives: sky, house fronts with windows, pavement, a road with markings.
+
+    Unlike the photo collage of :class:`Street` it holds nothing a COCO detector
+    takes for a person or a vehicle, so detection tests know what is in the view.
+    """
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width, 3), np.uint8)
+    horizon = int(height * 0.55)
+    k = np.linspace(0, 1, horizon)[:, None]
+    img[:horizon] = np.stack([200 - 40 * k, 170 - 20 * k, 140 - 10 * k], axis=-1).astype(np.uint8)
+    x = 0
+    while x < width:
+        bw = int(rng.integers(width // 10, width // 4))
+        bh = int(rng.integers(height // 5, horizon - 5))
+        colour = tuple(int(c) for c in rng.integers(70, 190, 3))
+        cv2.rectangle(img, (x, horizon - bh), (x + bw, horizon), colour, -1)
+        for wy in range(horizon - bh + 8, horizon - 12, 18):
+            for wx in range(x + 6, x + bw - 10, 16):
+                lit = rng.random() >= 0.7
+                cv2.rectangle(img, (wx, wy), (wx + 8, wy + 10), (150, 200, 220) if lit else (60, 60, 50), -1)
+        x += bw + int(rng.integers(0, 6))
+    img[horizon : int(height * 0.68)] = (150, 155, 160)  # pavement
+    img[int(height * 0.68) :] = (85, 85, 90)  # road
+    for lx in range(0, width, max(1, width // 8)):
+        cv2.rectangle(img, (lx, int(height * 0.84)), (lx + width // 16, int(height * 0.86)), (220, 220, 220), -1)
+    texture = rng.normal(0, 6, (height, width, 1))
+    return np.asarray(np.clip(img + texture, 0, 255), dtype=np.uint8)
+
+
+def person_cutout(testdata: Path, height: int) -> Image:
+    """The astronaut (a person, upper body) cut from astronaut.png, ``height`` px tall."""
+    astronaut = cv2.imread(str(testdata / "astronaut.png"))
+    if astronaut is None:
+        raise FileNotFoundError(f"astronaut.png not found in {testdata}")
+    crop = astronaut[20:512, 90:430]
+    return np.asarray(cv2.resize(crop, (round(height * crop.shape[1] / crop.shape[0]), height)), dtype=np.uint8)
+
+
+STAMP_BITS = 12
+STAMP_CELL = 8  # px: the frame-number stamp is a row of 12 black/white 8x8 squares at the top left
+
+
+def stamp(frame: Image, number: int) -> None:
+    """Paint ``number`` (mod 4096) as squares at the top left: a benchmark reads it back after decoding."""
+    for bit in range(STAMP_BITS):
+        on = (number >> bit) & 1
+        x = bit * STAMP_CELL
+        frame[0:STAMP_CELL, x : x + STAMP_CELL] = 255 if on else 0
+
+
+def read_stamp(gray: npt.NDArray[np.uint8]) -> int:
+    """The number :func:`stamp` painted (from a full-size decoded luma plane)."""
+    number = 0
+    for bit in range(STAMP_BITS):
+        x = bit * STAMP_CELL
+        if gray[2 : STAMP_CELL - 2, x + 2 : x + STAMP_CELL - 2].mean() > 128:
+            number |= 1 << bit
+    return number
+
+
+class WalkThrough:
+    """One person walks across an empty street once; then the street is empty again.
+
+    Frame ``i`` at ``fps``: the person's left edge enters at ``enter_at`` s and
+    the person has left the view ``cross_s`` later. :meth:`truth` gives the
+    person's true normalised box (None when not in view).
+    """
+
+    def __init__(
+        self,
+        testdata: Path = DEFAULT_TESTDATA,
+        *,
+        width: int = 640,
+        height: int = 360,
+        fps: int = 10,
+        enter_at: float = 3.0,
+        cross_s: float = 6.0,
+        length_s: float = 14.0,
+        person_height: float = 0.5,
+        seed: int = 0,
+        stamped: bool = False,
+    ) -> None:
+        self.w, self.h, self.fps = width, height, fps
+        self.enter_at, self.cross_s, self.length_s = enter_at, cross_s, length_s
+        self.background = street_background(width, height, seed)
+        self.person = person_cutout(testdata, int(height * person_height))
+        self.top = int(height * 0.7) - self.person.shape[0]  # feet on the pavement's edge
+        self.noise = SensorNoise(np.random.default_rng(seed + 1))
+        self.stamped = stamped
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.length_s * self.fps)
+
+    def _x(self, t: float) -> int | None:
+        if not self.enter_at <= t < self.enter_at + self.cross_s:
+            return None
+        pw = int(self.person.shape[1])
+        return round((t - self.enter_at) / self.cross_s * (self.w + pw)) - pw
+
+    @property
+    def fully_in_view_s(self) -> tuple[float, float]:
+        """From when to when the whole person is in view (s into the clip)."""
+        pw = self.person.shape[1]
+        speed = (self.w + pw) / self.cross_s
+        return self.enter_at + pw / speed, self.enter_at + self.w / speed
+
+    def truth(self, t: float) -> tuple[float, float, float, float] | None:
+        x = self._x(t)
+        if x is None:
+            return None
+        pw, ph = self.person.shape[1], self.person.shape[0]
+        x0, x1 = max(0, x), min(self.w, x + pw)
+        if x1 <= x0:
+            return None
+        return x0 / self.w, self.top / self.h, x1 / self.w, (self.top + ph) / self.h
+
+    def frame(self, i: int) -> Image:
+        t = i / self.fps
+        out = self.background.copy()
+        x = self._x(t)
+        if x is not None:
+            Street._paste(out, self.person, x, self.top)
+        out = self.noise.noisy(out, 2.0)
+        if self.stamped:
+            stamp(out, i)
+        return out
+
+    def frames(self) -> Iterator[Image]:
+        for i in range(self.frame_count):
+            yield self.frame(i)
+
+
+def swaying_street(
+    width: int = 640, height: int = 360, fps: int = 10, seconds: float = 12.0, seed: int = 0
+) -> Iterator[Image]:
+    """No one there: trees sway in the wind, a flag flutters, the sensor is noisy. No detection may come of it."""
+    rng = np.random.default_rng(seed)
+    background = street_background(width, height, seed)
+    noise = SensorNoise(rng)
+    leaves = np.asarray(rng.integers(20, 120, (height // 3, width // 6, 3)), dtype=np.uint8)
+    leaves[..., 1] = np.clip(leaves[..., 1].astype(np.int16) + 60, 0, 255).astype(np.uint8)  # greenish
+    leaves = np.asarray(cv2.GaussianBlur(leaves, (5, 5), 0), dtype=np.uint8)
+    for i in range(int(seconds * fps)):
+        t = i / fps
+        out = background.copy()
+        for k, x in enumerate((width // 10, width * 3 // 5)):
+            sway = int(10 * np.sin(2 * np.pi * 0.4 * t + k))
+            Street._paste(out, leaves, x + sway, height // 6)
+        flag_h = height // 12
+        wave = (np.sin(np.linspace(0, 3 * np.pi, width // 8) + 6 * t) * 4).astype(int)
+        for col, dy in enumerate(wave):
+            out[height // 10 + dy : height // 10 + dy + flag_h, width * 4 // 5 + col] = (40, 40, 200)
+        yield noise.noisy(out, 3.0)

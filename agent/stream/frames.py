@@ -1,10 +1,12 @@
 """The frame-sampling hook: which packets get decoded, and what consumers get.
 
-Liveness comes from packets; decoding is what costs. By default only
-keyframes are decoded (one per GOP) and at most one frame per
-``interval_s`` is handed to the sinks. A camera whose GOP is longer than the
-wanted interval (a "smart codec" with 4-10 s GOPs) falls back to decoding
-every packet and handing over one frame per interval.
+Liveness comes from packets; decoding is what costs. Each consumer (a
+:class:`Tap`) has its own sampler: by default only keyframes are decoded
+(one per GOP) and at most one frame per ``interval_s`` is handed over. A
+consumer whose interval is shorter than the GOP (detection at 2 fps, or a
+"smart codec" with 4-10 s GOPs) falls back to decoding every packet from a
+keyframe on and handing over one frame per interval. The reader decodes a
+frame when any tap needs it and hands it only to the taps it is due for.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class FrameSampler:
     enabled: bool = True
     long_gop_factor: float = 1.5
     _last_delivered: float | None = None
+    _next_due: float | None = None
     _synced: bool = False
 
     def long_gop(self, gop_s: float | None) -> bool:
@@ -98,7 +101,11 @@ class FrameSampler:
             self._synced = True
         if not self._synced:
             return Decode.SKIP
-        if self._last_delivered is None or now - self._last_delivered >= self.interval_s:
+        scheduled = self._next_due
+        if scheduled is None or now >= scheduled:
+            # Keep to the schedule (frames arrive in steps of 1/fps), but never bunch up after a gap.
+            on_time = scheduled is not None and now - scheduled < self.interval_s
+            self._next_due = scheduled + self.interval_s if scheduled is not None and on_time else now + self.interval_s
             self._last_delivered = now
             return Decode.DELIVER
         return Decode.DECODE
@@ -106,3 +113,16 @@ class FrameSampler:
     def reset(self) -> None:
         """A new connection: the decoder starts over at the next keyframe."""
         self._synced = False
+
+
+@dataclass
+class Tap:
+    """One frame consumer and its own sampling rate (image checks every 2 s, detection at 2 fps...)."""
+
+    sampler: FrameSampler
+    sink: FrameSink
+
+
+def combine(decisions: list[Decode]) -> Decode:
+    """What the decoder must do for a frame several taps judged differently."""
+    return max(decisions, key=lambda d: d.value, default=Decode.SKIP)

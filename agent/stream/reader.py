@@ -20,7 +20,7 @@ import av.error
 from agent.errors import CameraError, StreamStalled
 from agent.redact import redact
 from agent.stream.backoff import Backoff
-from agent.stream.frames import Decode, Frame, FrameSampler, FrameSink
+from agent.stream.frames import Decode, Frame, FrameSampler, FrameSink, Tap, combine
 from agent.stream.source import OpenedStream, classify, open_stream
 from agent.stream.stats import StreamSnapshot, StreamStats
 
@@ -45,8 +45,7 @@ class CameraReader:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 30.0,
         fps_window_s: float = 5.0,
-        sampler: FrameSampler | None = None,
-        sinks: Sequence[FrameSink] = (),
+        taps: Sequence[Tap] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.camera_id = camera_id
@@ -55,8 +54,7 @@ class CameraReader:
         self._open_timeout = open_timeout_s
         self._read_timeout = read_timeout_s
         self._backoff = Backoff(backoff_initial_s, backoff_max_s)
-        self._sampler = sampler or FrameSampler(enabled=bool(sinks))
-        self._sinks = list(sinks)
+        self._taps = list(taps)
         self._clock = clock
         self.stats = StreamStats(window_s=fps_window_s)
         self._stop = threading.Event()
@@ -77,10 +75,9 @@ class CameraReader:
             return not self._thread.is_alive()
         return True
 
-    def add_sink(self, sink: FrameSink) -> None:
-        """Register a frame consumer (before :meth:`start`)."""
-        self._sinks.append(sink)
-        self._sampler.enabled = True
+    def add_sink(self, sink: FrameSink, interval_s: float) -> None:
+        """Register a frame consumer wanting a frame every ``interval_s`` (before :meth:`start`)."""
+        self._taps.append(Tap(FrameSampler(interval_s=interval_s), sink))
 
     def snapshot(self) -> StreamSnapshot:
         return self.stats.snapshot(self._clock())
@@ -138,8 +135,9 @@ class CameraReader:
         """Demux until the stream ends, fails or the reader is stopped."""
         stats = self.stats
         clock = self._clock
-        sampler = self._sampler
-        sampler.reset()
+        taps = self._taps
+        for tap in taps:
+            tap.sampler.reset()
         stats.on_connected(clock(), stream.codec, stream.width, stream.height, stream.fps)
         log.info(
             "camera %s: connected (%s %sx%s @ %s fps)",
@@ -156,6 +154,7 @@ class CameraReader:
         pacer = _Pacer() if stream.is_file else None
         pending: list[Any] = []  # packets of the access unit being collected for decoding
         pending_action = Decode.SKIP
+        pending_sinks: list[FrameSink] = []
         pending_pts: float | None = None
         while not self._stop.is_set():
             for packet in stream.container.demux(video):
@@ -169,15 +168,17 @@ class CameraReader:
                 now = clock()
                 keyframe = bool(packet.is_keyframe)
                 new_frame = stats.on_packet(now, packet.size, keyframe, pts_s)
-                if not sampler.enabled:
+                if not taps:
                     continue
                 if new_frame:
                     # A frame may come as several packets (one per slice, RTP):
                     # decode them together once the next frame begins.
                     if pending:
-                        self._decode(decoder, pending, pending_action, pending_pts)
+                        self._decode(decoder, pending, pending_sinks, pending_pts)
                         pending = []
-                    pending_action = sampler.decide(keyframe, now, stats.gop_s)
+                    decisions = [tap.sampler.decide(keyframe, now, stats.gop_s) for tap in taps]
+                    pending_action = combine(decisions)
+                    pending_sinks = [t.sink for t, d in zip(taps, decisions, strict=True) if d is Decode.DELIVER]
                     pending_pts = pts_s
                 if pending_action is not Decode.SKIP:
                     pending.append(packet)
@@ -187,9 +188,10 @@ class CameraReader:
             stream.container.seek(0)
             pacer.restart()
             decoder.flush_buffers()
-            sampler.reset()
+            for tap in taps:
+                tap.sampler.reset()
 
-    def _decode(self, decoder: Any, packets: list[Any], action: Decode, pts_s: float | None) -> None:
+    def _decode(self, decoder: Any, packets: list[Any], sinks: list[FrameSink], pts_s: float | None) -> None:
         if len(packets) == 1:
             packet = packets[0]
         else:
@@ -204,12 +206,11 @@ class CameraReader:
             log.debug("camera %s: decode error: %s", self.camera_id, redact(exc))
             return
         for frame in frames:
-            deliver = action is Decode.DELIVER
-            self.stats.on_decoded(deliver)
-            if not deliver:
+            self.stats.on_decoded(bool(sinks))
+            if not sinks:
                 continue
             sample = Frame(frame, self._clock(), pts_s, keyframe=bool(packets[0].is_keyframe))
-            for sink in self._sinks:
+            for sink in sinks:
                 try:
                     sink(sample)
                 except Exception:

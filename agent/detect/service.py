@@ -1,0 +1,391 @@
+"""Detection for a whole ward: motion gates, one shared detector, a tracker per camera.
+
+Frames arrive on each camera's reader thread at ``detect_fps``. A cheap
+motion gate (small grayscale, masks applied) decides whether the frame is
+worth an inference; if so a copy at most 640 px wide goes into one bounded
+queue. One worker thread runs the one ONNX Runtime session over that queue;
+when it cannot keep up the oldest pending frames are dropped and counted per
+camera, never queued without bound. Detections feed the camera's tracker;
+a track that starts or ends becomes an event, and a started one first sends
+its best snapshot (JPEG) so the event can point at it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from agent.detect.decoders import Detections
+from agent.detect.motion import MotionGate
+from agent.detect.snapshot import render_snapshot
+from agent.detect.tracker import Track, Tracker, TrackEvent
+from agent.health.image import Mask, Polygon, mask_from_polygons
+from agent.publish.payloads import detection_payload, new_event_id
+from agent.stream.frames import Frame
+
+log = logging.getLogger(__name__)
+
+BGR = npt.NDArray[np.uint8]
+MOTION_WIDTH = 160  # motion is judged on a tiny grayscale copy
+DETECT_WIDTH = 640  # what is queued (and what snapshots are made from): at most this wide
+MIN_SIDE = 32  # frames smaller than this are skipped (counted), not fed to the model
+BETTER_SNAPSHOT = 0.1  # an ended track re-sends its snapshot if its best score rose this much
+
+
+class Model(Protocol):
+    classes: list[str]
+
+    def detect(self, bgr: BGR) -> Detections: ...
+
+
+@dataclass
+class Emitted:
+    """What a camera's detection hands to the publisher, in order."""
+
+    kind: str  # "snapshot" or "detection"
+    camera: str
+    payload: dict[str, Any] | bytes
+    event_id: str
+    at: float  # monotonic time of the frame it comes from
+
+
+Emit = Callable[[Emitted], None]
+
+
+class RateLimit:
+    """A token bucket: ``per_min`` events a minute on average, bursts up to ``per_min``."""
+
+    def __init__(self, per_min: int, now: float) -> None:
+        self.capacity = float(per_min)
+        self.tokens = float(per_min)
+        self.rate = per_min / 60.0
+        self.at = now
+
+    def allow(self, now: float) -> bool:
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class Job:
+    camera: CameraDetection
+    bgr: BGR
+    mono: float
+
+
+class JobQueue:
+    """Bounded FIFO of frames for the detector; when full the oldest job is dropped (and returned)."""
+
+    def __init__(self, maxlen: int) -> None:
+        self.maxlen = maxlen
+        self._jobs: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self.closed = False
+
+    def put(self, job: Job) -> Job | None:
+        with self._cond:
+            dropped = self._jobs.popleft() if len(self._jobs) >= self.maxlen else None
+            self._jobs.append(job)
+            self._cond.notify()
+        return dropped
+
+    def get(self, timeout: float) -> Job | None:
+        with self._cond:
+            if not self._jobs and not self.closed:
+                self._cond.wait(timeout)
+            return self._jobs.popleft() if self._jobs else None
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._jobs)
+
+
+@dataclass
+class _Sent:
+    started_id: str
+    snapshot_id: str | None
+    snapshot_score: float
+
+
+@dataclass
+class CameraDetection:
+    """One camera's gate, tracker and counters. ``on_frame`` runs on its reader thread."""
+
+    camera_id: str
+    tracker: Tracker
+    service: DetectionService
+    gate: MotionGate
+    masks: Sequence[Polygon] = ()
+    limit: RateLimit = field(default_factory=lambda: RateLimit(20, time.monotonic()))
+    # counters (each written by one thread only)
+    frames: int = 0  # frames offered at detect_fps
+    skipped: int = 0  # frames the model cannot take (too small, unreadable)
+    queued: int = 0
+    dropped: int = 0  # queued frames dropped because the detector was saturated
+    inferences: int = 0
+    errors: int = 0
+    events: int = 0
+    suppressed: int = 0  # detection_started events over the rate limit
+    _mask: Mask | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _best: dict[int, BGR] = field(default_factory=dict)
+    _sent: dict[int, _Sent] = field(default_factory=dict)
+    _suppressed_tracks: set[int] = field(default_factory=set)
+
+    # -- reader thread ------------------------------------------------------------
+
+    def on_frame(self, frame: Frame) -> None:
+        self.frames += 1
+        if frame.width < MIN_SIDE or frame.height < MIN_SIDE:
+            self.skipped += 1
+            return
+        try:
+            gray = frame.gray(width=MOTION_WIDTH)
+        except Exception as exc:  # a frame swscale cannot convert: skip it, count it
+            self.skipped += 1
+            log.debug("camera %s: frame skipped for detection: %s", self.camera_id, exc)
+            return
+        if self.masks and (self._mask is None or self._mask.shape != gray.shape):
+            self._mask = mask_from_polygons(gray.shape, self.masks)
+        if not self.gate.should_detect(gray, self._mask, track_alive=self.tracker.alive):
+            return
+        try:
+            bgr = frame.bgr(width=min(DETECT_WIDTH, frame.width))
+        except Exception as exc:
+            self.skipped += 1
+            log.debug("camera %s: frame skipped for detection: %s", self.camera_id, exc)
+            return
+        self.queued += 1
+        self.service.submit(Job(self, bgr, frame.mono))
+
+    @property
+    def gated(self) -> int:
+        """Frames that motion gating kept away from the detector."""
+        return self.gate.gated
+
+    # -- worker thread ---------------------------------------------------------------
+
+    def on_detections(self, det: Detections, job: Job) -> None:
+        with self._lock:
+            events = self.tracker.update(det, job.mono)
+            for track in self.tracker.tracks:
+                if track.best_at == job.mono and track.last_seen == job.mono:
+                    self._best[track.id] = job.bgr  # shared by all tracks seen in this frame
+            self._handle(events, job.mono)
+
+    # -- health loop -------------------------------------------------------------------
+
+    def expire(self, now: float) -> None:
+        """End tracks that are no longer seen even when no frames come (camera went offline)."""
+        with self._lock:
+            self._handle(self.tracker.expire(now), now)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _handle(self, events: list[TrackEvent], now: float) -> None:
+        for event in events:
+            track = event.track
+            if event.type == "detection_started":
+                if self.limit.allow(now):
+                    self._started(track, now)
+                else:
+                    self.suppressed += 1
+                    self._suppressed_tracks.add(track.id)
+            else:
+                if track.id in self._suppressed_tracks:
+                    self._suppressed_tracks.discard(track.id)
+                else:
+                    self._ended(track, now)
+                self._best.pop(track.id, None)
+                self._sent.pop(track.id, None)
+        # Tracks that vanished before ever starting keep no picture.
+        alive = {t.id for t in self.tracker.tracks}
+        for track_id in [k for k in self._best if k not in alive]:
+            del self._best[track_id]
+
+    def _snapshot(self, track: Track, event_id: str, now: float) -> str | None:
+        image = self._best.get(track.id)
+        if image is None:
+            return None
+        try:
+            jpeg = render_snapshot(image, track.best_box, f"{track.label} {track.best_score:.2f}")
+        except cv2.error as exc:
+            log.warning("camera %s: snapshot not encoded: %s", self.camera_id, exc)
+            return None
+        self.service.emit(Emitted("snapshot", self.camera_id, jpeg, event_id, now))
+        return event_id
+
+    def _started(self, track: Track, now: float) -> None:
+        event_id = new_event_id()
+        snapshot = self._snapshot(track, event_id, now)
+        self._sent[track.id] = _Sent(event_id, snapshot, track.best_score)
+        self._emit_event("detection_started", track, event_id, snapshot, now)
+
+    def _ended(self, track: Track, now: float) -> None:
+        event_id = new_event_id()
+        sent = self._sent.get(track.id)
+        snapshot = sent.snapshot_id if sent else None
+        if sent is None or track.best_score >= sent.snapshot_score + BETTER_SNAPSHOT:
+            snapshot = self._snapshot(track, event_id, now) or snapshot
+        started_id = sent.started_id if sent else None
+        self._emit_event("detection_ended", track, event_id, snapshot, now, started_id=started_id)
+
+    def _emit_event(
+        self,
+        kind: str,
+        track: Track,
+        event_id: str,
+        snapshot: str | None,
+        now: float,
+        *,
+        started_id: str | None = None,
+    ) -> None:
+        payload = detection_payload(
+            event_id=event_id,
+            ward=self.service.ward,
+            camera=self.camera_id,
+            type=kind,
+            track=track,
+            snapshot=snapshot,
+            wall_of=self.service.wall_of,
+            now=now,
+            started_id=started_id,
+        )
+        self.events += 1
+        self.service.emit(Emitted("detection", self.camera_id, payload, event_id, now))
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "frames": self.frames,
+            "gated": self.gated,
+            "queued": self.queued,
+            "dropped": self.dropped,
+            "skipped": self.skipped,
+            "inferences": self.inferences,
+            "errors": self.errors,
+            "events": self.events,
+            "suppressed": self.suppressed,
+            "tracks": len(self.tracker.tracks),
+        }
+
+
+class DetectionService:
+    """The one detector of an agent and its worker thread."""
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        ward: str,
+        emit: Emit,
+        wall_of: Callable[[float], float],
+        queue_max: int = 16,
+    ) -> None:
+        self.model = model
+        self.ward = ward
+        self.emit = emit
+        self.wall_of = wall_of
+        self.queue = JobQueue(queue_max)
+        self.cameras: dict[str, CameraDetection] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.inference_s = 0.0  # total time in the model (for stats)
+        self._error_logged = False
+
+    def add_camera(
+        self,
+        camera_id: str,
+        *,
+        labels: Sequence[str],
+        min_score: float,
+        min_hits: int,
+        lost_after_s: float,
+        motion_min_area: float,
+        max_events_per_min: int,
+        zones: dict[str, Polygon] | None = None,
+        masks: Sequence[Polygon] = (),
+        now: float | None = None,
+    ) -> CameraDetection:
+        tracker = Tracker(
+            labels=self.model.classes,
+            watched=frozenset(labels),
+            min_hits=min_hits,
+            min_score=min_score,
+            lost_after_s=lost_after_s,
+            zones=dict(zones or {}),
+            masks=masks,
+        )
+        cam = CameraDetection(
+            camera_id,
+            tracker,
+            self,
+            MotionGate(min_fraction=motion_min_area),
+            masks=masks,
+            limit=RateLimit(max_events_per_min, time.monotonic() if now is None else now),
+        )
+        self.cameras[camera_id] = cam
+        return cam
+
+    def submit(self, job: Job) -> None:
+        dropped = self.queue.put(job)
+        if dropped is not None:
+            dropped.camera.dropped += 1
+
+    # -- worker ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self.queue.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            job = self.queue.get(timeout=0.5)
+            if job is not None:
+                self.process(job)
+
+    def process(self, job: Job) -> None:
+        """One inference and what follows from it (the worker thread; tests call it directly)."""
+        cam = job.camera
+        started = time.perf_counter()
+        try:
+            det = self.model.detect(job.bgr)
+        except Exception as exc:  # an odd frame or a runtime failure must not end detection
+            cam.errors += 1
+            if not self._error_logged:
+                log.warning("camera %s: detector failed on a frame: %s", cam.camera_id, exc)
+                self._error_logged = True
+            return
+        self.inference_s += time.perf_counter() - started
+        cam.inferences += 1
+        try:
+            cam.on_detections(det, job)
+        except Exception:
+            log.exception("camera %s: tracking failed", cam.camera_id)
+
+    def expire(self, now: float) -> None:
+        for cam in self.cameras.values():
+            cam.expire(now)
