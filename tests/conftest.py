@@ -268,6 +268,8 @@ def rtsp_factory(rtsp_required: None) -> Iterator[Callable[..., RtspServer]]:
 def toml_value(v: Any) -> str:
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
@@ -282,8 +284,10 @@ def write_config(
     prefix: str,
     cameras: list[dict[str, Any]],
     mqtt: dict[str, Any] | None = None,
+    detection: dict[str, Any] | None = None,
     **health: Any,
 ) -> Path:
+    """A ward config for tests; detection stays off unless ``detection`` (the [detection] table) is given."""
     state_dir = health.pop("state_dir", path.parent / "state")
     lines = [f'ward = "{ward}"', f"state_dir = {toml_value(state_dir)}", 'log_level = "debug"', "[mqtt]"]
     lines += ['host = "127.0.0.1"', f"port = {port}", f'topic_prefix = "{prefix}"', "keepalive_s = 5"]
@@ -291,6 +295,7 @@ def write_config(
     health = {"offline_after_s": 3, "online_after_s": 1, "heartbeat_s": 5, "stats_s": 2, **health}
     lines += ["[health]"] + [f"{k} = {toml_value(v)}" for k, v in health.items()]
     lines += ["[stream]", "open_timeout_s = 3", "read_timeout_s = 1", "backoff_initial_s = 0.5", "backoff_max_s = 2"]
+    lines += ["[detection]"] + [f"{k} = {toml_value(v)}" for k, v in (detection or {"enabled": False}).items()]
     for cam in cameras:
         lines.append("[[cameras]]")
         lines += [f"{k} = {toml_value(v)}" for k, v in cam.items()]

@@ -1,4 +1,4 @@
-"""Motion gating and the IoU tracker: pure logic on synthetic frames and detections."""
+"""Motion gating and the tracker: pure logic on synthetic frames and detections."""
 
 from __future__ import annotations
 
@@ -86,3 +86,50 @@ def test_best_sighting_is_kept() -> None:
     (track,) = tr.tracks
     assert track.best_score == np.float32(0.9) or abs(track.best_score - 0.9) < 1e-6
     assert track.best_at == 0.5
+
+
+def test_a_fast_walker_near_the_camera_stays_one_track() -> None:
+    # 2 fps, a person 0.18 wide moving 0.11 per sample: consecutive boxes overlap by IoU < 0.3.
+    tr = Tracker(LABELS, min_hits=2, lost_after_s=2.0)
+    events = []
+    for i in range(8):
+        x = i * 0.11
+        events += tr.update(dets((0, 0.8, (x, 0.2, x + 0.18, 0.7))), i * 0.5)
+    events += tr.update(dets(), 10.0)
+    assert [e.type for e in events] == ["detection_started", "detection_ended"]
+
+
+def test_two_people_side_by_side_are_two_tracks() -> None:
+    tr = Tracker(LABELS, min_hits=2)
+    events = []
+    for i in range(3):
+        events += tr.update(
+            dets((0, 0.8, (0.1, 0.2, 0.25, 0.8)), (0, 0.75, (0.6 - i * 0.02, 0.2, 0.75 - i * 0.02, 0.8))), i * 0.5
+        )
+    assert [e.type for e in events] == ["detection_started", "detection_started"]
+    assert events[0].track.id != events[1].track.id
+
+
+def test_a_part_inside_a_person_is_not_a_second_person() -> None:
+    tr = Tracker(LABELS, min_hits=1)
+    person, torso = (0.2, 0.1, 0.4, 0.8), (0.28, 0.3, 0.38, 0.7)
+    events = tr.update(dets((0, 0.85, person), (0, 0.55, torso)), 0.0)
+    assert len(events) == 1 and len(tr.tracks) == 1
+
+
+def test_weak_sightings_keep_a_track_but_do_not_start_one() -> None:
+    tr = Tracker(LABELS, min_hits=3, min_score=0.5, lost_after_s=1.0)
+    assert tr.update(dets((0, 0.4, (0.1, 0.1, 0.3, 0.6))), 0.0) == []  # weak: no track
+    assert tr.tracks == []
+    tr.update(dets((0, 0.7, (0.1, 0.1, 0.3, 0.6))), 0.5)
+    tr.update(dets((0, 0.35, (0.11, 0.1, 0.31, 0.6))), 1.2)  # half hidden: keeps it alive, no hit
+    tr.update(dets((0, 0.7, (0.12, 0.1, 0.32, 0.6))), 2.0)
+    events = tr.update(dets((0, 0.7, (0.13, 0.1, 0.33, 0.6))), 2.5)
+    assert [e.type for e in events] == ["detection_started"] and events[0].track.hits == 3
+
+
+def test_a_crowd_is_bounded() -> None:
+    tr = Tracker(LABELS, min_hits=1, max_tracks=5)
+    crowd = [(0, 0.8, (i * 0.09, 0.1, i * 0.09 + 0.05, 0.3)) for i in range(10)]
+    tr.update(dets(*crowd), 0.0)
+    assert len(tr.tracks) == 5 and tr.untracked == 5

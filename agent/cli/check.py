@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from agent.config import load_config
-from agent.errors import ConfigError
+from agent.config.model import AgentConfig
+from agent.errors import ConfigError, DetectorError
 from agent.redact import redact
 
 
@@ -18,9 +19,30 @@ def cmd_check(path: str) -> int:
         for problem in exc.problems:
             print(f"  {redact(problem)}", file=sys.stderr)
         return 1
+    detection = _check_detection(config)
+    if detection is None:
+        return 1
     enabled = len(config.enabled_cameras)
     print(
         f"{path}: OK: ward {config.ward}, {len(config.cameras)} camera(s) ({enabled} enabled), "
-        f"broker {config.mqtt.host}:{config.mqtt.port}{' (TLS)' if config.mqtt.use_tls else ''}"
+        f"broker {config.mqtt.host}:{config.mqtt.port}{' (TLS)' if config.mqtt.use_tls else ''}; {detection}"
     )
     return 0
+
+
+def _check_detection(config: AgentConfig) -> str | None:
+    """Load the detector as ``run`` would: a one-line verdict, or None after printing the problem."""
+    from agent.runtime import build_detector  # loads onnxruntime: only here
+
+    d = config.detection
+    try:
+        detector = build_detector(d)
+    except DetectorError as exc:
+        print(f"detection: {redact(str(exc))}", file=sys.stderr)
+        if not d.required:
+            print("  (the agent would still watch camera health, without detection)", file=sys.stderr)
+        return None
+    if detector is None:
+        return "detection off" if d.enabled is False else f"detection off (model {d.model} not found)"
+    cams = sum(1 for c in config.enabled_cameras if c.detection)
+    return f"detection on: model {d.model}, {cams} camera(s), {d.detect_fps:g} fps"

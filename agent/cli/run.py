@@ -8,7 +8,7 @@ from types import FrameType
 
 from agent.cli.logs import setup_logging
 from agent.config import load_config
-from agent.errors import ConfigError
+from agent.errors import ConfigError, DetectorError
 from agent.redact import redact
 from agent.runtime import Agent
 
@@ -22,7 +22,12 @@ def cmd_run(path: str) -> int:
             print(f"  {redact(problem)}", file=sys.stderr)
         return 1
     setup_logging(config.log_level)
-    agent = Agent(config)
+    try:
+        agent = Agent(config)
+    except DetectorError as exc:  # only when [detection] required = true
+        print(f"{path}: the agent does not start: {redact(str(exc))}", file=sys.stderr)
+        print("  (detection.required = true: set it to false to watch health without detection)", file=sys.stderr)
+        return 1
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         agent.stop()

@@ -173,10 +173,10 @@ class Tracker:
                 track.observe(box, score, now)
                 if strong:
                     track.hits += 1
-            if score > track.best_score:
-                track.best_score, track.best_box, track.best_at = score, track.box, now
             zones = self._zones_of(track.box)
             in_zone = bool(zones) or not self.zones
+            if in_zone and score > track.best_score:  # the best sighting where the camera watches
+                track.best_score, track.best_box, track.best_at = score, track.box, now
             if track.started:
                 track.zones = tuple(dict.fromkeys((*track.zones, *zones)))  # every zone it was in
             elif track.hits >= self.min_hits and in_zone:

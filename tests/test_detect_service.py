@@ -1,0 +1,227 @@
+"""The detection service: queue, gate, tracker, snapshots, rate limit, counters.
+
+Pure logic runs with a scripted model; the last tests run the real model on
+the walk-through scene in-process (no network), fast enough for every run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from agent.detect.decoders import Detections
+from agent.detect.detector import OnnxDetector, find_model
+from agent.detect.service import DetectionService, Emitted, Job, JobQueue, RateLimit
+from agent.detect.snapshot import render_snapshot
+from agent.sim import scenes
+from agent.stream.frames import Frame
+
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+
+
+class ScriptedModel:
+    """Returns the boxes it is told to: pure logic tests of what follows a detection."""
+
+    def __init__(self) -> None:
+        self.classes = ["person", "bicycle", "car"]
+        self.boxes: list[tuple[float, float, float, float]] = []
+        self.fail = False
+        self.calls = 0
+
+    def detect(self, bgr: np.ndarray) -> Detections:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("model exploded")
+        if not self.boxes:
+            return Detections.empty()
+        n = len(self.boxes)
+        return Detections(np.array(self.boxes, np.float32), np.full(n, 0.9, np.float32), np.zeros(n, np.int64))
+
+
+def frame_of(image: np.ndarray, t: float, fmt: str = "bgr24") -> Frame:
+    return Frame(av.VideoFrame.from_ndarray(image, format=fmt), t, t, True)
+
+
+def service(model: Any, **cam: Any) -> tuple[DetectionService, list[Emitted]]:
+    out: list[Emitted] = []
+    svc = DetectionService(model, ward="w", emit=out.append, wall_of=lambda m: 1_700_000_000 + m, queue_max=4)
+    options = {
+        "labels": ["person", "car"],
+        "min_score": 0.5,
+        "min_hits": 2,
+        "lost_after_s": 1.0,
+        "motion_min_area": 0.002,
+        "max_events_per_min": 20,
+        "now": 0.0,
+        **cam,
+    }
+    svc.add_camera("c", **options)
+    return svc, out
+
+
+def drain(svc: DetectionService) -> None:
+    while (job := svc.queue.get(0)) is not None:
+        svc.process(job)
+
+
+def moving_frames(n: int, start: float = 0.0) -> list[Frame]:
+    rng = np.random.default_rng(0)
+    base = rng.integers(40, 200, (180, 320, 3), dtype=np.uint8)
+    frames = []
+    for i in range(n):
+        img = base.copy()
+        img[60:140, 20 + i * 10 : 50 + i * 10] = 255  # something moves
+        frames.append(frame_of(img, start + i * 0.5))
+    return frames
+
+
+def test_queue_drops_the_oldest_and_says_which() -> None:
+    q = JobQueue(2)
+    jobs = [Job(None, np.zeros((1, 1, 3), np.uint8), float(i)) for i in range(3)]  # type: ignore[arg-type]
+    assert q.put(jobs[0]) is None and q.put(jobs[1]) is None
+    assert q.put(jobs[2]) is jobs[0]
+    assert q.get(0) is jobs[1] and q.get(0) is jobs[2] and q.get(0) is None
+
+
+def test_saturated_detector_drops_frames_per_camera_without_backlog() -> None:
+    model = ScriptedModel()
+    svc, _ = service(model)
+    cam = svc.cameras["c"]
+    for f in moving_frames(10):  # nobody takes jobs off the queue
+        cam.on_frame(f)
+    assert len(svc.queue) == 4
+    assert cam.queued == 10 and cam.dropped == 6
+
+
+def test_snapshot_goes_before_its_event_and_the_ended_event_points_back() -> None:
+    model = ScriptedModel()
+    svc, out = service(model)
+    cam = svc.cameras["c"]
+    model.boxes = [(0.2, 0.2, 0.4, 0.8)]
+    for f in moving_frames(3):
+        cam.on_frame(f)
+        drain(svc)
+    kinds = [(e.kind, e.payload["type"] if isinstance(e.payload, dict) else "jpeg") for e in out]
+    assert kinds == [("snapshot", "jpeg"), ("detection", "detection_started")]
+    snap, started = out
+    assert snap.event_id == started.event_id and isinstance(started.payload, dict)
+    assert started.payload["snapshot"] == started.event_id
+    assert isinstance(snap.payload, bytes) and snap.payload[:2] == b"\xff\xd8"
+    model.boxes = []
+    cam.expire(10.0)  # the health loop ends tracks even when no frame comes
+    ended = out[-1].payload
+    assert isinstance(ended, dict) and ended["type"] == "detection_ended"
+    assert ended["started_id"] == started.event_id and ended["snapshot"] == started.event_id
+    assert cam.stats()["events"] == 2 and cam.stats()["tracks"] == 0
+
+
+def test_rate_limit_suppresses_a_crowd_and_counts_it() -> None:
+    model = ScriptedModel()
+    svc, out = service(model, max_events_per_min=3, min_hits=1)
+    cam = svc.cameras["c"]
+    model.boxes = [(i * 0.1, 0.1, i * 0.1 + 0.06, 0.5) for i in range(8)]  # eight people at once
+    cam.on_frame(moving_frames(1)[0])
+    drain(svc)
+    started = [e for e in out if e.kind == "detection"]
+    assert len(started) == 3 and cam.suppressed == 5
+    model.boxes = []
+    cam.expire(5.0)
+    ended = [e for e in out if e.kind == "detection" and isinstance(e.payload, dict)][3:]
+    assert len(ended) == 3  # only the tracks that were announced end
+
+
+def test_rate_limit_refills() -> None:
+    limit = RateLimit(2, now=0.0)
+    assert limit.allow(0.0) and limit.allow(0.1) and not limit.allow(0.2)
+    assert limit.allow(30.5)  # one token back after 30 s at 2 a minute
+
+
+def test_still_scene_is_gated_and_a_track_keeps_the_detector_running() -> None:
+    model = ScriptedModel()
+    svc, _ = service(model)
+    cam = svc.cameras["c"]
+    still = np.random.default_rng(3).integers(40, 200, (180, 320, 3), dtype=np.uint8)
+    for i in range(10):
+        cam.on_frame(frame_of(still, i * 0.5))
+        drain(svc)
+    assert model.calls == 1 and cam.gated == 9  # the first frame is looked at once
+    model.boxes = [(0.2, 0.2, 0.4, 0.8)]
+    for f in moving_frames(2, start=5.0):
+        cam.on_frame(f)
+        drain(svc)
+    calls = model.calls
+    for i in range(3):  # still again, but a track is alive: keep looking
+        cam.on_frame(frame_of(still, 6.0 + i * 0.2))
+        drain(svc)
+    assert model.calls == calls + 3
+
+
+def test_odd_frames_are_converted_or_skipped_and_model_errors_counted() -> None:
+    model = ScriptedModel()
+    svc, _ = service(model)
+    cam = svc.cameras["c"]
+    gray = np.random.default_rng(1).integers(0, 255, (121, 161), dtype=np.uint8)  # odd size, grayscale
+    cam.on_frame(frame_of(gray, 0.0, fmt="gray"))
+    job = svc.queue.get(0)
+    assert job is not None and job.bgr.shape[2] == 3
+    cam.on_frame(frame_of(np.zeros((16, 16, 3), np.uint8), 0.5))  # too small for the model
+    assert cam.skipped == 1
+    model.fail = True
+    svc.process(job)
+    assert cam.errors == 1 and cam.inferences == 0
+
+
+def test_snapshot_is_small_and_drawn() -> None:
+    big = np.full((1080, 1920, 3), 90, np.uint8)
+    jpeg = render_snapshot(big, (0.25, 0.25, 0.5, 0.75), "person 0.87")
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[1] == 640 and image.shape[0] == 360
+    edge = image[90, 160:320]  # the top edge of the box: drawn in amber, not the grey background
+    assert (np.abs(edge.astype(int) - 90).sum(axis=1) > 60).mean() > 0.8
+    assert big.max() == 90  # the caller's frame is left alone
+
+
+# -- the real model, in-process --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def detector() -> OnnxDetector:
+    manifest, model_dir = find_model("fastestdet", SHARED_MODELS)
+    return OnnxDetector(manifest, model_dir, min_score=0.3)
+
+
+def run_scene(detector: OnnxDetector, images: list[np.ndarray], fps: int, detect_fps: float = 2.0) -> list[Emitted]:
+    out: list[Emitted] = []
+    svc = DetectionService(detector, ward="w", emit=out.append, wall_of=lambda m: m)
+    cam = svc.add_camera(
+        "c",
+        labels=["person", "bicycle", "car", "motorbike", "bus", "truck"],
+        min_score=0.5,
+        min_hits=2,
+        lost_after_s=2.0,
+        motion_min_area=0.002,
+        max_events_per_min=20,
+        now=0.0,
+    )
+    step = round(fps / detect_fps)
+    for i in range(0, len(images), step):
+        cam.on_frame(frame_of(images[i], i / fps))
+        drain(svc)
+        cam.expire(i / fps)
+    cam.expire(len(images) / fps + 10)
+    return out
+
+
+def test_real_model_walker_makes_one_event_and_the_empty_street_none(detector: OnnxDetector) -> None:
+    walk = scenes.WalkThrough(fps=10, length_s=12.0)
+    out = run_scene(detector, list(walk.frames()), fps=10)
+    events = [e.payload for e in out if e.kind == "detection" and isinstance(e.payload, dict)]
+    assert [e["type"] for e in events] == ["detection_started", "detection_ended"], events
+    assert events[0]["label"] == "person"
+    sway = run_scene(detector, list(scenes.swaying_street(seconds=20)), fps=10)
+    assert sway == []
