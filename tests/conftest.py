@@ -303,6 +303,18 @@ def write_config(
     return path
 
 
+def camwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the command line as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
 class AgentProcess:
     def __init__(self, config: Path, log_path: Path) -> None:
         self.config = config

@@ -13,20 +13,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.sim.rtsp import RtspServer, free_port
-from tests.conftest import CAM_PASSWORD, ROOT, Mosquitto
+from tests.conftest import CAM_PASSWORD, ROOT, Mosquitto, camwatch
 
 pytestmark = pytest.mark.integration
-
-
-def camwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        check=False,
-    )
 
 
 def test_check_config_ok() -> None:
