@@ -156,6 +156,8 @@ def test_demo_runs_the_whole_path(rtsp_required: None) -> None:
     assert "unreachable" in rows["cam-05"]
     assert "not_found" in rows["cam-06"]
     assert "no_video" in rows["cam-07"]
+    assert "camwatch demo: detection on" in out
+    assert "cam-10: detection_started person" in out  # the walker, seen by the real model
     assert "agent of ward demo-ward: offline (shutdown)" in final
     assert "camwatch demo: stopped" in out
     assert "Traceback" not in r.stderr

@@ -25,6 +25,7 @@ import numpy as np
 from agent.cli.status import BrokerURL, RetainedView, render_table
 from agent.config import parse_config
 from agent.runtime import Agent
+from agent.sim import scenes
 from agent.sim.broker import EmbeddedBroker
 from agent.sim.clips import synthetic_frame, write_au_clip, write_test_clip
 from agent.sim.rtsp import RtspServer, free_port, gst_available
@@ -62,15 +63,22 @@ class Flapper:
 
 
 def _scripted_clips(workdir: Path) -> dict[str, Path]:
-    """Two scripted cameras: 20 s of a moving scene, then 40 s frozen (or black), looping."""
+    """Scripted cameras: 20 s of a moving scene, then 40 s frozen (or black); a person walking by every 18 s."""
     fps = 10
     moving = [synthetic_frame(i, 320, 180, fps) for i in range(20 * fps)]
     rng = np.random.default_rng(0)
     dark = [rng.normal(4, 1.5, (180, 320, 3)).clip(0, 255).astype(np.uint8) for _ in range(8)]
-    return {
+    clips = {
         "frozen": write_au_clip(workdir / "frozen.au", moving + [moving[-1]] * (40 * fps), fps=fps, gop=fps),
         "black": write_au_clip(workdir / "black.au", moving + [dark[i % 8] for i in range(40 * fps)], fps=fps, gop=fps),
     }
+    try:
+        walk = scenes.WalkThrough(fps=fps, enter_at=4.0, cross_s=7.0, length_s=18.0)
+    except FileNotFoundError as exc:  # the sample images live in ../shared/testdata
+        log.warning("no walking-person camera in the demo: %s", exc)
+    else:
+        clips["walk"] = write_au_clip(workdir / "walk.au", walk.frames(), fps=fps, gop=2 * fps)
+    return clips
 
 
 def _cameras_with_gst(
@@ -85,6 +93,7 @@ def _cameras_with_gst(
             "speaker": "audio",
             "yard": f"clip:{clips['frozen']},fps=10",
             "alley": f"clip:{clips['black']},fps=10",
+            **({"pavement": f"clip:{clips['walk']},fps=10"} if "walk" in clips else {}),
         },
         user="operator",
         password=password,
@@ -110,6 +119,8 @@ def _cameras_with_gst(
         {"id": "cam-08", "name": "Sân sau (picture freezes after 20 s)", "url": main.url("yard")},
         {"id": "cam-09", "name": "Hẻm 12 (lens covered: black after 20 s)", "url": main.url("alley")},
     ]
+    if "walk" in clips:
+        cams.append({"id": "cam-10", "name": "Vỉa hè (a person walks by every 18 s)", "url": main.url("pavement")})
     return cams, "local GStreamer RTSP server (Digest auth)"
 
 
@@ -165,6 +176,10 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:
                 }
             )
             agent = Agent(config)
+            if agent.detection is not None:
+                print("camwatch demo: detection on (model fastestdet, 2 fps per camera)", flush=True)
+            else:
+                print("camwatch demo: detection off (model not found beside the checkout)", flush=True)
             agent_thread = threading.Thread(target=agent.run, name="agent", daemon=True)
             agent_thread.start()
             for flapper in flappers:
@@ -218,6 +233,9 @@ def _event_logger(events: deque[str]) -> Any:
         when = str(e.get("ts", ""))[11:19]
         if e.get("type") == "state_changed":
             text = f"{e.get('from')} -> {e.get('to')} {','.join(e.get('problems') or [])}"
+        elif str(e.get("type", "")).startswith("detection_"):
+            snapshot = "with snapshot" if e.get("snapshot") else "no snapshot"
+            text = f"{e.get('type')} {e.get('label')} {e.get('score')} track {e.get('track_id')} ({snapshot})"
         else:
             text = f"{e.get('type')} {e.get('problem', '')}"
         events.append(f"  {when}Z  {e.get('camera')}: {text}")

@@ -116,7 +116,7 @@ class DetectionConfig(_Strict):
     motion_min_area: float = Field(
         0.002, ge=0, le=1, description="share of the unmasked picture that must change to run the detector"
     )
-    queue_max: int = Field(16, ge=1, le=1000, description="frames waiting for the detector; the oldest are dropped")
+    queue_max: int = Field(32, ge=1, le=1000, description="frames waiting for the detector; the oldest are dropped")
     max_events_per_min: int = Field(
         20, ge=1, le=6000, description="per camera: detection_started events beyond this are suppressed (counted)"
     )
