@@ -13,8 +13,20 @@ mkdir -p /opt/camwatch /etc/camwatch /var/lib/camwatch
 cp -r "$src/agent" "$src/pyproject.toml" "$src/README.md" /opt/camwatch/
 [ -x /opt/camwatch/.venv/bin/python ] || python3 -m venv /opt/camwatch/.venv
 /opt/camwatch/.venv/bin/pip install -q /opt/camwatch
+# Detection model: the manifests from models/, the weights (and their licence) from
+# ../shared/models beside this checkout when there; never downloaded.
+mkdir -p /opt/camwatch/models
+cp "$src"/models/*.toml /opt/camwatch/models/
+weights="$src/../shared/models"
+if [ -f "$weights/fastestdet.onnx" ]; then
+  cp "$weights/fastestdet.onnx" "$weights/coco.names" "$weights/fastestdet.LICENSE" /opt/camwatch/models/
+else
+  echo "no detection weights found in $weights: copy fastestdet.onnx, coco.names and fastestdet.LICENSE"
+  echo "to /opt/camwatch/models/ (until then the agent runs without detection and says so)"
+fi
 if [ ! -f /etc/camwatch/ward.toml ]; then
-  cp "$src/config/ward.example.toml" /etc/camwatch/ward.toml
+  sed 's|^# model_dir = "/opt/camwatch/models"|model_dir = "/opt/camwatch/models"|' \
+    "$src/config/ward.example.toml" > /etc/camwatch/ward.toml
   echo "wrote /etc/camwatch/ward.toml: edit it (ward id, broker, cameras)"
 fi
 if [ ! -f /etc/camwatch/agent.env ]; then

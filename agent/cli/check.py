@@ -6,7 +6,7 @@ import sys
 
 from agent.config import load_config
 from agent.config.model import AgentConfig
-from agent.errors import ConfigError, DetectorError
+from agent.errors import ConfigError, DetectorError, ModelNotFound
 from agent.redact import redact
 
 
@@ -32,6 +32,7 @@ def cmd_check(path: str) -> int:
 
 def _check_detection(config: AgentConfig) -> str | None:
     """Load the detector as ``run`` would: a one-line verdict, or None after printing the problem."""
+    from agent.detect.detector import find_model
     from agent.runtime import build_detector  # loads onnxruntime: only here
 
     d = config.detection
@@ -43,6 +44,12 @@ def _check_detection(config: AgentConfig) -> str | None:
             print("  (the agent would still watch camera health, without detection)", file=sys.stderr)
         return None
     if detector is None:
-        return "detection off" if d.enabled is False else f"detection off (model {d.model} not found)"
+        if d.enabled is False:
+            return "detection off"
+        try:
+            find_model(d.model, d.model_dir)
+        except ModelNotFound as exc:
+            return f"detection off: {exc}"
+        return "detection off"
     cams = sum(1 for c in config.enabled_cameras if c.detection)
     return f"detection on: model {d.model}, {cams} camera(s), {d.detect_fps:g} fps"
