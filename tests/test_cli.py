@@ -49,7 +49,8 @@ def test_check_config_summary_line(tmp_path: Path) -> None:
     p.write_text('ward = "p1"\n[[cameras]]\nid = "a"\nurl = "rtsp://10.0.0.1/x"\n', encoding="utf-8")
     r = camwatch("check-config", str(p))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == f"{p}: OK: ward p1, 1 camera(s) (1 enabled), broker 127.0.0.1:1883"
+    summary = f"{p}: OK: ward p1, 1 camera(s) (1 enabled), broker 127.0.0.1:1883; detection on: model fastestdet"
+    assert r.stdout.startswith(summary), r.stdout  # the model is found in ../shared/models beside the checkout
 
 
 def test_run_refuses_invalid_config(tmp_path: Path) -> None:
