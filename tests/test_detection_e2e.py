@@ -54,6 +54,8 @@ def test_one_walker_is_one_event_with_a_snapshot_and_swaying_trees_are_none(
             "walk": f"clip:{walk_clip},fps={FPS}",
             "zoned": f"clip:{walk_clip},fps={FPS}",
             "sway": f"clip:{sway_clip},fps={FPS}",
+            "main": "video:320x240@10,gop=20",
+            "sub": f"clip:{walk_clip},fps={FPS}",
         }
     )
     col = collector_factory(mosquitto.port, prefix)
@@ -67,6 +69,8 @@ def test_one_walker_is_one_event_with_a_snapshot_and_swaying_trees_are_none(
             {"id": "walk", "url": server.url("walk")},
             {"id": "zoned", "url": server.url("zoned"), "zones": {"right": right_half}},
             {"id": "sway", "url": server.url("sway")},
+            # Health from the main stream, detection from the substream (its own connection).
+            {"id": "two", "url": server.url("main"), "detect_url": server.url("sub")},
         ],
         detection={"enabled": True, "required": True, "model_dir": str(SHARED_MODELS), "lost_after_s": 2.0},
     )
@@ -75,7 +79,8 @@ def test_one_walker_is_one_event_with_a_snapshot_and_swaying_trees_are_none(
         # The clip starts when the agent connects: the person enters at 3 s and is gone at 9 s.
         ended = col.wait_for("/walk/events", lambda e: e["type"] == "detection_ended", timeout=40)
         assert ended is not None, agent.log_text()[-3000:]
-        wait_until(lambda: detections(col, "zoned") and detections(col, "zoned")[-1]["type"] == "detection_ended", 15)
+        for cam in ("zoned", "two"):
+            wait_until(lambda c=cam: detections(col, c) and detections(col, c)[-1]["type"] == "detection_ended", 15)
         stats = col.wait_for(
             "/agent/stats",
             lambda s: (
@@ -121,6 +126,12 @@ def test_one_walker_is_one_event_with_a_snapshot_and_swaying_trees_are_none(
     box = zoned[0]["box"]
     assert (box[0] + box[2]) / 2 >= 0.45, box  # the best sighting so far: at or past the middle
     assert sum(e["type"] == "detection_started" for e in zoned) == 1
+
+    # detect_url: the walker on the substream makes the events; health is the main stream's.
+    two = detections(col, "two")
+    assert [e["type"] for e in two[:2]] == ["detection_started", "detection_ended"], two
+    two_health = col.last("/two/health")
+    assert two_health["state"] == "online" and two_health["stream"]["width"] == 320
 
     # Swaying trees, a flag and noise: the detector looked (motion) and found no one.
     assert detections(col, "sway") == []
