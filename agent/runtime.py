@@ -104,7 +104,6 @@ class Agent:
         self.problems: list[str] = []
         self._stop = threading.Event()
         h = config.health
-        s = config.stream
         self.cameras: dict[str, CameraWatch] = {}
         self.detection: DetectionService | None = None
         self.detector_problem: str | None = None
@@ -138,17 +137,11 @@ class Agent:
                 low_fps_after_s=h.low_fps_after_s,
                 clear_after_s=h.clear_after_s,
             )
-            reader = CameraReader(
+            reader = self._reader(
                 cam.id,
                 cam.stream_url,
-                transport=cam.transport or s.transport,
-                open_timeout_s=s.open_timeout_s,
-                read_timeout_s=s.read_timeout_s,
-                backoff_initial_s=s.backoff_initial_s,
-                backoff_max_s=s.backoff_max_s,
-                fps_window_s=h.fps_window_s,
-                taps=[Tap(FrameSampler(interval_s=ch.image_check_interval_s), image.on_frame)] if image else [],
-                clock=self.clock.mono,
+                cam,
+                [Tap(FrameSampler(interval_s=ch.image_check_interval_s), image.on_frame)] if image else [],
             )
             watch = CameraWatch(
                 cam,
@@ -177,7 +170,7 @@ class Agent:
 
     def _add_detection(self, watch: CameraWatch) -> None:
         assert self.detection is not None
-        d, s, cam = self.config.detection, self.config.stream, watch.config
+        d, cam = self.config.detection, watch.config
         watch.detection = self.detection.add_camera(
             cam.id,
             labels=d.labels,
@@ -195,15 +188,25 @@ class Agent:
             watch.reader.add_sink(watch.detection.on_frame, interval)
             return
         # The substream: its own connection, read only for detection (health comes from url).
-        watch.detect_reader = CameraReader(
+        watch.detect_reader = self._reader(
             f"{cam.id} (detect_url)",
             cam.detection_url,
+            cam,
+            [Tap(FrameSampler(interval_s=interval), watch.detection.on_frame)],
+        )
+
+    def _reader(self, name: str, url: str, cam: CameraConfig, taps: list[Tap]) -> CameraReader:
+        s = self.config.stream
+        return CameraReader(
+            name,
+            url,
             transport=cam.transport or s.transport,
             open_timeout_s=s.open_timeout_s,
             read_timeout_s=s.read_timeout_s,
             backoff_initial_s=s.backoff_initial_s,
             backoff_max_s=s.backoff_max_s,
-            taps=[Tap(FrameSampler(interval_s=interval), watch.detection.on_frame)],
+            fps_window_s=self.config.health.fps_window_s,
+            taps=taps,
             clock=self.clock.mono,
         )
 
