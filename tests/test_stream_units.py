@@ -109,3 +109,24 @@ def test_classify_generic_errors_by_tcp_check() -> None:
         assert classify(eio, url, elapsed=0.01, open_timeout=3).reason == "no_video"
         assert classify(TimeoutError(), url, elapsed=3.0, open_timeout=3).reason == "stalled"
     assert "Canary-x1" not in classify(eio, url, elapsed=0.01, open_timeout=3).detail
+
+
+def test_two_taps_detection_at_2fps_and_keyframe_image_checks() -> None:
+    from agent.stream.frames import combine
+
+    image = FrameSampler(interval_s=2.0)  # GOP 2 s: keyframes only
+    detect = FrameSampler(interval_s=0.5)  # shorter than the GOP: decode everything
+    fps, gop = 15, 30
+    image_at, detect_at, decoded = [], [], 0
+    for i in range(fps * 10):
+        t = i / fps
+        d_img, d_det = image.decide(i % gop == 0, t, 2.0), detect.decide(i % gop == 0, t, 2.0)
+        decoded += combine([d_img, d_det]) is not Decode.SKIP
+        if d_img is Decode.DELIVER:
+            image_at.append(i)
+        if d_det is Decode.DELIVER:
+            detect_at.append(i)
+    assert all(i % gop == 0 for i in image_at) and len(image_at) == 5
+    assert 19 <= len(detect_at) <= 20  # 2 fps on average over 10 s, not bunched
+    assert decoded == fps * 10  # P-frames need their references
+    assert combine([]) is Decode.SKIP
