@@ -26,8 +26,9 @@ from agent.errors import DetectorError, ModelNotFound
 from agent.health import HealthMachine, Thresholds, UptimeTracker
 from agent.health.image_health import ImageHealth
 from agent.health.image_watch import ImageWatch, image_thresholds
-from agent.publish.mqtt import MqttPublisher
-from agent.publish.outbox import MemoryOutbox, OutMessage
+from agent.publish.durable import DurableOutbox
+from agent.publish.mqtt import MqttPublisher, Pace
+from agent.publish.outbox import OutMessage
 from agent.publish.payloads import agent_payload, event_payload, health_payload
 from agent.publish.topics import Topics
 from agent.stream.frames import FrameSampler, Tap
@@ -153,7 +154,13 @@ class Agent:
             if self.detection is not None and cam.detection:
                 self._add_detection(watch)
             self.cameras[cam.id] = watch
-        self.outbox = MemoryOutbox(config.mqtt.queue_max)
+        o = config.outbox
+        self.outbox = DurableOutbox(
+            config.state_dir / "outbox.sqlite",
+            max_messages=config.mqtt.queue_max,
+            max_bytes=o.max_bytes,
+            max_age_s=o.max_age_s,
+        )
         self.publisher = MqttPublisher(
             config.mqtt,
             self.topics,
@@ -161,6 +168,7 @@ class Agent:
             birth=lambda: self._status("online"),
             will=lambda: self._status("offline", reason="lost"),
             outbox=self.outbox,
+            pace=Pace(o.drain_per_s, o.drain_kbps * 1000 / 8),
             clock=self.clock.mono,
         )
         self._last_stats_at: float | None = None
@@ -244,8 +252,11 @@ class Agent:
 
     def agent_problems(self) -> list[str]:
         problems = list(self.problems)
-        if self.outbox.counts()["dropped"]:
+        counts = self.outbox.counts()
+        if counts["dropped"] or counts["expired"]:
             problems.append("outbox_overflow")
+        if self.outbox.problem is not None:
+            problems.append("outbox_unwritable")
         return problems
 
     def _check_state_dir(self) -> None:
@@ -293,6 +304,7 @@ class Agent:
             if self.detection is not None:
                 self.detection.stop()
             self.publisher.stop(final_status=self._status("offline", reason="shutdown"))
+            self.outbox.close()  # what was not acknowledged stays on disk for the next start
             for reader in self._readers():
                 reader.join(timeout=0.5)
             self._save_baselines()

@@ -9,7 +9,6 @@ import pytest
 
 from agent.clock import rfc3339
 from agent.health.state import Change, Verdict
-from agent.publish.outbox import MemoryOutbox, OutMessage
 from agent.publish.payloads import agent_payload, encode, event_payload, health_payload, schema
 from agent.publish.topics import Topics
 from agent.stream.stats import StreamSnapshot
@@ -113,46 +112,3 @@ def test_topics() -> None:
     assert t.health("cam-01") == "camwatch/thong-nhat/cam-01/health"
     assert t.events("cam-01") == "camwatch/thong-nhat/cam-01/events"
     assert t.snapshot("cam-01", "e1") == "camwatch/thong-nhat/cam-01/snapshot/e1"
-
-
-def msg(kind: str, n: int) -> OutMessage:
-    return OutMessage(f"t/{n}", {"n": n}, kind, "c", queued_at=float(n))  # type: ignore[arg-type]
-
-
-def test_outbox_in_order_and_acked() -> None:
-    box = MemoryOutbox(max_messages=10)
-    for i in range(3):
-        box.put(msg("state", i))
-    first = box.next_unsent()
-    assert first is not None and first.topic == "t/0"
-    box.mark_sent(first, mid=7)
-    assert box.counts() == {"pending": 2, "inflight": 1, "dropped": 0, "sent": 0}
-    assert box.ack(7)
-    assert box.counts()["sent"] == 1
-
-
-def test_outbox_ack_before_mark_sent() -> None:
-    box = MemoryOutbox()
-    box.put(msg("state", 1))
-    m = box.next_unsent()
-    assert m is not None
-    box.ack(42)  # PUBACK raced ahead of mark_sent
-    box.mark_sent(m, 42)
-    assert box.counts() == {"pending": 0, "inflight": 0, "dropped": 0, "sent": 1}
-
-
-def test_outbox_overflow_drops_detections_first_never_state_changes() -> None:
-    box = MemoryOutbox(max_messages=4)
-    box.put(msg("state", 0))
-    box.put(msg("detection", 1))
-    box.put(msg("snapshot", 2))
-    box.put(msg("state", 3))
-    box.put(msg("state", 4))  # over: the snapshot goes first
-    box.put(msg("state", 5))  # over: then the detection
-    box.put(msg("state", 6))  # over, only state changes left: kept
-    topics = []
-    while (m := box.next_unsent()) is not None:
-        topics.append(m.topic)
-        box.mark_sent(m, len(topics))
-    assert topics == ["t/0", "t/3", "t/4", "t/5", "t/6"]
-    assert box.dropped == 2

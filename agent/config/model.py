@@ -38,7 +38,7 @@ class MqttConfig(_Strict):
     cert_file: Path | None = Field(None, description="client certificate (PEM), with key_file")
     key_file: Path | None = Field(None, description="client private key (PEM), with cert_file")
     queue_max: int = Field(
-        10000, ge=10, le=10_000_000, description="events kept in memory while the broker is unreachable"
+        10000, ge=10, le=10_000_000, description="messages kept (on disk) while the broker is unreachable"
     )
 
     @model_validator(mode="after")
@@ -52,6 +52,15 @@ class MqttConfig(_Strict):
     @property
     def use_tls(self) -> bool:
         return self.tls or self.ca_file is not None or self.cert_file is not None
+
+
+class OutboxConfig(_Strict):
+    """The durable outbox in state_dir: every event, state change and snapshot until the broker acknowledges it."""
+
+    max_bytes: int = Field(200 * 1024 * 1024, ge=1024 * 1024, description="outbox size cap (bytes)")
+    max_age_s: float = Field(7 * 86400.0, ge=60, description="snapshots and detection events older than this expire")
+    drain_per_s: float = Field(50.0, gt=0, le=10000, description="messages per second at most, when catching up")
+    drain_kbps: float = Field(2000.0, gt=0, description="kbit/s at most, when catching up (a thin uplink)")
 
 
 class HealthConfig(_Strict):
@@ -219,6 +228,7 @@ class AgentConfig(_Strict):
     health: HealthConfig = Field(default_factory=HealthConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=2000, description="the ward's cameras")
 
     @field_validator("cameras")

@@ -63,6 +63,29 @@ def diagnose_broker(config: MqttConfig, timeout: float = 3.0) -> str:
             return f"TLS set-up failed: {exc.strerror or exc}"
 
 
+class Pace:
+    """Token buckets on messages and bytes per second: a backlog drains without flooding a thin uplink."""
+
+    def __init__(self, per_s: float, bytes_per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_s, self.bytes_per_s = per_s, bytes_per_s
+        self._clock = clock
+        self._msgs, self._bytes = per_s, bytes_per_s  # start full: one second's worth
+        self._at = clock()
+
+    def delay(self, size: int) -> float:
+        """Seconds to wait before sending ``size`` bytes (0: go, and the tokens are taken)."""
+        now = self._clock()
+        dt, self._at = now - self._at, now
+        self._msgs = min(self.per_s, self._msgs + dt * self.per_s)
+        self._bytes = min(self.bytes_per_s, self._bytes + dt * self.bytes_per_s)
+        need_bytes = min(size, self.bytes_per_s)  # a message larger than a second's worth still goes
+        if self._msgs >= 1 and self._bytes >= need_bytes:
+            self._msgs -= 1
+            self._bytes -= need_bytes
+            return 0.0
+        return max((1 - self._msgs) / self.per_s, (need_bytes - self._bytes) / self.bytes_per_s, 0.001)
+
+
 class MqttPublisher:
     """Publishes one ward agent's messages; safe to call from any thread."""
 
@@ -76,6 +99,7 @@ class MqttPublisher:
         will: Callable[[], dict[str, Any]],
         outbox: Outbox | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pace: Pace | None = None,
     ) -> None:
         self.config = config
         self.topics = topics
@@ -83,6 +107,7 @@ class MqttPublisher:
         self._will = will
         self.outbox: Outbox = outbox or MemoryOutbox(config.queue_max)
         self._clock = clock
+        self._pace = pace
         self._cond = threading.Condition()
         self._connected = False
         self._fresh_connection = False
@@ -266,6 +291,11 @@ class MqttPublisher:
                 data = encode(payload)
             else:
                 data = payload
+            if self._pace is not None:
+                wait = self._pace.delay(len(data))
+                if wait > 0:
+                    time.sleep(min(wait, 1.0))
+                    continue
             info = self.client.publish(msg.topic, data, qos=1, retain=False)
             # MQTT_ERR_NO_CONN: the connection dropped just now; paho keeps the
             # message queued and resends it, so it counts as handed over.
