@@ -222,10 +222,16 @@ class Agent:
         """Detection output (detector thread) into the outbox: the snapshot goes before its event."""
         if item.kind == "snapshot":
             topic = self.topics.snapshot(item.camera, item.event_id)
-            self.publisher.send(OutMessage(topic, item.payload, "snapshot", item.camera, queued_at=self.clock.mono()))
+            self._send(OutMessage(topic, item.payload, "snapshot", item.camera, queued_at=self.clock.mono()))
         else:
             topic = self.topics.events(item.camera)
-            self.publisher.send(OutMessage(topic, item.payload, "detection", item.camera, queued_at=self.clock.mono()))
+            self._send(OutMessage(topic, item.payload, "detection", item.camera, queued_at=self.clock.mono()))
+
+    def _send(self, message: OutMessage) -> None:
+        if isinstance(message.payload, dict):
+            # One line per event: what the outbox must deliver (fault tests check it against the broker).
+            log.debug("queued event %s %s on %s", message.payload["id"], message.payload["type"], message.camera)
+        self.publisher.send(message)
 
     def _readers(self) -> list[CameraReader]:
         out = []
@@ -349,7 +355,7 @@ class Agent:
                 )
                 if change.type == "problem_ended" and change.problem == "moved" and accepted > watch.accepted_views:
                     payload["reason"] = "accepted"  # the new view became the reference
-                self.publisher.send(OutMessage(self.topics.events(cam_id), payload, "state", cam_id, queued_at=now))
+                self._send(OutMessage(self.topics.events(cam_id), payload, "state", cam_id, queued_at=now))
             watch.accepted_views = accepted
             due = watch.last_health_at is None or now - watch.last_health_at >= heartbeat
             # "unknown" lasts at most offline_after_s from start: no health until a verdict.

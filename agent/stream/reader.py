@@ -207,6 +207,8 @@ class CameraReader:
             return
         for frame in frames:
             self.stats.on_decoded(bool(sinks))
+            if self.stats.on_picture_size(int(frame.width), int(frame.height)):
+                log.info("camera %s: picture size is now %dx%d", self.camera_id, frame.width, frame.height)
             if not sinks:
                 continue
             sample = Frame(frame, self._clock(), pts_s, keyframe=bool(packets[0].is_keyframe))

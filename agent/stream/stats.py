@@ -155,6 +155,14 @@ class StreamStats:
                 self._window_frames -= old_frame
         return new_frame
 
+    def on_picture_size(self, width: int, height: int) -> bool:
+        """A decoded frame's size; True when it differs from what was known (the camera changed it)."""
+        with self._lock:
+            if (self._width, self._height) == (width, height):
+                return False
+            self._width, self._height = width, height
+            return True
+
     def on_decoded(self, delivered: bool) -> None:
         with self._lock:
             self._frames_decoded += 1
