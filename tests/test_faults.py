@@ -267,9 +267,19 @@ def test_resolution_change_garbage_and_truncated_streams(
         }
     )
     garbage = GarbageServer()
-    silent = socket.socket()  # accepts TCP (the kernel does), never says a word
+    silent = socket.socket()  # accepts TCP connections, never says a word (a hung device)
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
+    held: list[socket.socket] = []
+
+    def hold() -> None:
+        while True:
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=hold, daemon=True).start()
     try:
         col = collector_factory(mosquitto.port, prefix)
         cams = [
@@ -295,6 +305,8 @@ def test_resolution_change_garbage_and_truncated_streams(
     finally:
         garbage.close()
         silent.close()
+        for conn in held:
+            conn.close()
     log = agent.log_text()
     assert alive and "Traceback" not in log, log[-3000:]
     assert big and big["state"] in ("online", "degraded") and big["stream"]["height"] == 360
