@@ -183,7 +183,7 @@ def test_flapping_camera_for_a_minute_leaks_nothing(
     changes = [e for e in col.of("fl/flap/events") if e["type"] == "state_changed"]
     assert 2 <= len(changes) <= 2 * flaps + 2  # each outage at most offline + online: no flicker
     steady_changes = [e for e in col.of("fl/steady/events") if e["type"] == "state_changed"]
-    assert [e["to"] for e in steady_changes] == ["online"]  # the other camera never noticed
+    assert "offline" not in [e["to"] for e in steady_changes], steady_changes  # the other camera never noticed
     assert "Traceback" not in agent.log_text()
 
 
