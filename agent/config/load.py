@@ -3,6 +3,7 @@ report every problem at once with its key path (``cameras[2].url: ...``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -19,6 +20,7 @@ from agent.redact import register_secret
 
 M = TypeVar("M", bound=BaseModel)
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # keys whose value may instead be read from a file named by "<key>_file"
 SECRET_KEYS = ("username", "password")
@@ -31,7 +33,9 @@ def key_path(loc: tuple[str | int, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + part
+            # Keys that are not bare TOML keys (empty, spaces, dots...) are shown quoted, as TOML writes them.
+            name = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+            out += ("." if out else "") + name
     return out or "(top level)"
 
 
