@@ -74,6 +74,7 @@ class DurableOutbox:
         self._inflight: dict[int, int | OutMessage] = {}  # mid -> row seq, or a message kept in memory
         self._early_acks: set[int] = set()
         self._spill: deque[OutMessage] = deque()  # written nowhere durable (the disk refused)
+        self._acked: list[int] = []  # rows acknowledged, deleted in one batch by the publishing thread
         self._rows = 0
         self._bytes = 0
         self._expired_at = float("-inf")
@@ -139,6 +140,7 @@ class DurableOutbox:
 
     def next_unsent(self) -> OutMessage | None:
         with self._lock:
+            self._flush_acks()
             if self._db is not None:
                 try:
                     row = self._db.execute(
@@ -181,17 +183,31 @@ class DurableOutbox:
 
     def _done(self, item: int | OutMessage) -> None:
         self.sent += 1
-        if isinstance(item, OutMessage) or self._db is None:
+        if isinstance(item, int):
+            # Deleting is left to the publishing thread, in batches: PUBACKs arrive on MQTT's
+            # network thread, which must not wait for the disk. A delete lost in a crash only
+            # means the message is sent once more (receivers dedup by id).
+            self._acked.append(item)
+
+    def _flush_acks(self) -> None:
+        if not self._acked or self._db is None:
+            self._acked.clear()
             return
+        seqs, self._acked = self._acked, []
         try:
-            cur = self._db.execute("DELETE FROM outbox WHERE seq = ? RETURNING size", (item,))
-            row = cur.fetchone()
+            self._db.execute("BEGIN")
+            for seq in seqs:
+                row = self._db.execute("DELETE FROM outbox WHERE seq = ? RETURNING size", (seq,)).fetchone()
+                if row is not None:
+                    self._rows -= 1
+                    self._bytes -= row[0]
+            self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._fail(f"cannot update the outbox {self.path}: {exc}")
-            return
-        if row is not None:
-            self._rows -= 1
-            self._bytes -= row[0]
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     # -- caps --------------------------------------------------------------------------
 
@@ -244,7 +260,8 @@ class DurableOutbox:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            pending = max(0, self._rows - sum(1 for v in self._inflight.values() if isinstance(v, int)))
+            in_db_not_pending = len(self._acked) + sum(1 for v in self._inflight.values() if isinstance(v, int))
+            pending = max(0, self._rows - in_db_not_pending)
             return {
                 "pending": pending + len(self._spill),
                 "inflight": len(self._inflight),
@@ -258,6 +275,7 @@ class DurableOutbox:
 
     def close(self) -> None:
         with self._lock:
+            self._flush_acks()
             if self._db is not None:
                 self._db.close()
                 self._db = None
