@@ -1,0 +1,74 @@
+"""The center reads the contract as the agent writes it (payloads built by the agent's own builders)."""
+
+from __future__ import annotations
+
+import json
+
+from agent.health.state import Change, Verdict
+from agent.publish.payloads import agent_payload, encode, event_payload, health_payload
+from agent.stream.stats import StreamSnapshot
+from center.ingest import Fleet
+from center.timeline import Interval
+from center.uptime import uptime
+
+T0 = 1_764_000_000.0  # wall clock of the test ward's monotonic 0
+
+
+def health(state: str, since: float, at: float, problems: tuple[str, ...] = ()) -> bytes:
+    payload = health_payload(
+        ward="w1",
+        camera="cam-1",
+        name="Cổng",
+        verdict=Verdict(state, problems, since),  # type: ignore[arg-type]
+        stream=StreamSnapshot(),
+        wall_of=lambda m: T0 + m,
+        now_wall=T0 + at,
+        uptime_window_s=86400,
+        online_ratio=None,
+    )
+    return encode(payload)
+
+
+def state_changed(to: str, since: float, at: float, problems: tuple[str, ...] = ()) -> dict:
+    change = Change("state_changed", at, "online", to, None, problems)  # type: ignore[arg-type]
+    return event_payload(ward="w1", camera="cam-1", change=change, wall=T0 + at, since_wall=T0 + since)
+
+
+def test_a_day_of_a_camera_from_contract_messages() -> None:
+    fleet = Fleet(unknown_after_s=90)
+    for t in range(0, 601, 30):  # online, heartbeats
+        fleet.ingest("camwatch/w1/cam-1/health", health("online", 0, t), now=T0 + t)
+    died = state_changed("offline", since=615, at=620, problems=("stalled",))  # last packet at 615
+    fleet.ingest("camwatch/w1/cam-1/events", encode(died), now=T0 + 620)
+    fleet.ingest("camwatch/w1/cam-1/events", encode({**died, "replayed": True}), now=T0 + 700)  # sent twice
+    for t in range(620, 1201, 30):
+        fleet.ingest("camwatch/w1/cam-1/health", health("offline", 615, t, ("stalled",)), now=T0 + t)
+    will = agent_payload(
+        ward="w1", state="offline", version="1", cameras=["cam-1"], started_at=T0, now_wall=T0 + 1250, reason="lost"
+    )
+    fleet.ingest("camwatch/w1/agent/status", encode(will), now=T0 + 1250)
+    ivs = fleet.timeline("w1", "cam-1", T0, T0 + 2000)
+    assert ivs == [
+        Interval(T0, T0 + 615, "online"),
+        Interval(T0 + 615, T0 + 1250, "offline", ("stalled",)),
+        Interval(T0 + 1250, T0 + 2000, "unknown"),  # the agent is gone: not offline
+    ]
+    up = uptime(ivs, T0, T0 + 2000)
+    assert up.online_s == 615 and up.offline_s == 635 and up.unknown_s == 750
+    assert fleet.duplicates == 1 and fleet.bad == 0
+    assert fleet.state_at("w1", "cam-1", T0 + 1000).state == "offline"
+
+
+def test_bad_messages_are_counted_and_future_clocks_clamped() -> None:
+    fleet = Fleet()
+    fleet.ingest("camwatch/w1/cam-1/health", b"{not json", now=T0)
+    fleet.ingest("camwatch/w1/cam-1/health", json.dumps({"schema": "other/9"}).encode(), now=T0)
+    fleet.ingest("camwatch/w1/cam-1/health", json.dumps({"schema": "camwatch.health/1", "state": "x"}).encode(), T0)
+    fleet.ingest("elsewhere/w1/cam-1/health", b"{}", now=T0)
+    assert fleet.bad == 4 and not fleet.cameras
+    fleet.ingest("camwatch/w9/new-cam/health", health("online", 0, 10_000), now=T0 + 10)  # clock a day ahead
+    assert fleet.clamped == 1 and ("w9", "new-cam") in fleet.cameras  # learned from the ward
+    assert fleet.timeline("w9", "new-cam", T0, T0 + 10)[-1].state == "online"
+    fleet.ingest("camwatch/w1/agent/stats", b"{}", now=T0)  # asserts nothing about state
+    fleet.ingest("camwatch/w1/cam-1/snapshot/abc", b"\xff\xd8", now=T0)
+    assert fleet.bad == 4
