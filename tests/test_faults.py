@@ -93,8 +93,13 @@ def test_broker_outage_loses_nothing_and_keeps_order(
     broker.stop()  # the uplink is down for 30 s ...
     t0 = time.monotonic()
     time.sleep(2)
+
+    def flap_changes() -> int:
+        return sum(t == "state_changed" and c == "flap" for _, t, c in queued_events(agent))
+
+    before = flap_changes()
     flapping.kill()  # ... while a camera dies and comes back, and people walk by
-    time.sleep(10)
+    assert wait_until(lambda: flap_changes() > before, 15), agent.log_text()[-2000:]  # it went offline
     flapping.start()
     time.sleep(max(0.0, 30 - (time.monotonic() - t0)))
     during = len(queued_events(agent))
