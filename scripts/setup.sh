@@ -13,6 +13,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-gi
   gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  gstreamer1.0-x
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

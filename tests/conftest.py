@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.publish.payloads import SCHEMAS, schema
 from agent.sim.mosquitto import MOSQUITTO, Mosquitto
-from agent.sim.rtsp import RtspServer, gst_available
+from agent.sim.rtsp import RtspServer, gst_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,8 +154,9 @@ CAM_PASSWORD = "Canary-7f3a9c"  # the canary: must never appear in logs, payload
 
 @pytest.fixture(scope="session")
 def rtsp_required() -> None:
-    if not gst_available():
-        pytest.fail("the GStreamer RTSP server is not available: run the README's test command (it installs it)")
+    why = gst_missing()
+    if why:
+        pytest.fail(f"the GStreamer RTSP server cannot run ({why}): run the README's test command (it installs it)")
 
 
 @pytest.fixture(scope="session")

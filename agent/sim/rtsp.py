@@ -29,18 +29,41 @@ def gst_python() -> str:
     return os.environ.get("CAMWATCH_GST_PYTHON", "/usr/bin/python3")
 
 
+# Every element the server's pipelines use (gst_rtsp_server.py); timeoverlay is
+# in Debian's gstreamer1.0-x, which --no-install-recommends leaves out.
+GST_ELEMENTS = (
+    "videotestsrc", "videoconvert", "timeoverlay", "identity", "h264parse", "rtph264pay",
+    "appsrc", "audiotestsrc", "audioconvert", "rtpL16pay",
+)
+
+
 @cache
-def gst_available() -> bool:
-    """Whether the system Python can run the GStreamer RTSP server here."""
+def gst_missing() -> str | None:
+    """Why the system Python cannot run the GStreamer RTSP server here, or None if it can."""
     code = (
         "import gi; gi.require_version('GstRtspServer', '1.0'); gi.require_version('Gst', '1.0');"
         "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
-        "assert Gst.ElementFactory.find('x264enc') or Gst.ElementFactory.find('openh264enc')"
+        f"need = {list(GST_ELEMENTS)!r};"
+        "missing = [e for e in need if not Gst.ElementFactory.find(e)];"
+        "missing += [] if Gst.ElementFactory.find('x264enc') or Gst.ElementFactory.find('openh264enc')"
+        " else ['x264enc (or openh264enc)'];"
+        "print(' '.join(missing))"
     )
     try:
-        return subprocess.run([gst_python(), "-c", code], capture_output=True, timeout=30, check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+        run = subprocess.run([gst_python(), "-c", code], capture_output=True, timeout=30, check=False, text=True)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{gst_python()} cannot run: {exc}"
+    if run.returncode != 0:
+        last = (run.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"{gst_python()} cannot load GStreamer's RTSP server: {last}"
+    if run.stdout.strip():
+        return f"GStreamer elements missing: {run.stdout.strip()}"
+    return None
+
+
+def gst_available() -> bool:
+    """Whether the system Python can run the GStreamer RTSP server here."""
+    return gst_missing() is None
 
 
 class RtspServer:
