@@ -32,8 +32,16 @@ def gst_python() -> str:
 # Every element the server's pipelines use (gst_rtsp_server.py); timeoverlay is
 # in Debian's gstreamer1.0-x, which --no-install-recommends leaves out.
 GST_ELEMENTS = (
-    "videotestsrc", "videoconvert", "timeoverlay", "identity", "h264parse", "rtph264pay",
-    "appsrc", "audiotestsrc", "audioconvert", "rtpL16pay",
+    "videotestsrc",
+    "videoconvert",
+    "timeoverlay",
+    "identity",
+    "h264parse",
+    "rtph264pay",
+    "appsrc",
+    "audiotestsrc",
+    "audioconvert",
+    "rtpL16pay",
 )
 
 
