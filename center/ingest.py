@@ -1,9 +1,10 @@
-"""Contract messages (v1) in, assertions about cameras' states out; the fleet as the center knows it.
+"""Contract messages (v1) in, assertions about cameras' states out, into the store.
 
-Pure: no MQTT here. :func:`read_message` turns one message (topic, payload)
-into what it asserts; :class:`Fleet` keeps the assertions per camera
-(compacted: heartbeats with the same ``since`` are one), drops repeated
-event ids, and answers what each camera's state is and was.
+No MQTT here. :func:`read_message` turns one message (topic, payload) into
+what it asserts (pure); :class:`Ingest` gathers what a burst of messages
+asserts into one compacted batch and writes it to the :class:`Store` in one
+transaction (repeated event ids are dropped by the database: at-least-once
+delivery is safe); :class:`Fleet` answers what each camera's state is and was.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from center.timeline import FOREVER, Assertion, Interval, intervals, merge_heartbeats
+from center.store import CameraRow, EventRow, Store, WriteBatch
+from center.timeline import FOREVER, Assertion, Interval, intervals
 
 log = logging.getLogger(__name__)
 
 STATES = ("online", "degraded", "offline", "unknown")
 FUTURE_SLACK_S = 60.0  # a clock this far ahead is clamped to our time and flagged
-SEEN_IDS_MAX = 200_000
+LOOKBACK_S = 400 * 86400  # how far back "since when" may look
 
 
 class BadMessage(ValueError):
@@ -48,6 +50,8 @@ class Read:
     event_id: str | None = None
     clamped: bool = False  # its time was in the future: set to the center's time
     agent_cameras: tuple[str, ...] = ()
+    name: str | None = None  # the camera's display name (health messages carry it)
+    event: EventRow | None = None  # every event, stored once
 
 
 def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | None:
@@ -86,21 +90,27 @@ def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | 
             raise BadMessage(f"{topic}: unknown state {state!r}")
         end, clamped = clamp(parse_ts(p.get("ts")))
         start = min(parse_ts(p.get("since", p.get("ts"))), end)
-        return Read(ward, camera, Assertion(start, end, state, _problems(p)), clamped=clamped)
+        name = p.get("name") if isinstance(p.get("name"), str) else None
+        return Read(ward, camera, Assertion(start, end, state, _problems(p)), clamped=clamped, name=name)
     if kind == "events":
         if p.get("schema") != "camwatch.event/1":
             raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
         event_id = p.get("id")
         if not isinstance(event_id, str):
             raise BadMessage(f"{topic}: event without an id")
-        if p.get("type") != "state_changed":
-            return Read(ward, camera, None, event_id=event_id)
+        kind_of = p.get("type")
+        if not isinstance(kind_of, str):
+            raise BadMessage(f"{topic}: event without a type")
+        end, clamped = clamp(parse_ts(p.get("ts")))
+        event = EventRow(event_id, ward, camera, end, kind_of, p.get("replayed") is True, payload.decode())
+        if kind_of != "state_changed":
+            return Read(ward, camera, None, event_id=event_id, clamped=clamped, event=event)
         state = p.get("to")
         if state not in STATES:
             raise BadMessage(f"{topic}: unknown state {state!r}")
-        end, clamped = clamp(parse_ts(p.get("ts")))
         start = min(parse_ts(p.get("since", p.get("ts"))), end)
-        return Read(ward, camera, Assertion(start, end, state, _problems(p)), event_id=event_id, clamped=clamped)
+        assertion = Assertion(start, end, state, _problems(p))
+        return Read(ward, camera, assertion, event_id=event_id, clamped=clamped, event=event)
     raise BadMessage(f"{topic}: unknown message kind {kind!r}")
 
 
@@ -109,70 +119,119 @@ def _problems(p: dict[str, Any]) -> tuple[str, ...]:
     return tuple(x for x in raw if isinstance(x, str)) if isinstance(raw, list) else ()
 
 
-@dataclass
-class Camera:
-    ward: str
-    camera: str
-    assertions: list[Assertion] = field(default_factory=list)
+class Ingest:
+    """Messages in, batches out: :meth:`add` is cheap (parse and compact), :meth:`flush` writes. Thread-safe."""
 
-
-class Fleet:
-    """Every camera the center has heard of, and what was asserted about each. Thread-safe."""
-
-    def __init__(self, prefix: str = "camwatch", unknown_after_s: float = 90.0) -> None:
+    def __init__(self, store: Store, prefix: str = "camwatch") -> None:
+        self.store = store
         self.prefix = prefix
-        self.unknown_after_s = unknown_after_s
-        self.cameras: dict[tuple[str, str], Camera] = {}
-        self._seen: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
+        self._batch = WriteBatch.empty(time.time())
+        self._pending = 0
+        self.messages = 0
         self.bad = 0
         self.duplicates = 0
         self.clamped = 0
+        self.events = 0
+        self.snapshots = 0
 
-    def ingest(self, topic: str, payload: bytes, now: float) -> None:
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def add(self, topic: str, payload: bytes, now: float) -> None:
         """Take one message; a bad one is counted and logged, never raised."""
+        self.messages += 1
+        parts = topic.split("/")
+        head = self.prefix.split("/")
+        if len(parts) == len(head) + 4 and parts[: len(head)] == head and parts[-2] == "snapshot":
+            ward, camera, event_id = parts[len(head)], parts[len(head) + 1], parts[-1]
+            with self._lock:
+                self._batch.snapshots.append((event_id, ward, camera, bytes(payload)))
+                self._batch.camera(ward, camera, None, now)
+                self._pending += 1
+            return
         try:
             read = read_message(topic, payload, self.prefix, now)
-        except BadMessage as exc:
+        except (BadMessage, UnicodeDecodeError) as exc:
             self.bad += 1
             log.warning("ignored a message: %s", exc)
             return
         if read is None:
             return
         with self._lock:
-            if read.event_id is not None:
-                if read.event_id in self._seen:
-                    self.duplicates += 1
-                    return
-                self._seen[read.event_id] = None
-                if len(self._seen) > SEEN_IDS_MAX:
-                    self._seen.popitem(last=False)
             self.clamped += read.clamped
-            if read.camera is None:
+            batch = self._batch
+            if read.camera is None:  # the agent's status: about each of its cameras
                 for cam in read.agent_cameras:
-                    entry = self._camera(read.ward, cam)
+                    batch.camera(read.ward, cam, None, now)
                     if read.assertion is not None:
-                        entry.assertions.append(read.assertion)
-                        entry.assertions = merge_heartbeats(entry.assertions)
-                return
-            entry = self._camera(read.ward, read.camera)
-            if read.assertion is not None:
-                entry.assertions.append(read.assertion)
-                entry.assertions = merge_heartbeats(entry.assertions)
+                        batch.assertion(read.ward, cam, read.assertion)
+            else:
+                batch.camera(read.ward, read.camera, read.name, now)
+                if read.assertion is not None:
+                    batch.assertion(read.ward, read.camera, read.assertion)
+                if read.event is not None:
+                    batch.events.append(read.event)
+            self._pending += 1
 
-    def _camera(self, ward: str, camera: str) -> Camera:
-        key = (ward, camera)
-        if key not in self.cameras:
-            self.cameras[key] = Camera(ward, camera)  # the center learns the fleet from the wards
-        return self.cameras[key]
+    def flush(self) -> int:
+        """Write what was gathered in one transaction; how many messages it held."""
+        with self._lock:
+            batch, count = self._batch, self._pending
+            self._batch, self._pending = WriteBatch.empty(time.time()), 0
+        if not count:
+            return 0
+        try:
+            fresh = self.store.write(batch)
+        except BaseException:
+            with self._lock:  # nothing lost: put it back in front of what came meanwhile
+                self._merge_back(batch, count)
+            raise
+        self.duplicates += fresh.count(False)
+        self.events += fresh.count(True)
+        self.snapshots += len(batch.snapshots)
+        return count
+
+    def _merge_back(self, old: WriteBatch, count: int) -> None:
+        new = self._batch
+        for ward, camera, name, seen in new.cameras.values():
+            old.camera(ward, camera, name, seen)
+        for key, end in new.assertions.items():
+            old.assertions[key] = max(old.assertions.get(key, end), end)
+        old.events.extend(new.events)
+        old.snapshots.extend(new.snapshots)
+        self._batch = old
+        self._pending += count
+
+
+class Fleet:
+    """What the center knows of every camera, read from the store."""
+
+    def __init__(self, store: Store, unknown_after_s: float = 90.0) -> None:
+        self.store = store
+        self.unknown_after_s = unknown_after_s
+
+    def cameras(self) -> list[CameraRow]:
+        return self.store.cameras()
 
     def timeline(self, ward: str, camera: str, begin: float, end: float) -> list[Interval]:
-        with self._lock:
-            entry = self.cameras.get((ward, camera))
-            facts = list(entry.assertions) if entry else []
+        facts = self.store.assertions(ward, camera, begin, end, self.unknown_after_s)
         return intervals(facts, begin, end, self.unknown_after_s)
 
     def state_at(self, ward: str, camera: str, when: float) -> Interval:
-        """The camera's state at ``when`` and since when it has been in it (looking back 400 days at most)."""
-        ivs = self.timeline(ward, camera, when - 400 * 86400, when + 1e-3)
-        return ivs[-1]
+        """The camera's state at ``when`` and since when it has been in it."""
+        return self.timeline(ward, camera, when - LOOKBACK_S, when + 1e-3)[-1]
+
+    def states(self, now: float, recent_s: float = 86400.0) -> dict[tuple[str, str], Interval]:
+        """Every known camera's current state and since when (one query, then one per long-stable camera)."""
+        begin = now - recent_s
+        facts = self.store.all_assertions(begin, now + 1e-3, self.unknown_after_s)
+        out: dict[tuple[str, str], Interval] = {}
+        for row in self.store.cameras():
+            key = (row.ward, row.camera)
+            last = intervals(facts.get(key, []), begin, now + 1e-3, self.unknown_after_s)[-1]
+            if last.start <= begin:  # the same state for all of the recent window: look further back
+                last = self.state_at(row.ward, row.camera, now)
+            out[key] = last
+        return out

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
-.venv/bin/ruff check agent tests bench
-.venv/bin/ruff format --check agent tests bench
+.venv/bin/ruff check agent center tests bench
+.venv/bin/ruff format --check agent center tests bench
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from agent.health.state import Change, Verdict
 from agent.publish.payloads import agent_payload, encode, event_payload, health_payload
 from agent.stream.stats import StreamSnapshot
-from center.ingest import Fleet
+from center.ingest import Fleet, Ingest
+from center.store import Store
 from center.timeline import Interval
 from center.uptime import uptime
 
@@ -34,8 +38,28 @@ def state_changed(to: str, since: float, at: float, problems: tuple[str, ...] = 
     return event_payload(ward="w1", camera="cam-1", change=change, wall=T0 + at, since_wall=T0 + since)
 
 
-def test_a_day_of_a_camera_from_contract_messages() -> None:
-    fleet = Fleet(unknown_after_s=90)
+class Center:
+    """Ingest and fleet over one store, flushing after every message (the service batches)."""
+
+    def __init__(self, store: Store) -> None:
+        self.ingest_ = Ingest(store)
+        self.fleet = Fleet(store, unknown_after_s=90)
+
+    def ingest(self, topic: str, payload: bytes, now: float) -> None:
+        self.ingest_.add(topic, payload, now)
+        self.ingest_.flush()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.ingest_ if hasattr(self.ingest_, name) else self.fleet, name)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path}/center.db")
+
+
+def test_a_day_of_a_camera_from_contract_messages(store: Store) -> None:
+    fleet = Center(store)
     for t in range(0, 601, 30):  # online, heartbeats
         fleet.ingest("camwatch/w1/cam-1/health", health("online", 0, t), now=T0 + t)
     died = state_changed("offline", since=615, at=620, problems=("stalled",))  # last packet at 615
@@ -59,16 +83,16 @@ def test_a_day_of_a_camera_from_contract_messages() -> None:
     assert fleet.state_at("w1", "cam-1", T0 + 1000).state == "offline"
 
 
-def test_bad_messages_are_counted_and_future_clocks_clamped() -> None:
-    fleet = Fleet()
+def test_bad_messages_are_counted_and_future_clocks_clamped(store: Store) -> None:
+    fleet = Center(store)
     fleet.ingest("camwatch/w1/cam-1/health", b"{not json", now=T0)
     fleet.ingest("camwatch/w1/cam-1/health", json.dumps({"schema": "other/9"}).encode(), now=T0)
     fleet.ingest("camwatch/w1/cam-1/health", json.dumps({"schema": "camwatch.health/1", "state": "x"}).encode(), T0)
     fleet.ingest("elsewhere/w1/cam-1/health", b"{}", now=T0)
-    assert fleet.bad == 4 and not fleet.cameras
+    assert fleet.bad == 4 and not fleet.cameras()
     fleet.ingest("camwatch/w9/new-cam/health", health("online", 0, 10_000), now=T0 + 10)  # clock a day ahead
-    assert fleet.clamped == 1 and ("w9", "new-cam") in fleet.cameras  # learned from the ward
+    assert fleet.clamped == 1 and [(c.ward, c.camera) for c in fleet.cameras()] == [("w9", "new-cam")]  # learned
     assert fleet.timeline("w9", "new-cam", T0, T0 + 10)[-1].state == "online"
     fleet.ingest("camwatch/w1/agent/stats", b"{}", now=T0)  # asserts nothing about state
     fleet.ingest("camwatch/w1/cam-1/snapshot/abc", b"\xff\xd8", now=T0)
-    assert fleet.bad == 4
+    assert fleet.bad == 4 and fleet.snapshots == 1 and store.snapshot("abc") == b"\xff\xd8"

@@ -1,0 +1,92 @@
+"""The center's store: compaction, dedup, migrations, retention, restart — on a real database file."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from center.store import MIGRATIONS, EventRow, Store, StoreError, WriteBatch, redact_url
+from center.timeline import FOREVER, Assertion
+
+T0 = 1_764_000_000.0
+
+
+def heartbeat_batch(received: float, since: float, until: float) -> WriteBatch:
+    b = WriteBatch.empty(received)
+    b.camera("w1", "c1", "Cổng chợ", received)
+    b.assertion("w1", "c1", Assertion(since, until, "online"))
+    return b
+
+
+def test_heartbeats_compact_to_one_row_and_survive_a_restart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/c.db"
+    store = Store(url)
+    for t in range(0, 3600, 30):
+        store.write(heartbeat_batch(T0 + t, T0, T0 + t))
+    store.write(heartbeat_batch(T0 + 10, T0, T0 + 10))  # a late one never shortens what is known
+    store.close()
+    again = Store(url)
+    assert again.assertions("w1", "c1", T0, T0 + 4000, 90) == [Assertion(T0, T0 + 3570, "online")]
+    (cam,) = again.cameras()
+    assert (cam.name, cam.first_seen, cam.last_seen) == ("Cổng chợ", T0, T0 + 3570)
+    assert again.schema_version() == len(MIGRATIONS)
+
+
+def test_events_are_stored_once_whatever_the_batches(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/c.db")
+    ev = EventRow("e1", "w1", "c1", T0, "detection_started", False, "{}")
+    b = WriteBatch.empty(T0)
+    b.events += [ev, ev]
+    assert store.write(b) == [True, False]
+    b2 = WriteBatch.empty(T0 + 5)
+    b2.events.append(EventRow("e1", "w1", "c1", T0, "detection_started", True, "{}"))  # replayed later
+    assert store.write(b2) == [False]
+    assert [e.id for e in store.events(ward="w1")] == ["e1"]
+
+
+def test_last_will_is_forever_and_reads_back_as_infinity(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/c.db")
+    b = WriteBatch.empty(T0)
+    b.assertion("w1", "c1", Assertion(T0, FOREVER, "unknown"))
+    store.write(b)
+    (a,) = store.assertions("w1", "c1", T0 + 86400 * 30, T0 + 86400 * 31, 90)
+    assert math.isinf(a.end) and a.state == "unknown"
+
+
+def test_maintenance_and_retention(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/c.db")
+    wid = store.add_maintenance(
+        ward="w1", camera=None, start=T0, end=T0 + 3600, note="thay dây", created_by="admin", now=T0
+    )
+    with pytest.raises(ValueError, match="end after it starts"):
+        store.add_maintenance(ward="w1", camera="c1", start=T0, end=T0, note="", created_by="admin", now=T0)
+    assert [m.id for m in store.maintenance(T0 - 10, T0 + 10)] == [wid]
+    store.write(heartbeat_batch(T0, T0, T0 + 60))
+    b = WriteBatch.empty(T0)
+    b.snapshots.append(("e9", "w1", "c1", b"\xff\xd8jpeg"))
+    store.write(b)
+    counts = store.prune(now=T0 + 10 * 86400, retention_days=30, snapshot_retention_days=7)
+    assert counts["snapshots"] == 1 and counts["assertions"] == 0 and store.snapshot("e9") is None
+    counts = store.prune(now=T0 + 31 * 86400, retention_days=30, snapshot_retention_days=7)
+    assert counts["assertions"] == 1 and counts["maintenance"] == 1
+    assert store.delete_maintenance(wid) is False
+
+
+def test_a_newer_schema_is_refused_and_bad_urls_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    Store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO schema_version VALUES (99)")
+    with pytest.raises(StoreError, match="schema 99, newer than this camwatch knows"):
+        Store(f"sqlite:///{path}")
+    with pytest.raises(StoreError, match="use sqlite:///PATH or postgresql://"):
+        Store("mysql://root:Secret-1@db/x")
+    with pytest.raises(StoreError) as err:
+        Store("mysql://root:Secret-1@db/x")
+    assert "Secret-1" not in str(err.value)
+    with pytest.raises(StoreError, match="give a file"):
+        Store("sqlite:///:memory:")
+    assert redact_url("postgresql://cw:Pa55@db/center") == "postgresql://cw:***@db/center"
