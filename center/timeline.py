@@ -64,11 +64,20 @@ def merge_heartbeats(assertions: Iterable[Assertion]) -> list[Assertion]:
     return sorted(Assertion(s, e, st, p) for (s, st, p), e in furthest.items())  # type: ignore[arg-type]
 
 
+# Two assertions with the same start and end that disagree (rare: two messages
+# of the same instant): the more severe wins, whatever order they came in.
+SEVERITY = {"offline": 0, "degraded": 1, "online": 2, "unknown": 3}
+
+
+def _order(a: Assertion) -> tuple[float, float, int, tuple[str, ...]]:
+    return (a.start, a.end, SEVERITY[a.state], a.problems)
+
+
 def intervals(assertions: Iterable[Assertion], begin: float, end: float, unknown_after_s: float) -> list[Interval]:
     """The camera's states over [begin, end): consecutive, non-overlapping, covering it exactly."""
     if end <= begin:
         return []
-    items = sorted(assertions)
+    items = sorted(assertions, key=_order)
     # Boundaries where the winner may change: every start and every end of validity.
     points = {begin, end}
     for a in items:
@@ -78,19 +87,19 @@ def intervals(assertions: Iterable[Assertion], begin: float, end: float, unknown
     cuts = sorted(points)
     out: list[Interval] = []
     # Sweep: assertions enter when they start; the winner is the latest start still valid.
-    heap: list[tuple[float, float, int]] = []  # (-start, -valid_until, index)
+    heap: list[tuple[float, float, int, tuple[str, ...], int]] = []  # (-start, -valid_until, rank, problems, index)
     i = 0
     for lo, hi in itertools.pairwise(cuts):
         while i < len(items) and items[i].start <= lo:
             a = items[i]
-            heapq.heappush(heap, (-a.start, -(a.end + unknown_after_s), i))
+            heapq.heappush(heap, (-a.start, -(a.end + unknown_after_s), SEVERITY[a.state], a.problems, i))
             i += 1
         while heap and -heap[0][1] <= lo:
             heapq.heappop(heap)  # expired (stale) at the top: an older one below may still hold
         state: State = "unknown"
         problems: tuple[str, ...] = ()
         if heap:
-            winner = items[heap[0][2]]
+            winner = items[heap[0][-1]]
             state, problems = winner.state, winner.problems
         if out and out[-1].state == state and out[-1].problems == problems:
             out[-1] = Interval(out[-1].start, hi, state, problems)

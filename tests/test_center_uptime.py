@@ -117,3 +117,9 @@ def test_uptime_parts_add_up_to_the_period(
     assert min(up.online_s, up.degraded_s, up.offline_s, up.unknown_s, up.maintenance_s) >= -1e-9
     if up.availability is not None:
         assert 0 <= up.healthy <= up.availability <= 1  # type: ignore[operator]
+
+
+def test_same_span_different_states_the_more_severe_wins_in_any_order() -> None:
+    a = Assertion(0, 100, "online")
+    b = Assertion(0, 100, "offline", ("stalled",))
+    assert intervals([a, b], 0, 100, U) == intervals([b, a], 0, 100, U) == [Interval(0, 100, "offline", ("stalled",))]
