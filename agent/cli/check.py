@@ -11,7 +11,19 @@ from agent.redact import redact
 
 
 def cmd_check(path: str) -> int:
+    from agent.config.load import read_toml
+    from center.config import is_center_config, parse_center_config
+
     try:
+        raw = read_toml(path)
+        if is_center_config(raw):
+            center = parse_center_config(raw)
+            print(
+                f"{path}: OK: center, store {redact(center.store.url)}, broker {center.mqtt.host}:{center.mqtt.port}"
+                f"{' (TLS)' if center.mqtt.use_tls else ''}, pages on http://{center.web.listen}/, "
+                f"time zone {center.timezone}"
+            )
+            return 0
         config = load_config(path)
     except ConfigError as exc:
         n = len(exc.problems)

@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--watch", action="store_true", help="keep refreshing")
     status.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
 
+    center = sub.add_parser("center", help="the monitoring center: ingest every ward, uptime pages and API")
+    center.add_argument("--config", required=True, help="path of the center's TOML config")
+    center_sub = center.add_subparsers(dest="center_command", metavar="ACTION")
+    add_user = center_sub.add_parser("add-user", help="create or update an account (password from a prompt)")
+    add_user.add_argument("name")
+    add_user.add_argument("--role", choices=["viewer", "admin"], required=True)
+
     demo = sub.add_parser("demo", help="the whole pipeline on this machine: broker, simulated cameras, agent")
     demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)")
     demo.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
@@ -65,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.cli.status import cmd_status
 
             return cmd_status(args.broker, ward=args.ward, prefix=args.prefix, watch=args.watch, as_json=args.json)
+        if args.command == "center":
+            from center.cli import cmd_add_user, cmd_center
+
+            if args.center_command == "add-user":
+                return cmd_add_user(args.config, args.name, args.role)
+            return cmd_center(args.config)
         if args.command == "demo":
             from agent.cli.demo import cmd_demo
 

@@ -63,6 +63,23 @@ def diagnose_broker(config: MqttConfig, timeout: float = 3.0) -> str:
             return f"TLS set-up failed: {exc.strerror or exc}"
 
 
+def configure_client(client: mqtt.Client, c: MqttConfig, logger: str) -> None:
+    """Credentials, TLS, quiet logging and reconnect backoff from an ``[mqtt]`` table."""
+    paho_log = logging.getLogger(logger)
+    paho_log.addFilter(_quiet_reconnect_noise)
+    client.enable_logger(paho_log)
+    if c.username is not None:
+        client.username_pw_set(c.username.get_secret_value(), c.password.get_secret_value() if c.password else None)
+    if c.use_tls:
+        client.tls_set(
+            ca_certs=str(c.ca_file) if c.ca_file else None,
+            certfile=str(c.cert_file) if c.cert_file else None,
+            keyfile=str(c.key_file) if c.key_file else None,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+
 class Pace:
     """Token buckets on messages and bytes per second: a backlog drains without flooding a thin uplink."""
 
@@ -129,19 +146,7 @@ class MqttPublisher:
             protocol=mqtt.MQTTv311,
             clean_session=True,
         )
-        paho_log = logging.getLogger("agent.publish.paho")
-        paho_log.addFilter(_quiet_reconnect_noise)
-        client.enable_logger(paho_log)
-        if c.username is not None:
-            client.username_pw_set(c.username.get_secret_value(), c.password.get_secret_value() if c.password else None)
-        if c.use_tls:
-            client.tls_set(
-                ca_certs=str(c.ca_file) if c.ca_file else None,
-                certfile=str(c.cert_file) if c.cert_file else None,
-                keyfile=str(c.key_file) if c.key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        configure_client(client, c, "agent.publish.paho")
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect

@@ -1,0 +1,109 @@
+"""``camwatch center --config PATH`` (the service) and ``camwatch center add-user NAME --role ROLE``."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from agent.errors import ConfigError
+from agent.redact import redact
+from center.config import CenterConfig, load_center_config
+from center.store import Store, StoreError
+
+log = logging.getLogger("center")
+
+
+def _load(path: str) -> CenterConfig | None:
+    try:
+        return load_center_config(path)
+    except ConfigError as exc:
+        print(f"{path}: the center does not start; fix these first:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {redact(problem)}", file=sys.stderr)
+        return None
+
+
+def _open_store(config: CenterConfig) -> Store | None:
+    try:
+        return Store(config.store.url)
+    except StoreError as exc:
+        print(f"the center does not start: {redact(exc)}", file=sys.stderr)
+        return None
+
+
+def cmd_center(path: str) -> int:
+    config = _load(path)
+    if config is None:
+        return 1
+    from agent.cli.logs import setup_logging
+
+    setup_logging("info")
+    store = _open_store(config)
+    if store is None:
+        return 1
+    from center.service import CenterIngest
+
+    service = CenterIngest(config, store)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service.start()
+    web = None
+    try:
+        from center.web import serve
+
+        web = serve(config, store, service)
+    except ImportError:
+        log.warning("web pages are off: install camwatch[center] for them")
+    log.info(
+        "camwatch center: store %s, broker %s:%d%s",
+        redact(config.store.url),
+        config.mqtt.host,
+        config.mqtt.port,
+        f", pages on http://{config.web.listen}/" if web else "",
+    )
+    while not stop.wait(1.0):
+        pass
+    if web is not None:
+        web.stop()
+    service.stop()
+    store.close()
+    return 0
+
+
+def cmd_add_user(path: str, name: str, role: str) -> int:
+    """Create or update an account; the password comes from $CAMWATCH_PASSWORD or a prompt."""
+    config = _load(path)
+    if config is None:
+        return 1
+    from center.auth import hash_password, valid_user_name
+
+    if not valid_user_name(name):
+        print(f"user name {name!r}: use 1-64 letters, digits, '.', '_' or '-'", file=sys.stderr)
+        return 2
+    password = os.environ.get("CAMWATCH_PASSWORD")
+    if password is None:
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            print("the two passwords differ; nothing changed", file=sys.stderr)
+            return 1
+    if len(password) < 8:
+        print("a password needs at least 8 characters; nothing changed", file=sys.stderr)
+        return 1
+    store = _open_store(config)
+    if store is None:
+        return 1
+    store.put_user(name, role, hash_password(password), time.time())
+    store.close()
+    print(f"user {name} ({role}) saved")
+    return 0

@@ -1,0 +1,107 @@
+"""The center's configuration (``center.toml``), validated like the agent's: key paths, every error at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agent.config.load import read_toml, validate_tree
+from agent.config.model import MqttConfig
+from agent.redact import register_secret
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreConfig(_Strict):
+    url: str = Field(
+        "sqlite:////var/lib/camwatch/center.db",
+        description="sqlite:///PATH (relative) or sqlite:////ABS/PATH, or postgresql://USER:PASS@HOST/DB",
+    )
+    retention_days: float = Field(400, ge=1, le=3650, description="events and state history kept this long")
+    snapshot_retention_days: float = Field(30, ge=0, le=3650, description="event snapshots (JPEG) kept this long")
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, url: str) -> str:
+        if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("use sqlite:///PATH or postgresql://USER@HOST/DB")
+        return url
+
+
+class WebConfig(_Strict):
+    listen: str = Field(
+        "127.0.0.1:8080", pattern=r"^[^:\s]+:\d{1,5}$", description="HOST:PORT of the web pages and API"
+    )
+    session_hours: float = Field(12, gt=0, le=24 * 31, description="a login lasts this long")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @field_validator("listen")
+    @classmethod
+    def _port(cls, listen: str) -> str:
+        port = int(listen.rsplit(":", 1)[1])
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is not in 1-65535")
+        return listen
+
+
+class UptimeConfig(_Strict):
+    unknown_after_s: float = Field(90, ge=10, le=86400, description="no message from a camera this long -> unknown")
+
+
+class CenterConfig(_Strict):
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="for display and calendar periods; stored times are UTC")
+    language: Literal["vi", "en"] = Field("vi", description="default page language (each user can switch)")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    uptime: UptimeConfig = Field(default_factory=UptimeConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (e.g. Asia/Ho_Chi_Minh)") from None
+        return name
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+CENTER_KEYS = {"store", "web", "uptime", "timezone", "language"}
+
+
+def is_center_config(raw: dict[str, Any]) -> bool:
+    """A center file has none of the agent's ward/cameras and at least one center key."""
+    return "ward" not in raw and "cameras" not in raw and bool(CENTER_KEYS & raw.keys())
+
+
+def parse_center_config(raw: dict[str, Any]) -> CenterConfig:
+    config = validate_tree(CenterConfig, raw)
+    if config.mqtt.password is not None:
+        register_secret(config.mqtt.password.get_secret_value())
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(config.store.url).password
+    if password:
+        register_secret(unquote(password))
+    return config
+
+
+def load_center_config(path: str | Path) -> CenterConfig:
+    """Read and validate a center TOML file; raise ConfigError listing every problem."""
+    return parse_center_config(read_toml(path))

@@ -1,0 +1,586 @@
+"""The center's pages and JSON API (FastAPI + Jinja2, served by uvicorn in a thread; no front-end build).
+
+Pages: fleet (``/``), camera, outages, report (+ CSV with a BOM, printable),
+login. API under ``/api/v1/`` with its OpenAPI document at
+``/api/v1/openapi.json``. Every page and API answer needs a login: a session
+cookie (pages and API) or HTTP Basic (API clients). Sessions live in memory
+(a restart of the center logs everybody out). Forms carry a CSRF token bound
+to the session (the login form: to a cookie, double-submit). Failed logins
+are rate-limited per user name and per client address.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import uvicorn
+from fastapi import FastAPI, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from center.auth import LoginLimit, check_password
+from center.config import CenterConfig
+from center.i18n import LANGUAGES, duration, t
+from center.periods import PERIODS, BadPeriod, period_bounds
+from center.service import CenterIngest
+from center.store import Store
+from center.uptime import Uptime
+from center.views import fleet_now, outage_list, uptime_table, ward_counts
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "cw_session"
+LOGIN_CSRF_COOKIE = "cw_login_csrf"
+LANG_COOKIE = "cw_lang"
+OUTAGE_HISTORY_DAYS = 30
+
+
+@dataclass
+class Session:
+    user: str
+    role: str
+    csrf: str
+    expires: float
+
+
+class NeedLogin(Exception):
+    """A page was asked for without a session: go to the login page."""
+
+
+class Sessions:
+    def __init__(self, hours: float) -> None:
+        self.ttl = hours * 3600
+        self._by_token: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def new(self, user: str, role: str) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            now = time.time()
+            self._by_token = {k: s for k, s in self._by_token.items() if s.expires > now}
+            self._by_token[token] = Session(user, role, secrets.token_urlsafe(24), now + self.ttl)
+        return token
+
+    def get(self, token: str | None) -> Session | None:
+        if not token:
+            return None
+        with self._lock:
+            s = self._by_token.get(token)
+            if s is None or s.expires <= time.time():
+                self._by_token.pop(token, None)
+                return None
+            return s
+
+    def drop(self, token: str | None) -> None:
+        with self._lock:
+            self._by_token.pop(token or "", None)
+
+
+def build_app(config: CenterConfig, store: Store, service: CenterIngest | None = None) -> FastAPI:
+    app = FastAPI(
+        title="camwatch center API",
+        version="1",
+        description="Cameras, their state now, uptime per period, outages and events, as the wards reported them.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates.env.filters["fromjson"] = json.loads
+    sessions = Sessions(config.web.session_hours)
+    limit = LoginLimit()
+    fleet = service.fleet if service is not None else None
+    if fleet is None:
+        from center.ingest import Fleet
+
+        fleet = Fleet(store, config.uptime.unknown_after_s)
+    tz = config.tz
+
+    def lang_of(request: Request) -> str:
+        lang = request.cookies.get(LANG_COOKIE, config.language)
+        return lang if lang in LANGUAGES else config.language
+
+    def fmt_time(ts: float | None) -> str:
+        if ts is None:
+            return ""
+        return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    def iso(ts: float | None) -> str | None:
+        return None if ts is None else datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+
+    def pct(x: float | None) -> str:
+        return "—" if x is None else f"{x * 100:.2f} %"
+
+    def session_of(request: Request) -> Session | None:
+        return sessions.get(request.cookies.get(SESSION_COOKIE))
+
+    def page_session(request: Request) -> Session:
+        s = session_of(request)
+        if s is None:
+            raise NeedLogin
+        return s
+
+    def api_session(request: Request) -> Session:
+        s = session_of(request)
+        if s is not None:
+            return s
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user, password = "", ""
+            keys = [f"user:{user}", f"addr:{request.client.host if request.client else '?'}"]
+            if limit.blocked(keys):
+                raise HTTPException(429, "too many failed logins; try again later")
+            found = store.user(user)
+            if found is not None and check_password(password, found[1]):
+                return Session(user, found[0], "", time.time() + 60)
+            limit.failed(keys)
+        raise HTTPException(401, "log in (session cookie) or use HTTP Basic", {"WWW-Authenticate": "Basic"})
+
+    @app.exception_handler(NeedLogin)
+    async def _to_login(request: Request, exc: NeedLogin) -> Response:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    def render(request: Request, name: str, session: Session | None, **context: Any) -> HTMLResponse:
+        lang = lang_of(request)
+        return templates.TemplateResponse(
+            request,
+            name,
+            {
+                "lang": lang,
+                "t": lambda key: t(key, lang),
+                "dur": lambda s: duration(s, lang),
+                "fmt_time": fmt_time,
+                "pct": pct,
+                "session": session,
+                "path": request.url.path,
+                **context,
+            },
+        )
+
+    # -- login -----------------------------------------------------------------------
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(request: Request, next: str = "/") -> HTMLResponse:
+        token = secrets.token_urlsafe(24)
+        response = render(request, "login.html", None, csrf=token, next=_safe_next(next), error=None)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    @app.post("/login", include_in_schema=False)
+    def login(
+        request: Request,
+        user: str = Form(""),
+        password: str = Form(""),
+        csrf: str = Form(""),
+        next: str = Form("/"),
+    ) -> Response:
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        lang = lang_of(request)
+        keys = [f"user:{user}", f"addr:{request.client.host if request.client else '?'}"]
+        error = None
+        if not cookie or not secrets.compare_digest(cookie, csrf):
+            error = t("bad_form", lang)
+        elif limit.blocked(keys):
+            error = t("too_many", lang)
+        else:
+            found = store.user(user)
+            if found is not None and check_password(password, found[1]):
+                ok = RedirectResponse(_safe_next(next), status_code=303)
+                ok.set_cookie(
+                    SESSION_COOKIE,
+                    sessions.new(user, found[0]),
+                    httponly=True,
+                    samesite="lax",
+                    max_age=int(sessions.ttl),
+                )
+                ok.delete_cookie(LOGIN_CSRF_COOKIE)
+                log.info("user %s logged in", user)
+                return ok
+            limit.failed(keys)
+            error = t("bad_login", lang)
+        token = secrets.token_urlsafe(24)
+        response = render(request, "login.html", None, csrf=token, next=_safe_next(next), error=error)
+        response.status_code = 401
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    def logout(request: Request, csrf: str = Form("")) -> Response:
+        s = session_of(request)
+        if s is not None and secrets.compare_digest(s.csrf, csrf):
+            sessions.drop(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.get("/lang/{code}", include_in_schema=False)
+    def set_lang(code: str, next: str = "/") -> Response:
+        response = RedirectResponse(_safe_next(next), status_code=303)
+        if code in LANGUAGES:
+            response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax")
+        return response
+
+    # -- pages -------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def fleet_page(request: Request) -> HTMLResponse:
+        s = page_session(request)
+        rows = fleet_now(fleet, time.time())
+        wards: dict[str, list[Any]] = {}
+        for r in rows:
+            wards.setdefault(r.ward, []).append(r)
+        counts = ward_counts(rows)
+        totals = {k: sum(c[k] for c in counts.values()) for k in ("offline", "unknown", "degraded", "online")}
+        return render(
+            request, "fleet.html", s, wards=[(w, wards[w], counts[w]) for w in counts], totals=totals, now=time.time()
+        )
+
+    @app.get("/camera/{ward}/{camera}", response_class=HTMLResponse, include_in_schema=False)
+    def camera_page(request: Request, ward: str, camera: str, span: str = "24h") -> HTMLResponse:
+        s = page_session(request)
+        cams = {(c.ward, c.camera): c for c in store.cameras()}
+        cam = cams.get((ward, camera))
+        if cam is None:
+            response = render(request, "message.html", s, message=t("not_found", lang_of(request)))
+            response.status_code = 404
+            return response
+        now = time.time()
+        span_s = 7 * 86400 if span == "7d" else 86400
+        ivs = fleet.timeline(ward, camera, now - span_s, now)
+        maint = store.maintenance(now - 30 * 86400, now + 365 * 86400)
+        figures = {}
+        for name in ("24h", "7d", "30d"):
+            begin, end = period_bounds(name, now, tz)
+            _, _, up = uptime_table(fleet, [cam], maint, begin, end)
+            figures[name] = up
+        events = store.events(ward=ward, camera=camera, limit=50)
+        snaps = [e for e in events if e.type == "detection_started"]
+        latest = next((e.id for e in snaps if store.snapshot(e.id) is not None), None)
+        state = fleet.state_at(ward, camera, now)
+        return render(
+            request,
+            "camera.html",
+            s,
+            cam=cam,
+            state=state,
+            ivs=ivs,
+            span=span,
+            span_s=span_s,
+            begin=now - span_s,
+            figures=figures,
+            events=events,
+            latest=latest,
+            now=now,
+            maintenance=[m for m in maint if m.ward == ward and m.camera in (None, camera)],
+        )
+
+    @app.get("/snapshot/{event_id}", include_in_schema=False)
+    def snapshot(request: Request, event_id: str) -> Response:
+        page_session(request)
+        jpeg = store.snapshot(event_id)
+        if jpeg is None:
+            raise HTTPException(404, "no such snapshot")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+    @app.get("/outages", response_class=HTMLResponse, include_in_schema=False)
+    def outages_page(request: Request, ward: str = "", days: int = Query(7, ge=1, le=400)) -> HTMLResponse:
+        s = page_session(request)
+        now = time.time()
+        cams = [c for c in store.cameras() if not ward or c.ward == ward]
+        rows = outage_list(fleet, cams, now - days * 86400, now)
+        wards = sorted({c.ward for c in store.cameras()})
+        return render(
+            request,
+            "outages.html",
+            s,
+            ongoing=[r for r in rows if r.outage.end is None],
+            history=[r for r in rows if r.outage.end is not None],
+            now=now,
+            wards=wards,
+            ward=ward,
+            days=days,
+        )
+
+    def _report(period: str, start: str | None, end: str | None) -> tuple[float, float, Any, Any, Uptime]:
+        try:
+            begin, stop = period_bounds(period, time.time(), tz, start, end)
+        except BadPeriod as exc:
+            raise HTTPException(400, str(exc)) from None
+        cams = store.cameras()
+        per_camera, per_ward, city = uptime_table(fleet, cams, store.maintenance(begin, stop), begin, stop)
+        return begin, stop, per_camera, per_ward, city
+
+    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    def report_page(
+        request: Request, period: str = "24h", start: str | None = None, end: str | None = None
+    ) -> HTMLResponse:
+        s = page_session(request)
+        begin, stop, per_camera, per_ward, city = _report(period, start, end)
+        return render(
+            request,
+            "report.html",
+            s,
+            period=period,
+            periods=PERIODS,
+            begin=begin,
+            end=stop,
+            per_camera=per_camera,
+            per_ward=per_ward,
+            city=city,
+            start=start or "",
+            end_day=end or "",
+        )
+
+    @app.get("/report.csv", include_in_schema=False)
+    def report_csv(request: Request, period: str = "24h", start: str | None = None, end: str | None = None) -> Response:
+        page_session(request)
+        lang = lang_of(request)
+        begin, stop, per_camera, per_ward, city = _report(period, start, end)
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(
+            [
+                t("ward", lang),
+                t("camera", lang),
+                "name",
+                t("availability", lang),
+                t("healthy", lang),
+                "online_s",
+                "degraded_s",
+                "offline_s",
+                "unknown_s",
+                "maintenance_s",
+                t("start", lang),
+                t("end", lang),
+            ]
+        )
+        for r in [*per_camera, *per_ward]:
+            u = r.uptime
+            w.writerow(
+                [
+                    r.ward,
+                    r.camera or "*",
+                    r.name or "",
+                    _ratio(u.availability),
+                    _ratio(u.healthy),
+                    round(u.online_s),
+                    round(u.degraded_s),
+                    round(u.offline_s),
+                    round(u.unknown_s),
+                    round(u.maintenance_s),
+                    fmt_time(begin),
+                    fmt_time(stop),
+                ]
+            )
+        w.writerow(
+            [
+                "*",
+                "*",
+                t("city", lang),
+                _ratio(city.availability),
+                _ratio(city.healthy),
+                round(city.online_s),
+                round(city.degraded_s),
+                round(city.offline_s),
+                round(city.unknown_s),
+                round(city.maintenance_s),
+                fmt_time(begin),
+                fmt_time(stop),
+            ]
+        )
+        body = "\ufeff" + out.getvalue()  # the BOM: Excel then reads UTF-8 (Vietnamese) correctly
+        name = f"camwatch-uptime-{period}.csv"
+        return Response(
+            body.encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @app.post("/maintenance", include_in_schema=False)
+    def add_maintenance(  # noqa: PLR0917 (FastAPI form fields)
+        request: Request,
+        ward: str = Form(...),
+        camera: str = Form(""),
+        start: str = Form(...),
+        end: str = Form(...),
+        note: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        s = page_session(request)
+        lang = lang_of(request)
+        if not secrets.compare_digest(s.csrf, csrf):
+            return _message(request, s, t("bad_form", lang), 403)
+        if s.role != "admin":
+            return _message(request, s, t("admins_only", lang), 403)
+        try:
+            lo = datetime.fromisoformat(start).replace(tzinfo=tz).timestamp()
+            hi = datetime.fromisoformat(end).replace(tzinfo=tz).timestamp()
+            store.add_maintenance(
+                ward=ward, camera=camera or None, start=lo, end=hi, note=note[:500], created_by=s.user, now=time.time()
+            )
+        except ValueError:
+            return _message(request, s, t("bad_form", lang), 400)
+        back = f"/camera/{quote(ward)}/{quote(camera)}" if camera else "/"
+        return RedirectResponse(back, status_code=303)
+
+    def _message(request: Request, s: Session, text: str, status: int) -> HTMLResponse:
+        response = render(request, "message.html", s, message=text)
+        response.status_code = status
+        return response
+
+    # -- API -------------------------------------------------------------------------------
+
+    @app.get("/api/v1/cameras", tags=["cameras"])
+    def api_cameras(request: Request) -> JSONResponse:
+        """Every camera with its state now, since when (UTC seconds and local ISO time) and its problems."""
+        api_session(request)
+        rows = fleet_now(fleet, time.time())
+        return JSONResponse(
+            {
+                "cameras": [
+                    {
+                        "ward": r.ward,
+                        "camera": r.camera,
+                        "name": r.name,
+                        "state": r.state,
+                        "since": r.since,
+                        "since_local": iso(r.since),
+                        "problems": list(r.problems),
+                    }
+                    for r in rows
+                ]
+            }
+        )
+
+    @app.get("/api/v1/uptime", tags=["uptime"])
+    def api_uptime(
+        request: Request, period: str = "24h", start: str | None = None, end: str | None = None
+    ) -> JSONResponse:
+        """Uptime per camera, per ward and for the city over a period (today, 24h, 7d, 30d, YYYY-MM, custom)."""
+        api_session(request)
+        begin, stop, per_camera, per_ward, city = _report(period, start, end)
+        return JSONResponse(
+            {
+                "period": {
+                    "name": period,
+                    "begin": begin,
+                    "end": stop,
+                    "begin_local": iso(begin),
+                    "end_local": iso(stop),
+                },
+                "cameras": [{"ward": r.ward, "camera": r.camera, **_uptime_json(r.uptime)} for r in per_camera],
+                "wards": [{"ward": r.ward, **_uptime_json(r.uptime)} for r in per_ward],
+                "city": _uptime_json(city),
+            }
+        )
+
+    @app.get("/api/v1/outages", tags=["outages"])
+    def api_outages(request: Request, days: int = Query(7, ge=1, le=400), ward: str | None = None) -> JSONResponse:
+        """Outages (offline stretches) overlapping the last ``days``: ongoing first, longest first."""
+        api_session(request)
+        now = time.time()
+        cams = [c for c in store.cameras() if ward is None or c.ward == ward]
+        rows = outage_list(fleet, cams, now - days * 86400, now)
+        return JSONResponse(
+            {
+                "outages": [
+                    {
+                        "ward": r.ward,
+                        "camera": r.camera,
+                        "start": r.outage.start,
+                        "end": r.outage.end,
+                        "ongoing": r.outage.end is None,
+                        "duration_s": round(r.outage.duration_s(now), 3),
+                        "reasons": list(r.outage.reasons),
+                    }
+                    for r in rows
+                ]
+            }
+        )
+
+    @app.get("/api/v1/events", tags=["events"])
+    def api_events(  # noqa: PLR0917 (FastAPI query parameters)
+        request: Request,
+        ward: str | None = None,
+        camera: str | None = None,
+        since: float | None = None,
+        type: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> Response:
+        """Contract events as the wards sent them (newest first), deduplicated."""
+        api_session(request)
+        rows = store.events(ward=ward, camera=camera, since=since, types=[type] if type else None, limit=limit)
+        body = "[" + ",".join(r.payload for r in rows) + "]"
+        return Response('{"events":' + body + "}", media_type="application/json")
+
+    @app.get("/api/v1/status", tags=["service"])
+    def api_status(request: Request) -> JSONResponse:
+        """The center's own ingest figures."""
+        api_session(request)
+        return JSONResponse(service.stats() if service is not None else {})
+
+    return app
+
+
+def _safe_next(target: str) -> str:
+    """Only local paths after login: never an open redirect."""
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+def _ratio(x: float | None) -> str:
+    return "" if x is None else f"{x:.6f}"
+
+
+def _uptime_json(u: Uptime) -> dict[str, Any]:
+    return {
+        "availability": u.availability,
+        "healthy": u.healthy,
+        "unknown_share": u.unknown_share,
+        "maintenance_share": u.maintenance_share,
+        "period_s": u.period_s,
+        "online_s": u.online_s,
+        "degraded_s": u.degraded_s,
+        "offline_s": u.offline_s,
+        "unknown_s": u.unknown_s,
+        "maintenance_s": u.maintenance_s,
+    }
+
+
+class WebServer:
+    """uvicorn in a thread."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, name="center-web", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> WebServer:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.server.started:
+            raise RuntimeError("the web server did not start (is the port in use?)")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve(config: CenterConfig, store: Store, service: CenterIngest) -> WebServer:
+    return WebServer(build_app(config, store, service), config.web.host, config.web.port).start()

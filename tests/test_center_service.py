@@ -1,0 +1,146 @@
+"""The center service against the real Mosquitto: contract messages in, stored time out, to the second.
+
+A ward is played by a plain MQTT client publishing payloads built by the
+agent's own builders, with timestamps in the past so every figure is exact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from conftest import wait_until
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.health.state import Change, Verdict
+from agent.publish.payloads import agent_payload, encode, event_payload, health_payload
+from agent.sim.mosquitto import Mosquitto
+from agent.stream.stats import StreamSnapshot
+from center.config import parse_center_config
+from center.service import CenterIngest
+from center.store import Store
+from center.timeline import Interval
+from center.uptime import uptime
+
+pytestmark = pytest.mark.integration
+
+T0 = float(int(time.time()) // 3600 * 3600 - 6 * 3600)  # six hours ago, on the hour
+
+
+class Ward:
+    """A ward agent's voice: QoS 1 publishes, waited for."""
+
+    def __init__(self, port: int) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ward-w1", protocol=mqtt.MQTTv311)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def send(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        info = self.client.publish(f"camwatch/w1/{topic}", payload, qos=1, retain=retain)
+        info.wait_for_publish(5)
+
+    def health(self, state: str, since: float, at: float, problems: tuple[str, ...] = ()) -> None:
+        payload = health_payload(
+            ward="w1",
+            camera="c1",
+            name="Chợ Đông Ba",
+            verdict=Verdict(state, problems, since),  # type: ignore[arg-type]
+            stream=StreamSnapshot(),
+            wall_of=lambda m: m,
+            now_wall=at,
+            uptime_window_s=86400,
+            online_ratio=None,
+        )
+        self.send("c1/health", encode(payload), retain=True)
+
+    def change(self, frm: str, to: str, since: float, at: float, problems: tuple[str, ...] = ()) -> dict:
+        change = Change("state_changed", at, frm, to, None, problems)  # type: ignore[arg-type]
+        payload = event_payload(ward="w1", camera="c1", change=change, wall=at, since_wall=since)
+        self.send("c1/events", encode(payload))
+        return payload
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def broker(workdir: Path) -> Iterator[Mosquitto]:
+    b = Mosquitto(workdir, persistence=True).start()
+    yield b
+    b.stop()
+
+
+def center_for(port: int, db: Path) -> CenterIngest:
+    config = parse_center_config({"mqtt": {"port": port}, "store": {"url": f"sqlite:///{db}"}})
+    service = CenterIngest(config, Store(config.store.url))
+    service.start()
+    assert service.wait_connected(10)
+    return service
+
+
+def test_outage_restarts_and_last_will_are_counted_to_the_second(broker: Mosquitto, workdir: Path) -> None:
+    db = workdir / "center.db"
+    center = center_for(broker.port, db)
+    ward = Ward(broker.port)
+    for t in range(0, 601, 30):
+        ward.health("online", T0, T0 + t)
+    died = ward.change("online", "offline", since=T0 + 615, at=T0 + 620, problems=("stalled",))
+    for t in range(650, 771, 30):
+        ward.health("offline", T0 + 615, T0 + t, ("stalled",))
+    assert wait_until(lambda: center.ingest.events == 1 and center.ingest.pending == 0, 10)
+
+    center.stop()  # the center goes away; the broker keeps its session and queues for it
+    ward.send("c1/events", encode({**died, "replayed": True}))  # the same event again, from an outbox
+    for t in range(800, 891, 30):
+        ward.health("offline", T0 + 615, T0 + t, ("stalled",))
+    ward.change("offline", "online", since=T0 + 900, at=T0 + 902)
+    for t in range(930, 1171, 30):
+        ward.health("online", T0 + 900, T0 + t)
+    center = center_for(broker.port, db)  # its own restart: what was queued arrives
+    assert wait_until(lambda: center.ingest.events == 1 and center.ingest.duplicates == 1, 10), center.stats()
+
+    broker.stop()  # the broker restarts (persistent): the center reconnects by itself
+    broker.start()
+    assert wait_until(lambda: center.wait_connected(0.1), 15)
+    ward.stop()
+    ward = Ward(broker.port)
+    for t in range(1200, 1291, 30):
+        ward.health("online", T0 + 900, T0 + t)
+    will = agent_payload(
+        ward="w1", state="offline", version="1", cameras=["c1"], started_at=T0, now_wall=T0 + 1300, reason="lost"
+    )
+    ward.send("agent/status", encode(will), retain=True)
+    stored = center.store.assertions
+    assert wait_until(lambda: any(a.state == "unknown" for a in stored("w1", "c1", T0, T0 + 2000, 90)), 10)
+    center.stop()
+    ward.stop()
+
+    store = Store(f"sqlite:///{db}")
+    fleet = CenterIngest(parse_center_config({"store": {"url": f"sqlite:///{db}"}}), store).fleet
+    ivs = fleet.timeline("w1", "c1", T0, T0 + 2000)
+    assert ivs == [
+        Interval(T0, T0 + 615, "online"),
+        Interval(T0 + 615, T0 + 900, "offline", ("stalled",)),
+        Interval(T0 + 900, T0 + 1300, "online"),
+        Interval(T0 + 1300, T0 + 2000, "unknown"),  # the agent is gone: not offline
+    ]
+    up = uptime(ivs, T0, T0 + 2000)
+    assert (up.online_s, up.offline_s, up.unknown_s) == (1015, 285, 700)
+    assert [c.name for c in store.cameras()] == ["Chợ Đông Ba"]
+    assert [e.type for e in store.events(ward="w1")] == ["state_changed", "state_changed"]
+
+
+def test_bad_messages_are_counted_and_ingest_goes_on(broker: Mosquitto, workdir: Path) -> None:
+    center = center_for(broker.port, workdir / "center.db")
+    ward = Ward(broker.port)
+    ward.send("c1/health", b"\xff\xfe not json")
+    ward.send("c1/events", b'{"schema": "camwatch.event/9"}')
+    ward.health("online", T0, T0 + 30)
+    assert wait_until(lambda: center.fleet.cameras() and center.ingest.bad == 2, 10), center.stats()
+    assert center.fleet.state_at("w1", "c1", T0 + 30).state == "online"
+    center.stop()
+    ward.stop()
