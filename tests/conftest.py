@@ -59,6 +59,14 @@ def mosquitto(workdir: Path) -> Iterator[Mosquitto]:
     broker.stop()
 
 
+@pytest.fixture
+def broker(workdir: Path) -> Iterator[Mosquitto]:
+    """A Mosquitto with persistence (it can be restarted and keep sessions and retained messages)."""
+    b = Mosquitto(workdir, persistence=True).start()
+    yield b
+    b.stop()
+
+
 # -- MQTT collector ----------------------------------------------------------------
 
 

@@ -7,7 +7,6 @@ agent's own builders, with timestamps in the past so every figure is exact.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -65,13 +64,6 @@ class Ward:
     def stop(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
-
-
-@pytest.fixture
-def broker(workdir: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(workdir, persistence=True).start()
-    yield b
-    b.stop()
 
 
 def center_for(port: int, db: Path) -> CenterIngest:

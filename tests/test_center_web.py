@@ -1,0 +1,164 @@
+"""The center's pages and API over real HTTP (uvicorn on loopback), with data that came through Mosquitto."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from conftest import wait_until
+from test_center_service import Ward, center_for
+
+from agent.publish.payloads import encode
+from agent.sim.mosquitto import Mosquitto
+from agent.sim.rtsp import free_port
+from center.auth import hash_password
+from center.config import parse_center_config
+from center.service import CenterIngest
+from center.web import WebServer, build_app
+
+pytestmark = pytest.mark.integration
+PASSWORD = "Mat-khau-9x"
+HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+@pytest.fixture
+def site(broker: Mosquitto, workdir: Path) -> Iterator[tuple[str, CenterIngest]]:
+    center = center_for(broker.port, workdir / "center.db")
+    center.store.put_user("op", "viewer", hash_password(PASSWORD), time.time())
+    center.store.put_user("boss", "admin", hash_password(PASSWORD), time.time())
+    ward = Ward(broker.port)
+    now = time.time()
+    ward.health("online", now - 3600, now - 610)
+    ward.change("online", "offline", since=now - 600, at=now - 595, problems=("stalled",))  # c1: down 10 min
+    ward.health("offline", now - 600, now, ("stalled",))
+    ward.send("c2/health", ward_health_payload("c2", "online", now - 7200, now))
+    snap_event = {
+        "schema": "camwatch.event/1",
+        "id": "det-1",
+        "ward": "w1",
+        "camera": "c2",
+        "type": "detection_started",
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now - 30)),
+        "label": "person",
+        "score": 0.81,
+        "box": [0.1, 0.2, 0.3, 0.9],
+        "zones": [],
+        "track_id": 3,
+        "snapshot": "det-1",
+        "problems": [],
+    }
+    ward.send("c2/snapshot/det-1", b"\xff\xd8\xff\xe0 fake jpeg")
+    ward.send("c2/events", encode(snap_event))
+    assert wait_until(
+        lambda: center.ingest.events == 2 and center.ingest.snapshots == 1 and not center.ingest.pending, 10
+    )
+    config = parse_center_config({"language": "vi", "web": {"listen": f"127.0.0.1:{free_port()}"}})
+    web = WebServer(build_app(config, center.store, center), "127.0.0.1", config.web.port).start()
+    yield f"http://127.0.0.1:{config.web.port}", center
+    web.stop()
+    center.stop()
+    ward.stop()
+
+
+def ward_health_payload(camera: str, state: str, since: float, at: float) -> bytes:
+    from agent.health.state import Verdict
+    from agent.publish.payloads import health_payload
+    from agent.stream.stats import StreamSnapshot
+
+    return encode(
+        health_payload(
+            ward="w1",
+            camera=camera,
+            name="Cầu Trường Tiền",
+            verdict=Verdict(state, (), since),  # type: ignore[arg-type]
+            stream=StreamSnapshot(),
+            wall_of=lambda m: m,
+            now_wall=at,
+            uptime_window_s=86400,
+            online_ratio=None,
+        )
+    )
+
+
+def login(client: httpx.Client, user: str, password: str) -> httpx.Response:
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    return client.post("/login", data={"user": user, "password": password, "csrf": csrf, "next": "/"})
+
+
+def test_pages_in_both_languages_and_the_api(site: tuple[str, CenterIngest]) -> None:
+    base, _ = site
+    with httpx.Client(base_url=base, timeout=10) as anon:
+        assert anon.get("/").status_code == 303  # pages need a login
+        assert anon.get("/api/v1/cameras").status_code == 401
+        assert login(anon, "op", "wrong-password").status_code == 401
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
+        assert login(c, "op", PASSWORD).status_code == 200
+        fleet = c.get("/").text
+        assert "Mất tín hiệu: 1" in fleet and "Hoạt động: 1" in fleet and "Cầu Trường Tiền" in fleet
+        c.get("/lang/en")
+        fleet_en = c.get("/").text
+        assert "Offline: 1" in fleet_en and "Online: 1" in fleet_en
+        outages = c.get("/outages").text
+        assert "Ongoing (1)" in outages and "stalled" in outages
+        cam = c.get("/camera/w1/c2").text
+        assert "/snapshot/det-1" in cam and "person" in cam
+        assert c.get("/snapshot/det-1").content.startswith(b"\xff\xd8")
+        assert "Add a maintenance window" not in cam  # viewers do not get the form
+        report = c.get("/report?period=24h").text
+        assert "Availability" in report
+        csv = c.get("/report.csv?period=24h")
+        assert csv.content.startswith("\ufeff".encode()) and "Cầu Trường Tiền" in csv.content.decode("utf-8-sig")
+        cams = c.get("/api/v1/cameras").json()["cameras"]
+        c1 = next(x for x in cams if x["camera"] == "c1")
+        assert c1["state"] == "offline" and c1["problems"] == ["stalled"]
+        assert abs(c1["since"] - (time.time() - 600)) < 30
+        up = c.get("/api/v1/uptime?period=24h").json()
+        assert up["city"]["offline_s"] == pytest.approx(600, abs=30)
+        assert c.get("/api/v1/uptime?period=nonsense").status_code == 400
+        outs = c.get("/api/v1/outages").json()["outages"]
+        assert [o["ongoing"] for o in outs] == [True]
+        events = c.get("/api/v1/events?camera=c2").json()["events"]
+        assert [e["id"] for e in events] == ["det-1"]
+        assert "/api/v1/uptime" in c.get("/api/v1/openapi.json").json()["paths"]
+        # a maintenance form from a viewer, and one without the session's CSRF token
+        assert (
+            c.post(
+                "/maintenance",
+                data={"ward": "w1", "start": "2026-01-01T00:00", "end": "2026-01-01T01:00", "csrf": "forged"},
+            ).status_code
+            == 403
+        )
+
+
+def test_admin_adds_maintenance_and_basic_auth_works_for_the_api(site: tuple[str, CenterIngest]) -> None:
+    base, center = site
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
+        login(c, "boss", PASSWORD)
+        page = c.get("/camera/w1/c1").text
+        soon = time.time() + 3600
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        r = c.post(
+            "/maintenance",
+            data={
+                "ward": "w1",
+                "camera": "c1",
+                "start": datetime.fromtimestamp(soon, HANOI).strftime("%Y-%m-%dT%H:%M"),
+                "end": datetime.fromtimestamp(soon + 7200, HANOI).strftime("%Y-%m-%dT%H:%M"),
+                "note": "Thay nguồn",
+                "csrf": csrf,
+            },
+        )
+        assert r.status_code == 200 and "Thay nguồn" in r.text
+    (m,) = center.store.maintenance(0, 4e9)
+    assert m.end - m.start == 7200 and m.created_by == "boss"
+    assert httpx.get(f"{base}/api/v1/cameras", auth=("op", PASSWORD)).status_code == 200
+    for _ in range(5):
+        httpx.get(f"{base}/api/v1/cameras", auth=("nobody", "x"))
+    assert httpx.get(f"{base}/api/v1/cameras", auth=("nobody", "x")).status_code == 429  # rate-limited
