@@ -91,7 +91,7 @@ def is_center_config(raw: dict[str, Any]) -> bool:
 
 
 def parse_center_config(raw: dict[str, Any]) -> CenterConfig:
-    config = validate_tree(CenterConfig, raw)
+    config = validate_tree(CenterConfig, raw, example="config/center.example.toml")
     if config.mqtt.password is not None:
         register_secret(config.mqtt.password.get_secret_value())
     from urllib.parse import unquote, urlsplit

@@ -249,15 +249,18 @@ def camwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
 
 
 class AgentProcess:
-    def __init__(self, config: Path, log_path: Path) -> None:
+    """``camwatch run --config`` (or another command taking --config, e.g. ``center``) as a subprocess."""
+
+    def __init__(self, config: Path, log_path: Path, command: str = "run") -> None:
         self.config = config
         self.log_path = log_path
+        self.command = command
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli.main", "run", "--config", str(self.config)],
+            [sys.executable, "-m", "agent.cli.main", self.command, "--config", str(self.config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

@@ -96,11 +96,11 @@ def _userinfo_end(template: str) -> int:
     return template.rfind("@", start, authority_end)
 
 
-def _message(err: Mapping[str, Any]) -> str:
+def _message(err: Mapping[str, Any], example: str) -> str:
     kind = err.get("type", "")
     msg = str(err.get("msg", ""))
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see config/ward.example.toml)"
+        return f"unknown key (check the spelling; see {example})"
     if kind == "missing":
         return "required key is missing"
     if kind == "string_pattern_mismatch":
@@ -108,10 +108,10 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def format_validation_error(exc: ValidationError) -> list[str]:
+def format_validation_error(exc: ValidationError, example: str = "config/ward.example.toml") -> list[str]:
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
-        msg = _message(err)
+        msg = _message(err, example)
         if msg.startswith("cameras["):  # cross-item checks name their own paths
             problems.extend(msg.split("; "))
         else:
@@ -119,14 +119,16 @@ def format_validation_error(exc: ValidationError) -> list[str]:
     return problems
 
 
-def validate_tree(model: type[M], raw: dict[str, Any], env: Mapping[str, str] | None = None) -> M:
+def validate_tree(
+    model: type[M], raw: dict[str, Any], env: Mapping[str, str] | None = None, example: str = "config/ward.example.toml"
+) -> M:
     """Expand secrets in ``raw`` and validate it into ``model``; raise ConfigError with every problem."""
     problems: list[str] = []
     expanded = _expand(raw, (), os.environ if env is None else env, problems)
     try:
         result = model.model_validate(expanded)
     except ValidationError as exc:
-        problems.extend(format_validation_error(exc))
+        problems.extend(format_validation_error(exc, example))
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)

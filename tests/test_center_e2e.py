@@ -1,0 +1,97 @@
+"""The center as a user runs it (``camwatch center``), fed by the real agent reading the real RTSP server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import CAM_PASSWORD, ROOT, AgentProcess, camwatch, wait_until, write_config
+
+from agent.sim.mosquitto import Mosquitto
+from agent.sim.rtsp import RtspServer, free_port
+
+pytestmark = pytest.mark.integration
+PASSWORD = "Quan-tri-2026"
+
+
+def center_config(path: Path, broker_port: int, web_port: int, prefix: str) -> Path:
+    path.write_text(
+        f'timezone = "Asia/Ho_Chi_Minh"\nlanguage = "en"\n[mqtt]\nport = {broker_port}\ntopic_prefix = "{prefix}"\n'
+        f'[store]\nurl = "sqlite:///{path.parent}/center.db"\n[web]\nlisten = "127.0.0.1:{web_port}"\n'
+        "[uptime]\nunknown_after_s = 30\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def add_user(config: Path, name: str, role: str, password: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli.main", "center", "--config", str(config), "add-user", name, "--role", role],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "CAMWATCH_PASSWORD": password},
+    )
+
+
+def test_a_killed_camera_is_an_ongoing_outage_on_the_outages_page(
+    workdir: Path,
+    mosquitto: Mosquitto,
+    shared_rtsp: RtspServer,
+    rtsp_factory: Callable[..., RtspServer],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    web_port = free_port()
+    cfg = center_config(workdir / "center.toml", mosquitto.port, web_port, prefix)
+    check = camwatch("check-config", str(cfg))
+    assert check.returncode == 0 and "OK: center" in check.stdout
+    assert add_user(cfg, "op", "viewer", "short").returncode == 1  # too short: refused, nothing saved
+    made = add_user(cfg, "op", "viewer", PASSWORD)
+    assert made.returncode == 0 and "user op (viewer) saved" in made.stdout
+
+    center = AgentProcess(cfg, workdir / "center.log", command="center").start()
+    doomed = rtsp_factory()
+    cams = [
+        {"id": "cong-chinh", "name": "Cổng chính", "url": shared_rtsp.url("cam1")},
+        {"id": "bai-xe", "name": "Bãi xe", "url": doomed.url("live")},
+    ]
+    agent_factory(write_config(workdir / "ward.toml", "phuoc-vinh", mosquitto.port, prefix, cams))
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=10) as c:
+            assert wait_until(lambda: _up(c), 20), center.log_text()
+            page = c.get("/login")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+            assert c.post("/login", data={"user": "op", "password": PASSWORD, "csrf": csrf}).status_code == 303
+
+            def states() -> dict[str, str]:
+                return {x["camera"]: x["state"] for x in c.get("/api/v1/cameras").json()["cameras"]}
+
+            assert wait_until(lambda: states() == {"cong-chinh": "online", "bai-xe": "online"}, 30), states()
+            doomed.kill()  # the camera dies
+            assert wait_until(lambda: states().get("bai-xe") == "offline", 30), states()
+            page = c.get("/outages").text
+            ongoing = page.split("Ongoing (")[1].split("History")[0]
+            assert ongoing.startswith("1)") and "Bãi xe" in ongoing and "Cổng chính" not in ongoing
+            assert re.search(r"stalled|unreachable", ongoing)
+            assert "Cổng chính" in c.get("/").text
+    finally:
+        assert center.stop() == 0
+    text = center.log_text()
+    assert CAM_PASSWORD not in text and PASSWORD not in text
+    assert "Traceback" not in text
+
+
+def _up(c: httpx.Client) -> bool:
+    try:
+        return c.get("/login").status_code == 200
+    except httpx.HTTPError:
+        return False
