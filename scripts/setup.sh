@@ -7,13 +7,16 @@ cd "$(dirname "$0")/.."
 extra="${1:-dev}"
 
 # Mosquitto (the real broker for tests), GStreamer's RTSP server run by
-# Debian's python3-gi (simulated cameras for tests, benchmarks and the demo).
+# Debian's python3-gi (simulated cameras for tests, benchmarks and the demo),
+# PostgreSQL's server (the center's store is tested on it too; tests start
+# their own cluster on loopback, the system one is not used).
 APT_PACKAGES=(
   mosquitto openssl
   python3 python3-venv python3-gi
   gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-x
+  postgresql
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.publish.payloads import SCHEMAS, schema
 from agent.sim.mosquitto import MOSQUITTO, Mosquitto
+from agent.sim.postgres import Postgres, pg_bin
 from agent.sim.rtsp import RtspServer, gst_missing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,26 @@ def broker(workdir: Path) -> Iterator[Mosquitto]:
     b = Mosquitto(workdir, persistence=True).start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """One PostgreSQL for the session (Debian's server, a temp cluster on loopback); each test resets it."""
+    if pg_bin() is None:
+        pytest.fail("PostgreSQL is not installed: run the README's test command (it installs it)")
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The center's store, once on SQLite and once on a real PostgreSQL: the same tests for both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/center.db"
+    server: Postgres = request.getfixturevalue("postgres_server")
+    server.reset()
+    return server.url
 
 
 # -- MQTT collector ----------------------------------------------------------------

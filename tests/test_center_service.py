@@ -66,16 +66,16 @@ class Ward:
         self.client.disconnect()
 
 
-def center_for(port: int, db: Path) -> CenterIngest:
-    config = parse_center_config({"mqtt": {"port": port}, "store": {"url": f"sqlite:///{db}"}})
+def center_for(port: int, url: str) -> CenterIngest:
+    config = parse_center_config({"mqtt": {"port": port}, "store": {"url": url}})
     service = CenterIngest(config, Store(config.store.url))
     service.start()
     assert service.wait_connected(10)
     return service
 
 
-def test_outage_restarts_and_last_will_are_counted_to_the_second(broker: Mosquitto, workdir: Path) -> None:
-    db = workdir / "center.db"
+def test_outage_restarts_and_last_will_are_counted_to_the_second(broker: Mosquitto, store_url: str) -> None:
+    db = store_url
     center = center_for(broker.port, db)
     ward = Ward(broker.port)
     for t in range(0, 601, 30):
@@ -86,6 +86,7 @@ def test_outage_restarts_and_last_will_are_counted_to_the_second(broker: Mosquit
     assert wait_until(lambda: center.ingest.events == 1 and center.ingest.pending == 0, 10)
 
     center.stop()  # the center goes away; the broker keeps its session and queues for it
+    center.store.close()
     ward.send("c1/events", encode({**died, "replayed": True}))  # the same event again, from an outbox
     for t in range(800, 891, 30):
         ward.health("offline", T0 + 615, T0 + t, ("stalled",))
@@ -109,10 +110,11 @@ def test_outage_restarts_and_last_will_are_counted_to_the_second(broker: Mosquit
     stored = center.store.assertions
     assert wait_until(lambda: any(a.state == "unknown" for a in stored("w1", "c1", T0, T0 + 2000, 90)), 10)
     center.stop()
+    center.store.close()
     ward.stop()
 
-    store = Store(f"sqlite:///{db}")
-    fleet = CenterIngest(parse_center_config({"store": {"url": f"sqlite:///{db}"}}), store).fleet
+    store = Store(db)
+    fleet = CenterIngest(parse_center_config({"store": {"url": db}}), store).fleet
     ivs = fleet.timeline("w1", "c1", T0, T0 + 2000)
     assert ivs == [
         Interval(T0, T0 + 615, "online"),
@@ -124,10 +126,11 @@ def test_outage_restarts_and_last_will_are_counted_to_the_second(broker: Mosquit
     assert (up.online_s, up.offline_s, up.unknown_s) == (1015, 285, 700)
     assert [c.name for c in store.cameras()] == ["Chợ Đông Ba"]
     assert [e.type for e in store.events(ward="w1")] == ["state_changed", "state_changed"]
+    store.close()
 
 
 def test_bad_messages_are_counted_and_ingest_goes_on(broker: Mosquitto, workdir: Path) -> None:
-    center = center_for(broker.port, workdir / "center.db")
+    center = center_for(broker.port, f"sqlite:///{workdir}/center.db")
     ward = Ward(broker.port)
     ward.send("c1/health", b"\xff\xfe not json")
     ward.send("c1/events", b'{"schema": "camwatch.event/9"}')
@@ -135,4 +138,5 @@ def test_bad_messages_are_counted_and_ingest_goes_on(broker: Mosquitto, workdir:
     assert wait_until(lambda: center.fleet.cameras() and center.ingest.bad == 2, 10), center.stats()
     assert center.fleet.state_at("w1", "c1", T0 + 30).state == "online"
     center.stop()
+    center.store.close()
     ward.stop()

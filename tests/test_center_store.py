@@ -1,9 +1,9 @@
-"""The center's store: compaction, dedup, migrations, retention, restart — on a real database file."""
+"""The center's store: compaction, dedup, migrations, retention, restart — on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
 import math
-import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,20 @@ from center.timeline import FOREVER, Assertion
 T0 = 1_764_000_000.0
 
 
+@pytest.fixture
+def open_store(store_url: str) -> Iterator[Callable[[], Store]]:
+    """Open the test's store (as often as a test restarts it); every one is closed at the end."""
+    opened: list[Store] = []
+
+    def open_() -> Store:
+        opened.append(Store(store_url))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
 def heartbeat_batch(received: float, since: float, until: float) -> WriteBatch:
     b = WriteBatch.empty(received)
     b.camera("w1", "c1", "Cổng chợ", received)
@@ -21,22 +35,21 @@ def heartbeat_batch(received: float, since: float, until: float) -> WriteBatch:
     return b
 
 
-def test_heartbeats_compact_to_one_row_and_survive_a_restart(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/c.db"
-    store = Store(url)
+def test_heartbeats_compact_to_one_row_and_survive_a_restart(open_store: Callable[[], Store]) -> None:
+    store = open_store()
     for t in range(0, 3600, 30):
         store.write(heartbeat_batch(T0 + t, T0, T0 + t))
     store.write(heartbeat_batch(T0 + 10, T0, T0 + 10))  # a late one never shortens what is known
     store.close()
-    again = Store(url)
+    again = open_store()
     assert again.assertions("w1", "c1", T0, T0 + 4000, 90) == [Assertion(T0, T0 + 3570, "online")]
     (cam,) = again.cameras()
     assert (cam.name, cam.first_seen, cam.last_seen) == ("Cổng chợ", T0, T0 + 3570)
     assert again.schema_version() == len(MIGRATIONS)
 
 
-def test_events_are_stored_once_whatever_the_batches(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/c.db")
+def test_events_are_stored_once_whatever_the_batches(open_store: Callable[[], Store]) -> None:
+    store = open_store()
     ev = EventRow("e1", "w1", "c1", T0, "detection_started", False, "{}")
     b = WriteBatch.empty(T0)
     b.events += [ev, ev]
@@ -47,8 +60,8 @@ def test_events_are_stored_once_whatever_the_batches(tmp_path: Path) -> None:
     assert [e.id for e in store.events(ward="w1")] == ["e1"]
 
 
-def test_last_will_is_forever_and_reads_back_as_infinity(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/c.db")
+def test_last_will_is_forever_and_reads_back_as_infinity(open_store: Callable[[], Store]) -> None:
+    store = open_store()
     b = WriteBatch.empty(T0)
     b.assertion("w1", "c1", Assertion(T0, FOREVER, "unknown"))
     store.write(b)
@@ -56,8 +69,8 @@ def test_last_will_is_forever_and_reads_back_as_infinity(tmp_path: Path) -> None
     assert math.isinf(a.end) and a.state == "unknown"
 
 
-def test_maintenance_and_retention(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/c.db")
+def test_maintenance_and_retention(open_store: Callable[[], Store]) -> None:
+    store = open_store()
     wid = store.add_maintenance(
         ward="w1", camera=None, start=T0, end=T0 + 3600, note="thay dây", created_by="admin", now=T0
     )
@@ -75,13 +88,16 @@ def test_maintenance_and_retention(tmp_path: Path) -> None:
     assert store.delete_maintenance(wid) is False
 
 
-def test_a_newer_schema_is_refused_and_bad_urls_are_named(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
-    Store(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO schema_version VALUES (99)")
+def test_a_newer_schema_is_refused(open_store: Callable[[], Store]) -> None:
+    store = open_store()
+    with store.transaction() as cur:
+        cur.execute("INSERT INTO schema_version VALUES (99)")
+    store.close()
     with pytest.raises(StoreError, match="schema 99, newer than this camwatch knows"):
-        Store(f"sqlite:///{path}")
+        open_store()
+
+
+def test_bad_urls_are_named_without_their_password(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="use sqlite:///PATH or postgresql://"):
         Store("mysql://root:Secret-1@db/x")
     with pytest.raises(StoreError) as err:

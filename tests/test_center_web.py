@@ -29,7 +29,7 @@ HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 
 @pytest.fixture
 def site(broker: Mosquitto, workdir: Path) -> Iterator[tuple[str, CenterIngest]]:
-    center = center_for(broker.port, workdir / "center.db")
+    center = center_for(broker.port, f"sqlite:///{workdir}/center.db")
     center.store.put_user("op", "viewer", hash_password(PASSWORD), time.time())
     center.store.put_user("boss", "admin", hash_password(PASSWORD), time.time())
     ward = Ward(broker.port)
@@ -63,6 +63,7 @@ def site(broker: Mosquitto, workdir: Path) -> Iterator[tuple[str, CenterIngest]]
     yield f"http://127.0.0.1:{config.web.port}", center
     web.stop()
     center.stop()
+    center.store.close()
     ward.stop()
 
 
