@@ -9,7 +9,8 @@ extra="${1:-dev}"
 # Mosquitto (the real broker for tests), GStreamer's RTSP server run by
 # Debian's python3-gi (simulated cameras for tests, benchmarks and the demo),
 # PostgreSQL's server (the center's store is tested on it too; tests start
-# their own cluster on loopback, the system one is not used).
+# their own cluster on loopback, the system one is not used), Chromium (the
+# center's pages are tested in a real browser, driven by Playwright).
 APT_PACKAGES=(
   mosquitto openssl
   python3 python3-venv python3-gi
@@ -17,6 +18,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-x
   postgresql
+  chromium
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
