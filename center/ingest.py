@@ -223,15 +223,28 @@ class Fleet:
         """The camera's state at ``when`` and since when it has been in it."""
         return self.timeline(ward, camera, when - LOOKBACK_S, when + 1e-3)[-1]
 
-    def states(self, now: float, recent_s: float = 86400.0) -> dict[tuple[str, str], Interval]:
-        """Every known camera's current state and since when (one query, then one per long-stable camera)."""
-        begin = now - recent_s
-        facts = self.store.all_assertions(begin, now + 1e-3, self.unknown_after_s)
+    def states(self, now: float) -> dict[tuple[str, str], Interval]:
+        """Every known camera's current state and since when.
+
+        One query over the last day; cameras in the same state all day are
+        looked up again over 30 days in one more query, and only those stable
+        for longer one by one.
+        """
         out: dict[tuple[str, str], Interval] = {}
-        for row in self.store.cameras():
-            key = (row.ward, row.camera)
-            last = intervals(facts.get(key, []), begin, now + 1e-3, self.unknown_after_s)[-1]
-            if last.start <= begin:  # the same state for all of the recent window: look further back
-                last = self.state_at(row.ward, row.camera, now)
-            out[key] = last
+        pending = [(row.ward, row.camera) for row in self.store.cameras()]
+        for window_s in (86400.0, 30 * 86400.0):
+            begin = now - window_s
+            facts = self.store.all_assertions(begin, now + 1e-3, self.unknown_after_s)
+            still: list[tuple[str, str]] = []
+            for key in pending:
+                last = intervals(facts.get(key, []), begin, now + 1e-3, self.unknown_after_s)[-1]
+                if last.start <= begin:  # the same state for all of this window: look further back
+                    still.append(key)
+                else:
+                    out[key] = last
+            pending = still
+            if not pending:
+                break
+        for ward, camera in pending:
+            out[(ward, camera)] = self.state_at(ward, camera, now)
         return out

@@ -380,5 +380,5 @@ def test_state_dir_on_a_full_disk(
     assert status, log[-3000:]
     assert offline and health, log[-3000:]
     assert back, log[-3000:]
-    assert "cannot write the outbox" in log and "Traceback" not in log
+    assert "messages are kept in memory until it works again" in log and "Traceback" not in log
     shutil.rmtree(tiny_fs / "image", ignore_errors=True)
