@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from center.store import CameraRow, EventRow, Store, WriteBatch
-from center.timeline import FOREVER, Assertion, Interval, intervals
+from center.timeline import FOREVER, SEVERITY, Assertion, Interval, intervals
 
 log = logging.getLogger(__name__)
 
@@ -224,27 +224,23 @@ class Fleet:
         return self.timeline(ward, camera, when - LOOKBACK_S, when + 1e-3)[-1]
 
     def states(self, now: float) -> dict[tuple[str, str], Interval]:
-        """Every known camera's current state and since when.
+        """Every known camera's state now and since when, from what still holds now (cheap: an index range).
 
-        One query over the last day; cameras in the same state all day are
-        looked up again over 30 days in one more query, and only those stable
-        for longer one by one.
+        ``since`` is when the holding assertion says the state began (the
+        agent's own ``since``); a camera nothing holds for is ``unknown``
+        since its last assertion went stale. The camera page's
+        :meth:`state_at` looks further back and joins equal neighbours.
         """
+        holding = self.store.valid_now(now, self.unknown_after_s)
         out: dict[tuple[str, str], Interval] = {}
-        pending = [(row.ward, row.camera) for row in self.store.cameras()]
-        for window_s in (86400.0, 30 * 86400.0):
-            begin = now - window_s
-            facts = self.store.all_assertions(begin, now + 1e-3, self.unknown_after_s)
-            still: list[tuple[str, str]] = []
-            for key in pending:
-                last = intervals(facts.get(key, []), begin, now + 1e-3, self.unknown_after_s)[-1]
-                if last.start <= begin:  # the same state for all of this window: look further back
-                    still.append(key)
-                else:
-                    out[key] = last
-            pending = still
-            if not pending:
-                break
-        for ward, camera in pending:
-            out[(ward, camera)] = self.state_at(ward, camera, now)
+        for row in self.store.cameras():
+            key = (row.ward, row.camera)
+            facts = holding.get(key)
+            if facts:
+                winner = min(facts, key=lambda a: (-a.start, -a.end, SEVERITY[a.state], a.problems))
+                out[key] = Interval(winner.start, now, winner.state, winner.problems)
+            else:
+                last = self.store.last_end(row.ward, row.camera)
+                since = last + self.unknown_after_s if last is not None else row.first_seen
+                out[key] = Interval(min(since, now), now, "unknown")
         return out

@@ -71,6 +71,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
             created DOUBLE PRECISION NOT NULL)""",
     ),
+    (  # 2: what holds now is found by end time alone (the fleet page)
+        "CREATE INDEX assertions_by_end_ts ON assertions (end_ts)",
+    ),
 )
 
 
@@ -380,6 +383,25 @@ class Store:
         for w, c, s, e, st, p in rows:
             out.setdefault((w, c), []).append(Assertion(s, _from_sql(e), _state(st), _problems_tuple(p)))
         return out
+
+    def valid_now(self, now: float, unknown_after_s: float) -> dict[tuple[str, str], list[Assertion]]:
+        """Per camera, the assertions still holding at ``now`` (a handful per camera: an index range)."""
+        rows = self._query(
+            "SELECT ward, camera, start_ts, end_ts, state, problems FROM assertions WHERE end_ts > ? AND start_ts <= ?",
+            (now - unknown_after_s, now),
+        )
+        out: dict[tuple[str, str], list[Assertion]] = {}
+        for w, c, s, e, st, p in rows:
+            out.setdefault((w, c), []).append(Assertion(s, _from_sql(e), _state(st), _problems_tuple(p)))
+        return out
+
+    def last_end(self, ward: str, camera: str) -> float | None:
+        """When the last finite assertion about a camera ended (an index seek)."""
+        rows = self._query(
+            "SELECT max(end_ts) FROM assertions WHERE ward = ? AND camera = ? AND end_ts < ?",
+            (ward, camera, FOREVER_SQL),
+        )
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def events(
         self,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from center.ingest import Fleet
 from center.store import CameraRow, MaintenanceRow
-from center.timeline import Interval, intervals
+from center.timeline import Assertion, Interval, intervals
 from center.uptime import Outage, Uptime, outages, uptime
 
 SEVERITY_ORDER = {"offline": 0, "unknown": 1, "degraded": 2, "online": 3}
@@ -46,6 +46,15 @@ def windows_for(ward: str, camera: str, maintenance: list[MaintenanceRow]) -> li
     return [(m.start, m.end) for m in maintenance if m.ward == ward and m.camera in (None, camera)]
 
 
+def _facts(fleet: Fleet, cameras: list[CameraRow], begin: float, end: float) -> dict[tuple[str, str], list[Assertion]]:
+    """The assertions bearing on [begin, end) of these cameras: one query for many, one each for a few."""
+    if len(cameras) > 20:
+        return fleet.store.all_assertions(begin, end, fleet.unknown_after_s)
+    return {
+        (c.ward, c.camera): fleet.store.assertions(c.ward, c.camera, begin, end, fleet.unknown_after_s) for c in cameras
+    }
+
+
 @dataclass(frozen=True)
 class UptimeRow:
     ward: str
@@ -58,7 +67,7 @@ def uptime_table(
     fleet: Fleet, cameras: list[CameraRow], maintenance: list[MaintenanceRow], begin: float, end: float
 ) -> tuple[list[UptimeRow], list[UptimeRow], Uptime]:
     """Per camera, per ward (camera-seconds added) and the city, for [begin, end)."""
-    facts = fleet.store.all_assertions(begin, end, fleet.unknown_after_s)
+    facts = _facts(fleet, cameras, begin, end)
     per_camera: list[UptimeRow] = []
     per_ward: dict[str, Uptime] = {}
     city = Uptime(0.0)
@@ -82,7 +91,7 @@ class OutageRow:
 
 def outage_list(fleet: Fleet, cameras: list[CameraRow], begin: float, now: float) -> list[OutageRow]:
     """Every outage overlapping [begin, now): ongoing first (longest first), then the most recent."""
-    facts = fleet.store.all_assertions(begin, now, fleet.unknown_after_s)
+    facts = _facts(fleet, cameras, begin, now)
     rows: list[OutageRow] = []
     for cam in cameras:
         ivs = intervals(facts.get((cam.ward, cam.camera), []), begin, now, fleet.unknown_after_s)

@@ -98,3 +98,16 @@ def test_bad_messages_are_counted_and_future_clocks_clamped(store: Store) -> Non
     fleet.ingest("camwatch/w1/agent/stats", b"{}", now=T0)  # asserts nothing about state
     fleet.ingest("camwatch/w1/cam-1/snapshot/abc", b"\xff\xd8", now=T0)
     assert fleet.bad == 4 and fleet.snapshots == 1 and store.snapshot("abc") == b"\xff\xd8"
+
+
+def test_the_fleet_view_of_now_agrees_with_the_timeline(store: Store) -> None:
+    center = Center(store)
+    center.ingest("camwatch/w1/cam-1/health", health("online", 0, 300), now=T0 + 300)
+    died = state_changed("offline", since=310, at=312, problems=("stalled",))
+    center.ingest("camwatch/w1/cam-1/events", encode(died), now=T0 + 312)
+    center.ingest("camwatch/w1/cam-1/health", health("offline", 310, 330, ("stalled",)), now=T0 + 330)
+    for at in (100, 305, 311, 330, 419, 421, 5000):  # online, online, offline, offline, stale -> unknown
+        now = T0 + at
+        view = center.fleet.states(now)[("w1", "cam-1")]
+        exact = center.fleet.state_at("w1", "cam-1", now)
+        assert (view.state, view.problems, view.start) == (exact.state, exact.problems, exact.start), at
