@@ -395,6 +395,14 @@ class Store:
             out.setdefault((w, c), []).append(Assertion(s, _from_sql(e), _state(st), _problems_tuple(p)))
         return out
 
+    def cameras_in_state(self, state: str, begin: float, end: float, unknown_after_s: float) -> set[tuple[str, str]]:
+        """Cameras asserted to be in ``state`` at some time bearing on [begin, end)."""
+        rows = self._query(
+            "SELECT DISTINCT ward, camera FROM assertions WHERE state = ? AND end_ts > ? AND start_ts < ?",
+            (state, begin - unknown_after_s, end),
+        )
+        return {(w, c) for w, c in rows}
+
     def last_end(self, ward: str, camera: str) -> float | None:
         """When the last finite assertion about a camera ended (an index seek)."""
         rows = self._query(

@@ -91,6 +91,8 @@ class OutageRow:
 
 def outage_list(fleet: Fleet, cameras: list[CameraRow], begin: float, now: float) -> list[OutageRow]:
     """Every outage overlapping [begin, now): ongoing first (longest first), then the most recent."""
+    offline = fleet.store.cameras_in_state("offline", begin, now, fleet.unknown_after_s)
+    cameras = [c for c in cameras if (c.ward, c.camera) in offline]  # only these can have an outage
     facts = _facts(fleet, cameras, begin, now)
     rows: list[OutageRow] = []
     for cam in cameras:
