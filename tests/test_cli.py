@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -160,6 +161,10 @@ def test_demo_runs_the_whole_path(rtsp_required: None) -> None:
     assert "camwatch demo: detection on" in out
     assert "cam-10: detection_started person" in out  # the walker, seen by the real model
     assert "agent of ward demo-ward: offline (shutdown)" in final
+    assert re.search(r"camwatch demo: center on http://127\.0\.0\.1:\d+/ \(user demo, password \S+\)", out)
+    center = re.search(r"center: (\d+) cameras known \(([^)]*)\); (\d+) messages ingested", out)
+    assert center and int(center.group(1)) == len(rows) and int(center.group(3)) > 20, final
+    assert "offline" in center.group(2)  # what the center saw agrees: some cameras are down
     assert "camwatch demo: stopped" in out
     assert "Traceback" not in r.stderr
 

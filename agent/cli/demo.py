@@ -1,8 +1,10 @@
 """``camwatch demo``: the whole path on one machine, with no outside services.
 
-An embedded MQTT broker, simulated cameras on a real local RTSP server
-(GStreamer, when installed; otherwise looping files read by the same reader
-code), the real agent, and a live status table. Ctrl-C stops everything.
+A broker (Mosquitto when installed, else an embedded Python one), simulated
+cameras on a real local RTSP server (GStreamer, when installed; otherwise
+looping files read by the same reader code), the real agent, a live status
+table, and the center (ingest, pages and API on a local port, with a demo
+account) when the broker is Mosquitto. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from agent.runtime import Agent
 from agent.sim import scenes
 from agent.sim.broker import EmbeddedBroker
 from agent.sim.clips import synthetic_frame, write_au_clip, write_test_clip
+from agent.sim.mosquitto import MOSQUITTO, Mosquitto
 from agent.sim.rtsp import RtspServer, free_port, gst_available
 
 log = logging.getLogger(__name__)
@@ -141,6 +144,59 @@ def _cameras_from_files(workdir: Path) -> tuple[list[dict[str, Any]], str]:
     return cams, "looping files (install GStreamer's RTSP server for the full demo: see README)"
 
 
+class DemoCenter:
+    """The center service and its pages, in-process, on the demo's broker; a throwaway SQLite store."""
+
+    def __init__(self, broker_port: int, workdir: Path, web_port: int) -> None:
+        from center.auth import hash_password
+        from center.config import parse_center_config
+        from center.service import CenterIngest
+        from center.store import Store
+        from center.web import WebServer, build_app
+
+        self.password = secrets.token_urlsafe(9)
+        config = parse_center_config(
+            {
+                "language": "vi",
+                "mqtt": {"port": broker_port},
+                "store": {"url": f"sqlite:///{workdir}/center.db"},
+                "web": {"listen": f"127.0.0.1:{web_port}"},
+                "uptime": {"unknown_after_s": 30},
+            }
+        )
+        self.store = Store(config.store.url)
+        self.store.put_user("demo", "admin", hash_password(self.password), time.time())
+        self.ingest = CenterIngest(config, self.store)
+        self.ingest.start()
+        self.web = WebServer(build_app(config, self.store, self.ingest), "127.0.0.1", web_port).start()
+        self.url = f"http://127.0.0.1:{web_port}/"
+
+    def summary(self) -> str:
+        states = self.ingest.fleet.states(time.time())
+        counts: dict[str, int] = {}
+        for iv in states.values():
+            counts[iv.state] = counts.get(iv.state, 0) + 1
+        text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        return f"center: {len(states)} cameras known ({text}); {self.ingest.ingest.messages} messages ingested"
+
+    def stop(self) -> None:
+        self.web.stop()
+        self.ingest.stop()
+        self.store.close()
+
+
+def _web_port() -> int:
+    """8080 when it is free, else any free port."""
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 8080))
+        except OSError:
+            return free_port()
+    return 8080
+
+
 def cmd_demo(duration: float = 0, port: int = 0) -> int:
     stop = threading.Event()
 
@@ -151,15 +207,21 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     servers: list[RtspServer] = []
     flappers: list[Flapper] = []
-    broker = EmbeddedBroker(port or free_port())
+    broker: EmbeddedBroker | Mosquitto | None = None
+    center: DemoCenter | None = None
     agent: Agent | None = None
     agent_thread: threading.Thread | None = None
     view: RetainedView | None = None
     with tempfile.TemporaryDirectory(prefix="camwatch-demo-") as tmp:
         workdir = Path(tmp)
         try:
-            broker.start()
-            print(f"camwatch demo: embedded MQTT broker on 127.0.0.1:{broker.port}", flush=True)
+            if Path(MOSQUITTO).exists():
+                broker = Mosquitto(workdir, port=port or None).start()
+                print(f"camwatch demo: Mosquitto on 127.0.0.1:{broker.port}", flush=True)
+            else:
+                broker = EmbeddedBroker(port or free_port())
+                broker.start()
+                print(f"camwatch demo: embedded MQTT broker on 127.0.0.1:{broker.port}", flush=True)
             if gst_available():
                 cams, source = _cameras_with_gst(servers, flappers, workdir)
             else:
@@ -175,6 +237,14 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:
                     "cameras": cams,
                 }
             )
+            if isinstance(broker, Mosquitto):
+                try:
+                    center = DemoCenter(broker.port, workdir, _web_port())
+                    print(f"camwatch demo: center on {center.url} (user demo, password {center.password})", flush=True)
+                except (ImportError, RuntimeError) as exc:
+                    print(f"camwatch demo: center not started ({exc})", flush=True)
+            else:
+                print("camwatch demo: center not started (it needs Mosquitto: MQTT v5 sessions)", flush=True)
             agent = Agent(config)
             if agent.detection is not None:
                 print("camwatch demo: detection on (model fastestdet, 2 fps per camera)", flush=True)
@@ -197,7 +267,8 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:
                 health, agents = view.rows()
                 screen = render_table(health, agents)
                 recent = "\n".join(events) or "(none yet)"
-                text = f"{screen}\n\nlatest events:\n{recent}\n\n(Ctrl-C stops the demo)"
+                where = f"\ncenter pages: {center.url} (user demo, password {center.password})" if center else ""
+                text = f"{screen}\n\nlatest events:\n{recent}\n{where}\n(Ctrl-C stops the demo)"
                 if tty:
                     print("\033[2J\033[H" + text, flush=True)
                 else:
@@ -208,6 +279,8 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:
             print(f"camwatch demo: {exc}", file=sys.stderr)
             return 1
         finally:
+            if center is not None:
+                print(center.summary(), flush=True)  # before the agent's goodbye makes its cameras unknown
             for flapper in flappers:
                 flapper.stop()
             if agent is not None:
@@ -218,9 +291,12 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:
                 health, agents = view.rows()
                 print("\nfinal status:\n" + render_table(health, agents), flush=True)
                 view.stop()
+            if center is not None:
+                center.stop()
             for server in servers:
                 server.kill()
-            broker.stop()
+            if broker is not None:
+                broker.stop()
             print("camwatch demo: stopped", flush=True)
 
 
