@@ -224,8 +224,8 @@ def _publisher(port: int, messages: list[tuple[str, bytes]], ready: Any) -> None
     client.disconnect()
 
 
-def through_broker(url: str, messages: list[tuple[str, bytes]], workdir: Path) -> dict[str, float]:
-    broker = Mosquitto(workdir, persistence=False)
+def through_broker(url: str, messages: list[tuple[str, bytes]], workdir: Path, inflight: int) -> dict[str, float]:
+    broker = Mosquitto(workdir, persistence=False, extra_conf=f"max_inflight_messages {inflight}")
     broker.start()
     try:
         config = parse_center_config({"mqtt": {"port": broker.port}, "store": {"url": url}})
@@ -307,7 +307,12 @@ def run_store(kind: str, url: str, args: argparse.Namespace, workdir: Path) -> d
     capacity = ingest_capacity(store, messages, args.seconds)
     raw = raw_insert_rate(store, traffic(cams, now, 20000, seed=3))
     store.close()
-    broker = through_broker(url, traffic(cams, time.time(), args.broker_messages, seed=4), workdir)
+    brokers = {
+        f"max_inflight_{n}": through_broker(
+            url, traffic(cams, time.time(), args.broker_messages, seed=4 + n), workdir, n
+        )
+        for n in (20, 1000)  # Mosquitto's default, and deploy/mosquitto-center.conf
+    }
     lat = latencies(url, cams, args.requests)
     return {
         "store": kind,
@@ -315,7 +320,7 @@ def run_store(kind: str, url: str, args: argparse.Namespace, workdir: Path) -> d
         "history_write_s": round(history_s, 1),
         "ingest_per_s": round(capacity, 1),
         "baseline_raw_upsert_per_s": round(raw, 1),
-        "through_mosquitto": broker,
+        "through_mosquitto": brokers,
         "latency": lat,
     }
 

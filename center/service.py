@@ -10,7 +10,9 @@ that has since dropped are never sent on the next one (their ids would name
 other messages): the broker redelivers those.
 
 Paho's thread only parses and compacts (:meth:`Ingest.add`); one writer
-thread commits a batch every ``FLUSH_S`` or every ``BATCH_MAX`` messages.
+thread commits a batch every ``FLUSH_S``, or as soon as ``EAGER_ACKS``
+messages wait for their ack (the broker stops sending at its in-flight
+limit), or at ``BATCH_MAX`` messages.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 
 FLUSH_S = 0.1
 BATCH_MAX = 5000
+# Mosquitto sends a client at most max_inflight_messages (default 20) unacknowledged
+# QoS 1 messages: commit and ack as soon as this many wait, or ingest crawls.
+EAGER_ACKS = 16
 RECEIVE_MAXIMUM = 5000  # QoS 1 messages the broker may have in flight to us, unacknowledged
 SESSION_EXPIRY_S = 7 * 86400  # the broker keeps our session (and queues for us) this long while we are away
 PRUNE_EVERY_S = 3600.0
@@ -114,7 +119,8 @@ class CenterIngest:
         self.ingest.add(message.topic, bytes(message.payload), self.clock())
         with self._acks_lock:  # after add: an ack never goes out before its message is in a batch
             self._acks.append((self._generation, message.mid, message.qos))
-        if self.ingest.pending >= BATCH_MAX:
+            waiting = len(self._acks)
+        if waiting >= EAGER_ACKS or self.ingest.pending >= BATCH_MAX:
             self._wake.set()
 
     # -- the writer ---------------------------------------------------------------

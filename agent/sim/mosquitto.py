@@ -28,7 +28,10 @@ class Mosquitto:
         users: dict[str, str] | None = None,
         persistence: bool = False,
         tls: tuple[Path, Path, Path] | None = None,
+        *,
+        extra_conf: str = "",
     ) -> None:
+        self.extra_conf = extra_conf  # more mosquitto.conf lines, e.g. "max_inflight_messages 1000"
         self.port = port or free_port()
         self.tls = tls  # (ca, cert, key): a second, TLS listener on tls_port
         self.tls_port = free_port() if tls else None
@@ -62,6 +65,7 @@ class Mosquitto:
                 auth += "user root\n"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n{auth}{persist}log_dest stderr\nlog_type error\nlog_type warning\n"
+            f"{self.extra_conf}\n"
         )
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 5.0
