@@ -14,7 +14,8 @@ For each store (SQLite, and PostgreSQL when its server is installed):
    session, ack after commit); messages stored per second;
 4. latency of the fleet page, a camera page, the outages page and the
    uptime API (24 h and 30 d) over real HTTP with 90 days in the store:
-   p50 / p95 of ``--requests`` each.
+   the first request (nothing reused yet) and p50 / p95 of ``--requests`` each
+   (uptime and outages answers are reused for a while: see center/views.py).
 
 Baseline in the same run: the raw cost of the store's INSERT for the same
 messages without parsing (what the database alone allows).

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from center.ingest import Fleet
 from center.store import CameraRow, MaintenanceRow
@@ -104,3 +108,39 @@ def outage_list(fleet: Fleet, cameras: list[CameraRow], begin: float, now: float
 
 def timeline(fleet: Fleet, ward: str, camera: str, begin: float, end: float) -> list[Interval]:
     return fleet.timeline(ward, camera, begin, end)
+
+
+class Recent:
+    """Answers reused for a short while: a figure over a long period barely moves in a few seconds.
+
+    Keyed by what was asked; each answer carries the exact period it covers,
+    so reuse changes how fresh it is, never what it says about that period.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, size: int = 256) -> None:
+        self.clock = clock
+        self.size = size
+        self._items: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, ttl: float, compute: Callable[[], Any]) -> Any:
+        now = self.clock()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        value = compute()
+        with self._lock:
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[key] = (now, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def reuse_for(period_s: float) -> float:
+    """How long an uptime answer over ``period_s`` is reused: 1/3000 of it, 5 s to 5 min (24 h: 29 s)."""
+    return min(300.0, max(5.0, period_s / 3000))

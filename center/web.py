@@ -37,7 +37,7 @@ from center.periods import PERIODS, BadPeriod, period_bounds
 from center.service import CenterIngest
 from center.store import Store
 from center.uptime import Uptime
-from center.views import fleet_now, outage_list, uptime_table, ward_counts
+from center.views import OutageRow, Recent, fleet_now, outage_list, reuse_for, uptime_table, ward_counts
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ SESSION_COOKIE = "cw_session"
 LOGIN_CSRF_COOKIE = "cw_login_csrf"
 LANG_COOKIE = "cw_lang"
 OUTAGE_HISTORY_DAYS = 30
+OUTAGES_REUSE_S = 10.0  # the outages list is recomputed at most this often (durations are always current)
 
 
 @dataclass
@@ -107,6 +108,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
 
         fleet = Fleet(store, config.uptime.unknown_after_s)
     tz = config.tz
+    recent = Recent()
 
     def lang_of(request: Request) -> str:
         lang = request.cookies.get(LANG_COOKIE, config.language)
@@ -301,8 +303,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
     def outages_page(request: Request, ward: str = "", days: int = Query(7, ge=1, le=400)) -> HTMLResponse:
         s = page_session(request)
         now = time.time()
-        cams = [c for c in store.cameras() if not ward or c.ward == ward]
-        rows = outage_list(fleet, cams, now - days * 86400, now)
+        rows = _outages(ward or None, days, now)
         wards = sorted({c.ward for c in store.cameras()})
         return render(
             request,
@@ -316,14 +317,25 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
             days=days,
         )
 
+    def _outages(ward: str | None, days: int, now: float) -> list[OutageRow]:
+        def compute() -> list[OutageRow]:
+            cams = [c for c in store.cameras() if ward is None or c.ward == ward]
+            return outage_list(fleet, cams, now - days * 86400, now)
+
+        return recent.get(("outages", ward, days), OUTAGES_REUSE_S, compute)  # type: ignore[no-any-return]
+
     def _report(period: str, start: str | None, end: str | None) -> tuple[float, float, Any, Any, Uptime]:
         try:
             begin, stop = period_bounds(period, time.time(), tz, start, end)
         except BadPeriod as exc:
             raise HTTPException(400, str(exc)) from None
-        cams = store.cameras()
-        per_camera, per_ward, city = uptime_table(fleet, cams, store.maintenance(begin, stop), begin, stop)
-        return begin, stop, per_camera, per_ward, city
+
+        def compute() -> tuple[float, float, Any, Any, Uptime]:
+            cams = store.cameras()
+            per_camera, per_ward, city = uptime_table(fleet, cams, store.maintenance(begin, stop), begin, stop)
+            return begin, stop, per_camera, per_ward, city
+
+        return recent.get(("uptime", period, start, end), reuse_for(stop - begin), compute)  # type: ignore[no-any-return]
 
     @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
     def report_page(
@@ -430,6 +442,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         try:
             lo = datetime.fromisoformat(start).replace(tzinfo=tz).timestamp()
             hi = datetime.fromisoformat(end).replace(tzinfo=tz).timestamp()
+            recent.clear()  # uptime figures change with maintenance
             store.add_maintenance(
                 ward=ward, camera=camera or None, start=lo, end=hi, note=note[:500], created_by=s.user, now=time.time()
             )
@@ -494,8 +507,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         """Outages (offline stretches) overlapping the last ``days``: ongoing first, longest first."""
         api_session(request)
         now = time.time()
-        cams = [c for c in store.cameras() if ward is None or c.ward == ward]
-        rows = outage_list(fleet, cams, now - days * 86400, now)
+        rows = _outages(ward, days, now)
         return JSONResponse(
             {
                 "outages": [
