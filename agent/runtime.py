@@ -33,7 +33,7 @@ from agent.publish.payloads import agent_payload, event_payload, health_payload
 from agent.publish.topics import Topics
 from agent.stream.frames import FrameSampler, Tap
 from agent.stream.reader import CameraReader
-from agent.sysinfo import cpu_seconds, open_fds, rss_bytes, thread_count
+from agent.sysinfo import cpu_seconds, open_fds, release_free_memory, rss_bytes, thread_count
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +380,7 @@ class Agent:
         if (last is None and now - self.started_mono >= 2.0) or (
             last is not None and now - last >= self.config.health.stats_s
         ):
+            release_free_memory()  # so RSS in the stats is what the agent holds, not glibc's free lists
             self.publisher.publish_stats(self.stats_payload(now))
             self._last_stats_at = now
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import resource
 import threading
+from functools import cache
 
 
 def rss_bytes() -> int | None:
@@ -29,3 +32,26 @@ def cpu_seconds() -> float:
 
 def thread_count() -> int:
     return threading.active_count()
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+def release_free_memory() -> bool:
+    """Give freed heap pages back to the system (glibc ``malloc_trim``); False where there is no such call.
+
+    A long-running process that opens and closes streams leaves freed memory
+    in glibc's per-thread arenas; it is reused, but counts in RSS until trimmed.
+    """
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True

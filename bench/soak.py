@@ -153,6 +153,9 @@ def main() -> int:
             "max": round(max(s[1] for s in samples), 1) if samples else None,
             "last": round(samples[-1][1], 1) if samples else None,
             "slope_mb_per_hour": None if (s := slope_per_hour(steady)) is None else round(s, 2),
+            "slope_last_half_mb_per_hour": None
+            if (h := slope_per_hour(steady[len(steady) // 2 :])) is None
+            else round(h, 2),
         },
         "threads": [min(s[2] for s in samples), max(s[2] for s in samples)] if samples else None,
         "fds": [min(s[3] for s in samples), max(s[3] for s in samples)] if samples else None,

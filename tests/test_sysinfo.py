@@ -1,0 +1,18 @@
+"""The agent's own resource figures, and giving freed memory back."""
+
+from __future__ import annotations
+
+from agent.sysinfo import open_fds, release_free_memory, rss_bytes
+
+
+def test_freed_heap_memory_goes_back_to_the_system() -> None:
+    before = rss_bytes()
+    assert before is not None and open_fds() is not None
+    keep = [bytes(2000) for _ in range(50_000)]  # ~100 MB in malloc'd blocks
+    keep = keep[::1000]  # free almost all, leaving a few blocks scattered over the heap
+    grown = rss_bytes()
+    assert grown is not None
+    assert release_free_memory() is True  # glibc, as on the ward PCs
+    trimmed = rss_bytes()
+    assert trimmed is not None and trimmed < grown - 50 * 2**20, (before, grown, trimmed)
+    assert keep
