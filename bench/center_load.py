@@ -234,7 +234,7 @@ def through_broker(url: str, messages: list[tuple[str, bytes]], workdir: Path, i
         service = CenterIngest(config, store)
         service.start()
         service.wait_connected(10)
-        ctx = mp.get_context("fork")
+        ctx = mp.get_context("spawn")  # not fork: this process has threads (paho, the writer)
         ready = ctx.Event()
         pub = ctx.Process(target=_publisher, args=(broker.port, messages, ready))
         pub.start()

@@ -106,3 +106,18 @@ def test_bad_urls_are_named_without_their_password(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="give a file"):
         Store("sqlite:///:memory:")
     assert redact_url("postgresql://cw:Pa55@db/center") == "postgresql://cw:***@db/center"
+
+
+def test_an_older_schema_is_upgraded_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import center.store as module
+
+    monkeypatch.setattr(module, "MIGRATIONS", MIGRATIONS[:1])  # the store as the first release left it
+    old = Store(store_url)
+    assert old.schema_version() == 1
+    old.write(heartbeat_batch(T0, T0, T0 + 60))
+    old.close()
+    monkeypatch.undo()
+    store = Store(store_url)  # this release: the later migrations applied, the data kept
+    assert store.schema_version() == len(MIGRATIONS) > 1
+    assert store.assertions("w1", "c1", T0, T0 + 100, 90) == [Assertion(T0, T0 + 60, "online")]
+    store.close()
