@@ -20,6 +20,16 @@ def valid_user_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
+def new_token() -> tuple[str, str]:
+    """A new API token and its SHA-256 (what is stored: the token itself is shown once)."""
+    token = "cw_" + secrets.token_urlsafe(32)
+    return token, token_sha256(token)
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)

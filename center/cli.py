@@ -1,4 +1,4 @@
-"""``camwatch center --config PATH`` (the service) and ``camwatch center add-user NAME --role ROLE``."""
+"""``camwatch center --config PATH``: the service; ``... add-user NAME --role ROLE``; ``... add-token NAME``."""
 
 from __future__ import annotations
 
@@ -106,4 +106,25 @@ def cmd_add_user(path: str, name: str, role: str) -> int:
     store.put_user(name, role, hash_password(password), time.time())
     store.close()
     print(f"user {name} ({role}) saved")
+    return 0
+
+
+def cmd_add_token(path: str, name: str, role: str) -> int:
+    """Create (or replace) an API token for another system; it is printed once and only its hash is kept."""
+    config = _load(path)
+    if config is None:
+        return 1
+    from center.auth import new_token, valid_user_name
+
+    if not valid_user_name(name):
+        print(f"token name {name!r}: use 1-64 letters, digits, '.', '_' or '-'", file=sys.stderr)
+        return 2
+    store = _open_store(config)
+    if store is None:
+        return 1
+    token, digest = new_token()
+    store.put_token(name, role, digest, time.time())
+    store.close()
+    print(f"API token {name} ({role}); send it as 'Authorization: Bearer <token>'. It is shown only now:")
+    print(token)
     return 0

@@ -74,6 +74,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 2: what holds now is found by end time alone (the fleet page)
         "CREATE INDEX assertions_by_end_ts ON assertions (end_ts)",
     ),
+    (  # 3: API tokens for the center's other systems (only their SHA-256 is kept)
+        """CREATE TABLE api_tokens (
+            name TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL)""",
+    ),
 )
 
 
@@ -452,6 +457,20 @@ class Store:
             (begin, end),
         )
         return [MaintenanceRow(*r) for r in rows]
+
+    def put_token(self, name: str, role: str, token_sha256: str, now: float) -> None:
+        """Create or replace (a new secret) the API token called ``name``."""
+        with self.transaction() as cur:
+            cur.execute(self._sql("DELETE FROM api_tokens WHERE name = ?"), (name,))
+            cur.execute(
+                self._sql("INSERT INTO api_tokens (name, token_sha256, role, created) VALUES (?, ?, ?, ?)"),
+                (name, token_sha256, role, now),
+            )
+
+    def token(self, token_sha256: str) -> tuple[str, str] | None:
+        """(name, role) of the API token with this hash, or None."""
+        rows = self._query("SELECT name, role FROM api_tokens WHERE token_sha256 = ?", (token_sha256,))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def user(self, name: str) -> tuple[str, str] | None:
         """(role, password hash) of a user, or None."""

@@ -30,7 +30,7 @@ from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from center.auth import LoginLimit, check_password
+from center.auth import LoginLimit, check_password, token_sha256
 from center.config import CenterConfig
 from center.i18n import LANGUAGES, duration, t
 from center.periods import PERIODS, BadPeriod, period_bounds
@@ -139,6 +139,11 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         if s is not None:
             return s
         header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            found_token = store.token(token_sha256(header[7:].strip()))
+            if found_token is not None:
+                return Session(f"token:{found_token[0]}", found_token[1], "", time.time() + 60)
+            raise HTTPException(401, "unknown API token", {"WWW-Authenticate": "Bearer"})
         if header.lower().startswith("basic "):
             try:
                 user, _, password = base64.b64decode(header[6:]).decode().partition(":")
@@ -151,7 +156,9 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
             if found is not None and check_password(password, found[1]):
                 return Session(user, found[0], "", time.time() + 60)
             limit.failed(keys)
-        raise HTTPException(401, "log in (session cookie) or use HTTP Basic", {"WWW-Authenticate": "Basic"})
+        raise HTTPException(
+            401, "log in (session cookie), or send an API token (Bearer) or HTTP Basic", {"WWW-Authenticate": "Bearer"}
+        )
 
     @app.exception_handler(NeedLogin)
     async def _to_login(request: Request, exc: NeedLogin) -> Response:

@@ -58,6 +58,11 @@ def test_a_killed_camera_is_an_ongoing_outage_on_the_outages_page(
     made = add_user(cfg, "op", "viewer", PASSWORD)
     assert made.returncode == 0 and "user op (viewer) saved" in made.stdout
 
+    issued = camwatch("center", "--config", str(cfg), "add-token", "erp")
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip().splitlines()[-1]
+    assert token.startswith("cw_")
+
     center = AgentProcess(cfg, workdir / "center.log", command="center").start()
     doomed = rtsp_factory()
     cams = [
@@ -83,10 +88,15 @@ def test_a_killed_camera_is_an_ongoing_outage_on_the_outages_page(
             assert ongoing.startswith("1)") and "Bãi xe" in ongoing and "Cổng chính" not in ongoing
             assert re.search(r"stalled|unreachable", ongoing)
             assert "Cổng chính" in c.get("/").text
+        # the center's other systems: an API token, no session
+        api = httpx.get(f"http://127.0.0.1:{web_port}/api/v1/cameras", headers={"Authorization": f"Bearer {token}"})
+        assert api.status_code == 200 and len(api.json()["cameras"]) == 2
+        wrong = httpx.get(f"http://127.0.0.1:{web_port}/api/v1/cameras", headers={"Authorization": "Bearer cw_nope"})
+        assert wrong.status_code == 401
     finally:
         assert center.stop() == 0
     text = center.log_text()
-    assert CAM_PASSWORD not in text and PASSWORD not in text
+    assert CAM_PASSWORD not in text and PASSWORD not in text and token not in text
     assert "Traceback" not in text
 
 

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_user = center_sub.add_parser("add-user", help="create or update an account (password from a prompt)")
     add_user.add_argument("name")
     add_user.add_argument("--role", choices=["viewer", "admin"], required=True)
+    add_token = center_sub.add_parser("add-token", help="create or replace an API token for another system")
+    add_token.add_argument("name")
+    add_token.add_argument("--role", choices=["viewer", "admin"], default="viewer")
 
     demo = sub.add_parser("demo", help="the whole pipeline on this machine: broker, simulated cameras, agent")
     demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)")
@@ -73,10 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return cmd_status(args.broker, ward=args.ward, prefix=args.prefix, watch=args.watch, as_json=args.json)
         if args.command == "center":
-            from center.cli import cmd_add_user, cmd_center
+            from center.cli import cmd_add_token, cmd_add_user, cmd_center
 
             if args.center_command == "add-user":
                 return cmd_add_user(args.config, args.name, args.role)
+            if args.center_command == "add-token":
+                return cmd_add_token(args.config, args.name, args.role)
             return cmd_center(args.config)
         if args.command == "demo":
             from agent.cli.demo import cmd_demo
