@@ -136,6 +136,16 @@ class Recent:
             self._items[key] = (now, value)
         return value
 
+    def age(self, key: Any) -> float | None:
+        """Seconds since the answer for ``key`` was computed, or None."""
+        with self._lock:
+            hit = self._items.get(key)
+        return None if hit is None else self.clock() - hit[0]
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = (self.clock(), value)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

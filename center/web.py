@@ -30,6 +30,7 @@ from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from agent.redact import redact
 from center.auth import LoginLimit, check_password, token_sha256
 from center.config import CenterConfig
 from center.i18n import LANGUAGES, duration, t
@@ -45,7 +46,7 @@ SESSION_COOKIE = "cw_session"
 LOGIN_CSRF_COOKIE = "cw_login_csrf"
 LANG_COOKIE = "cw_lang"
 OUTAGE_HISTORY_DAYS = 30
-OUTAGES_REUSE_S = 10.0  # the outages list is recomputed at most this often (durations are always current)
+WARM_PERIODS = ("24h", "today", "7d", "30d")  # kept computed in the background (see WebServer)
 
 
 @dataclass
@@ -325,13 +326,13 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         )
 
     def _outages(ward: str | None, days: int, now: float) -> list[OutageRow]:
-        def compute() -> list[OutageRow]:
-            cams = [c for c in store.cameras() if ward is None or c.ward == ward]
-            return outage_list(fleet, cams, now - days * 86400, now)
+        # Never reused: a camera that just went down must be on this page at once.
+        cams = [c for c in store.cameras() if ward is None or c.ward == ward]
+        return outage_list(fleet, cams, now - days * 86400, now)
 
-        return recent.get(("outages", ward, days), OUTAGES_REUSE_S, compute)  # type: ignore[no-any-return]
-
-    def _report(period: str, start: str | None, end: str | None) -> tuple[float, float, Any, Any, Uptime]:
+    def _report(
+        period: str, start: str | None, end: str | None, refresh: bool = False
+    ) -> tuple[float, float, Any, Any, Uptime]:
         try:
             begin, stop = period_bounds(period, time.time(), tz, start, end)
         except BadPeriod as exc:
@@ -342,7 +343,20 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
             per_camera, per_ward, city = uptime_table(fleet, cams, store.maintenance(begin, stop), begin, stop)
             return begin, stop, per_camera, per_ward, city
 
-        return recent.get(("uptime", period, start, end), reuse_for(stop - begin), compute)  # type: ignore[no-any-return]
+        key = ("uptime", period, start, end)
+        if refresh:
+            recent.put(key, compute())
+        return recent.get(key, reuse_for(stop - begin), compute)  # type: ignore[no-any-return]
+
+    def warm() -> None:
+        """Keep the standard periods computed, so that nobody waits for them (called every few seconds)."""
+        for period in WARM_PERIODS:
+            begin, stop = period_bounds(period, time.time(), tz)
+            age = recent.age(("uptime", period, None, None))
+            if age is None or age > reuse_for(stop - begin) * 0.7:
+                _report(period, None, None, refresh=True)
+
+    app.state.warm = warm
 
     @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
     def report_page(
@@ -581,11 +595,22 @@ def _uptime_json(u: Uptime) -> dict[str, Any]:
 
 
 class WebServer:
-    """uvicorn in a thread."""
+    """uvicorn in a thread, and a thread keeping the standard uptime periods computed."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int, warm_every_s: float = 3.0) -> None:
+        self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
         self.thread = threading.Thread(target=self.server.run, name="center-web", daemon=True)
+        self.warm_every_s = warm_every_s
+        self._stop = threading.Event()
+        self.warmer = threading.Thread(target=self._warm_loop, name="center-warm", daemon=True)
+
+    def _warm_loop(self) -> None:
+        while not self._stop.wait(self.warm_every_s):
+            try:
+                self.app.state.warm()
+            except Exception as exc:  # the store may be briefly unavailable: the pages say so themselves
+                log.warning("could not precompute uptime: %s", redact(exc))
 
     def start(self, timeout: float = 10.0) -> WebServer:
         self.thread.start()
@@ -594,11 +619,14 @@ class WebServer:
             time.sleep(0.02)
         if not self.server.started:
             raise RuntimeError("the web server did not start (is the port in use?)")
+        self.warmer.start()
         return self
 
     def stop(self) -> None:
+        self._stop.set()
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.warmer.join(timeout=30)
 
 
 def serve(config: CenterConfig, store: Store, service: CenterIngest) -> WebServer:
