@@ -69,6 +69,10 @@ TEXT: dict[str, dict[str, str]] = {
     "problem_ended": {"vi": "Hết lỗi", "en": "Problem ended"},
     "detection_started": {"vi": "Phát hiện", "en": "Detection"},
     "detection_ended": {"vi": "Hết phát hiện", "en": "Detection ended"},
+    "agent": {"vi": "Máy giám sát của phường", "en": "Ward agent"},
+    "agent_up": {"vi": "đang chạy", "en": "running"},
+    "agent_gone": {"vi": "mất kết nối từ", "en": "gone since"},
+    "agent_stopped": {"vi": "đã dừng từ", "en": "stopped since"},
     "no_cameras": {
         "vi": "Chưa nhận được tin từ phường/xã nào. Kiểm tra kết nối tới broker MQTT.",
         "en": "No ward has reported yet. Check the connection to the MQTT broker.",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from center.store import CameraRow, EventRow, Store, WriteBatch
+from center.store import AgentRow, CameraRow, EventRow, Store, WriteBatch
 from center.timeline import FOREVER, SEVERITY, Assertion, Interval, intervals
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class Read:
     agent_cameras: tuple[str, ...] = ()
     name: str | None = None  # the camera's display name (health messages carry it)
     event: EventRow | None = None  # every event, stored once
+    agent: AgentRow | None = None  # a ward agent's own status (birth, last will, problems)
 
 
 def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | None:
@@ -77,11 +78,24 @@ def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | 
         if p.get("schema") != "camwatch.agent/1":
             raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
         cameras = tuple(c for c in p.get("cameras", []) if isinstance(c, str))
-        if p.get("state") != "offline":
-            return Read(ward, None, None, agent_cameras=cameras)
+        state = p.get("state")
+        if state not in ("online", "offline"):
+            raise BadMessage(f"{topic}: unknown agent state {state!r}")
         at, clamped = clamp(parse_ts(p.get("ts")))
+        agent = AgentRow(
+            ward,
+            state,
+            _problems(p),
+            str(p.get("version") or ""),
+            at,
+            str(p.get("reason") or ""),
+            str(p.get("hostname") or ""),
+        )
+        if state != "offline":
+            return Read(ward, None, None, agent_cameras=cameras, clamped=clamped, agent=agent)
         # The agent is gone (last will) or stopped: nobody watches its cameras from now on.
-        return Read(ward, None, Assertion(at, FOREVER, "unknown"), clamped=clamped, agent_cameras=cameras)
+        unknown = Assertion(at, FOREVER, "unknown")
+        return Read(ward, None, unknown, clamped=clamped, agent_cameras=cameras, agent=agent)
     if kind == "health":
         if p.get("schema") != "camwatch.health/1":
             raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
@@ -162,7 +176,9 @@ class Ingest:
         with self._lock:
             self.clamped += read.clamped
             batch = self._batch
-            if read.camera is None:  # the agent's status: about each of its cameras
+            if read.camera is None:  # the agent's status: about itself and each of its cameras
+                if read.agent is not None:
+                    batch.agent(read.agent)
                 for cam in read.agent_cameras:
                     batch.camera(read.ward, cam, None, now)
                     if read.assertion is not None:
@@ -199,6 +215,8 @@ class Ingest:
             old.camera(ward, camera, name, seen)
         for key, end in new.assertions.items():
             old.assertions[key] = max(old.assertions.get(key, end), end)
+        for row in new.agents.values():
+            old.agent(row)
         old.events.extend(new.events)
         old.snapshots.extend(new.snapshots)
         self._batch = old

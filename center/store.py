@@ -27,7 +27,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -74,7 +74,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 2: what holds now is found by end time alone (the fleet page)
         "CREATE INDEX assertions_by_end_ts ON assertions (end_ts)",
     ),
-    (  # 3: API tokens for the center's other systems (only their SHA-256 is kept)
+    (  # 3: API tokens for the center's other systems (only their SHA-256 is kept); each ward agent's status
+        """CREATE TABLE agents (
+            ward TEXT PRIMARY KEY, state TEXT NOT NULL, problems TEXT NOT NULL, version TEXT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL, reason TEXT NOT NULL, hostname TEXT NOT NULL)""",
         """CREATE TABLE api_tokens (
             name TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
             created DOUBLE PRECISION NOT NULL)""",
@@ -100,6 +103,19 @@ class EventRow:
     type: str
     replayed: bool
     payload: str
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    """A ward agent as it last described itself (its newest status message wins)."""
+
+    ward: str
+    state: str  # online | offline
+    problems: tuple[str, ...]
+    version: str
+    ts: float
+    reason: str = ""
+    hostname: str = ""
 
 
 @dataclass(frozen=True)
@@ -305,6 +321,17 @@ class Store:
                     ),
                     (ward, camera, start, _to_sql(end), state, problems),
                 )
+            for a in batch.agents.values():
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO agents (ward, state, problems, version, ts, reason, hostname) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ward) DO UPDATE SET "
+                        "state = excluded.state, problems = excluded.problems, version = excluded.version, "
+                        "ts = excluded.ts, reason = excluded.reason, hostname = excluded.hostname "
+                        "WHERE excluded.ts >= agents.ts"
+                    ),
+                    (a.ward, a.state, _problems_text(a.problems), a.version, a.ts, a.reason, a.hostname),
+                )
             for event_id, ward, camera, jpeg in batch.snapshots:
                 cur.execute(
                     self._sql(
@@ -362,6 +389,10 @@ class Store:
         return counts
 
     # --- reads -------------------------------------------------------------------
+
+    def agents(self) -> dict[str, AgentRow]:
+        rows = self._query("SELECT ward, state, problems, version, ts, reason, hostname FROM agents")
+        return {w: AgentRow(w, st, _problems_tuple(p), v, ts, r, h) for w, st, p, v, ts, r, h in rows}
 
     def cameras(self) -> list[CameraRow]:
         rows = self._query("SELECT ward, camera, name, first_seen, last_seen FROM cameras ORDER BY ward, camera")
@@ -493,13 +524,19 @@ class WriteBatch:
     assertions: dict[tuple[str, str, float, str, str], float]
     events: list[EventRow]
     snapshots: list[tuple[str, str, str, bytes]]
+    agents: dict[str, AgentRow] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, received: float) -> WriteBatch:
         return cls(received, {}, {}, [], [])
 
     def __len__(self) -> int:
-        return len(self.cameras) + len(self.assertions) + len(self.events) + len(self.snapshots)
+        return len(self.cameras) + len(self.assertions) + len(self.events) + len(self.snapshots) + len(self.agents)
+
+    def agent(self, row: AgentRow) -> None:
+        old = self.agents.get(row.ward)
+        if old is None or row.ts >= old.ts:
+            self.agents[row.ward] = row
 
     def camera(self, ward: str, camera: str, name: str | None, seen: float) -> None:
         old = self.cameras.get((ward, camera))

@@ -257,7 +257,13 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         counts = ward_counts(rows)
         totals = {k: sum(c[k] for c in counts.values()) for k in ("offline", "unknown", "degraded", "online")}
         return render(
-            request, "fleet.html", s, wards=[(w, wards[w], counts[w]) for w in counts], totals=totals, now=time.time()
+            request,
+            "fleet.html",
+            s,
+            wards=[(w, wards[w], counts[w]) for w in counts],
+            totals=totals,
+            now=time.time(),
+            agents=store.agents(),
         )
 
     @app.get("/camera/{ward}/{camera}", response_class=HTMLResponse, include_in_schema=False)
@@ -560,6 +566,28 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         rows = store.events(ward=ward, camera=camera, since=since, types=[type] if type else None, limit=limit)
         body = "[" + ",".join(r.payload for r in rows) + "]"
         return Response('{"events":' + body + "}", media_type="application/json")
+
+    @app.get("/api/v1/agents", tags=["cameras"])
+    def api_agents(request: Request) -> JSONResponse:
+        """Each ward agent as it last described itself: online or gone (since when), version, its own problems."""
+        api_session(request)
+        return JSONResponse(
+            {
+                "agents": [
+                    {
+                        "ward": a.ward,
+                        "state": a.state,
+                        "since": a.ts,
+                        "since_local": iso(a.ts),
+                        "reason": a.reason,
+                        "version": a.version,
+                        "hostname": a.hostname,
+                        "problems": list(a.problems),
+                    }
+                    for a in sorted(store.agents().values(), key=lambda a: a.ward)
+                ]
+            }
+        )
 
     @app.get("/api/v1/status", tags=["service"])
     def api_status(request: Request) -> JSONResponse:

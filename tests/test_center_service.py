@@ -125,6 +125,8 @@ def test_outage_restarts_and_last_will_are_counted_to_the_second(broker: Mosquit
     up = uptime(ivs, T0, T0 + 2000)
     assert (up.online_s, up.offline_s, up.unknown_s) == (1015, 285, 700)
     assert [c.name for c in store.cameras()] == ["Chợ Đông Ba"]
+    agent = store.agents()["w1"]
+    assert (agent.state, agent.reason, agent.ts) == ("offline", "lost", T0 + 1300)
     assert [e.type for e in store.events(ward="w1")] == ["state_changed", "state_changed"]
     store.close()
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import wait_until
 from test_center_service import Ward, center_for
 
-from agent.publish.payloads import encode
+from agent.publish.payloads import agent_payload, encode
 from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import free_port
 from center.auth import hash_password
@@ -34,6 +34,17 @@ def site(broker: Mosquitto, workdir: Path) -> Iterator[tuple[str, CenterIngest]]
     center.store.put_user("boss", "admin", hash_password(PASSWORD), time.time())
     ward = Ward(broker.port)
     now = time.time()
+    birth = agent_payload(
+        ward="w1",
+        state="online",
+        version="0.1.0",
+        cameras=["c1", "c2"],
+        started_at=now - 7200,
+        now_wall=now - 7200,
+        problems=["outbox_overflow"],
+        hostname="ubnd-phuong-1",
+    )
+    ward.send("agent/status", encode(birth), retain=True)
     ward.health("online", now - 3600, now - 610)
     ward.change("online", "offline", since=now - 600, at=now - 595, problems=("stalled",))  # c1: down 10 min
     ward.health("offline", now - 600, now, ("stalled",))
@@ -102,6 +113,7 @@ def test_pages_in_both_languages_and_the_api(site: tuple[str, CenterIngest]) -> 
     with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
         assert login(c, "op", PASSWORD).status_code == 200
         fleet = c.get("/").text
+        assert "ubnd-phuong-1" in fleet and "outbox_overflow" in fleet  # the ward agent's own problem
         assert "Mất tín hiệu: 1" in fleet and "Hoạt động: 1" in fleet and "Cầu Trường Tiền" in fleet
         c.get("/lang/en")
         fleet_en = c.get("/").text
@@ -125,6 +137,8 @@ def test_pages_in_both_languages_and_the_api(site: tuple[str, CenterIngest]) -> 
         assert c.get("/api/v1/uptime?period=nonsense").status_code == 400
         outs = c.get("/api/v1/outages").json()["outages"]
         assert [o["ongoing"] for o in outs] == [True]
+        (agent,) = c.get("/api/v1/agents").json()["agents"]
+        assert agent["state"] == "online" and agent["problems"] == ["outbox_overflow"]
         events = c.get("/api/v1/events?camera=c2").json()["events"]
         assert [e["id"] for e in events] == ["det-1"]
         assert "/api/v1/uptime" in c.get("/api/v1/openapi.json").json()["paths"]
