@@ -211,6 +211,10 @@ class Store:
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and (getattr(conn, "closed", False) or getattr(conn, "broken", False)):
+            conn = None  # the server went away (PostgreSQL restarted): connect again
+            with self._lock:
+                self._connections = [c for c in self._connections if c is not self._local.conn]
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
@@ -240,7 +244,10 @@ class Store:
         try:
             yield cur
         except BaseException:
-            cur.execute("ROLLBACK")
+            try:
+                cur.execute("ROLLBACK")
+            except Exception:  # the connection itself is gone: the original error says why
+                pass
             raise
         else:
             cur.execute("COMMIT")
@@ -248,12 +255,20 @@ class Store:
             cur.close()
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self._conn().cursor()
-        try:
-            cur.execute(self._sql(sql), tuple(args))
-            return list(cur.fetchall())
-        finally:
-            cur.close()
+        for attempt in (1, 2):
+            conn = self._conn()
+            cur = conn.cursor()
+            try:
+                cur.execute(self._sql(sql), tuple(args))
+                return list(cur.fetchall())
+            except Exception:
+                # A read on a connection the server dropped (PostgreSQL restarted) is tried once more
+                # on a new one; anything else, or a second failure, is the caller's to handle.
+                if attempt == 2 or not (getattr(conn, "closed", False) or getattr(conn, "broken", False)):
+                    raise
+            finally:
+                cur.close()
+        raise AssertionError("unreachable")
 
     # --- schema --------------------------------------------------------------
 

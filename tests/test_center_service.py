@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.health.state import Change, Verdict
 from agent.publish.payloads import agent_payload, encode, event_payload, health_payload
 from agent.sim.mosquitto import Mosquitto
+from agent.sim.postgres import Postgres
 from agent.stream.stats import StreamSnapshot
 from center.config import parse_center_config
 from center.service import CenterIngest
@@ -139,6 +140,28 @@ def test_bad_messages_are_counted_and_ingest_goes_on(broker: Mosquitto, workdir:
     ward.health("online", T0, T0 + 30)
     assert wait_until(lambda: center.fleet.cameras() and center.ingest.bad == 2, 10), center.stats()
     assert center.fleet.state_at("w1", "c1", T0 + 30).state == "online"
+    center.stop()
+    center.store.close()
+    ward.stop()
+
+
+def test_postgresql_down_for_a_while_loses_nothing(broker: Mosquitto, postgres_server: Postgres) -> None:
+    postgres_server.reset()
+    center = center_for(broker.port, postgres_server.url)
+    ward = Ward(broker.port)
+    ward.health("online", T0, T0 + 30)
+    assert wait_until(center.fleet.cameras, 10)
+    postgres_server.pause()  # the database goes away: messages wait, unacknowledged
+    try:
+        ward.change("online", "offline", since=T0 + 40, at=T0 + 42, problems=("unreachable",))
+        ward.health("offline", T0 + 40, T0 + 60, ("unreachable",))
+        assert wait_until(lambda: center.store_errors > 0, 10)
+        assert center.stats()["store_error"]
+    finally:
+        postgres_server.resume()
+    assert wait_until(lambda: center.ingest.events == 1 and not center.stats()["store_error"], 20), center.stats()
+    ivs = center.fleet.timeline("w1", "c1", T0, T0 + 60)
+    assert ivs == [Interval(T0, T0 + 40, "online"), Interval(T0 + 40, T0 + 60, "offline", ("unreachable",))]
     center.stop()
     center.store.close()
     ward.stop()

@@ -50,8 +50,7 @@ class Postgres:
             shutil.chown(self.dir, "postgres", "postgres")
         data = self.dir / "data"
         self._run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", self.user, "-E", "UTF8", "--no-sync")
-        opts = f"-p {self.port} -k {self.dir} -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
+        self.resume()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -68,6 +67,26 @@ class Postgres:
         where = ("-h", "127.0.0.1", "-p", str(self.port), "-U", self.user)
         self._run(str(self.bin / "dropdb"), *where, "--force", "camwatch")
         self._run(str(self.bin / "createdb"), *where, "camwatch")
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (``resume`` starts it again on the same port)."""
+        assert self.bin is not None and self.dir is not None
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        assert self.bin is not None and self.dir is not None
+        opts = f"-p {self.port} -k {self.dir} -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.dir / "data"),
+            "-o",
+            opts,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+        )
 
     def stop(self) -> None:
         if self.dir is None or self.bin is None:
