@@ -81,15 +81,22 @@ def cmd_center(path: str) -> int:
     return 0
 
 
+def _name_ok(kind: str, name: str) -> bool:
+    from center.auth import valid_user_name
+
+    if not valid_user_name(name):
+        print(f"{kind} name {name!r}: use 1-64 letters, digits, '.', '_' or '-'", file=sys.stderr)
+    return valid_user_name(name)
+
+
 def cmd_add_user(path: str, name: str, role: str) -> int:
     """Create or update an account; the password comes from $CAMWATCH_PASSWORD or a prompt."""
     config = _load(path)
     if config is None:
         return 1
-    from center.auth import hash_password, valid_user_name
+    from center.auth import hash_password
 
-    if not valid_user_name(name):
-        print(f"user name {name!r}: use 1-64 letters, digits, '.', '_' or '-'", file=sys.stderr)
+    if not _name_ok("user", name):
         return 2
     password = os.environ.get("CAMWATCH_PASSWORD")
     if password is None:
@@ -114,10 +121,9 @@ def cmd_add_token(path: str, name: str, role: str) -> int:
     config = _load(path)
     if config is None:
         return 1
-    from center.auth import new_token, valid_user_name
+    from center.auth import new_token
 
-    if not valid_user_name(name):
-        print(f"token name {name!r}: use 1-64 letters, digits, '.', '_' or '-'", file=sys.stderr)
+    if not _name_ok("token", name):
         return 2
     store = _open_store(config)
     if store is None:

@@ -88,6 +88,28 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.url
 
 
+def health_message(
+    camera: str, name: str, state: str, since: float, at: float, problems: tuple[str, ...] = (), ward: str = "w1"
+) -> bytes:
+    """A camera's retained health as the agent's own builder writes it (times are wall-clock seconds)."""
+    from agent.health.state import Verdict
+    from agent.publish.payloads import encode, health_payload
+    from agent.stream.stats import StreamSnapshot
+
+    payload = health_payload(
+        ward=ward,
+        camera=camera,
+        name=name,
+        verdict=Verdict(state, problems, since),  # type: ignore[arg-type]
+        stream=StreamSnapshot(),
+        wall_of=lambda m: m,
+        now_wall=at,
+        uptime_window_s=86400,
+        online_ratio=None,
+    )
+    return encode(payload)
+
+
 # -- MQTT collector ----------------------------------------------------------------
 
 

@@ -6,10 +6,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from conftest import health_message
 
-from agent.health.state import Change, Verdict
-from agent.publish.payloads import agent_payload, encode, event_payload, health_payload
-from agent.stream.stats import StreamSnapshot
+from agent.health.state import Change
+from agent.publish.payloads import agent_payload, encode, event_payload
 from center.ingest import Fleet, Ingest
 from center.store import Store
 from center.timeline import Interval
@@ -19,18 +19,7 @@ T0 = 1_764_000_000.0  # wall clock of the test ward's monotonic 0
 
 
 def health(state: str, since: float, at: float, problems: tuple[str, ...] = ()) -> bytes:
-    payload = health_payload(
-        ward="w1",
-        camera="cam-1",
-        name="Cổng",
-        verdict=Verdict(state, problems, since),  # type: ignore[arg-type]
-        stream=StreamSnapshot(),
-        wall_of=lambda m: T0 + m,
-        now_wall=T0 + at,
-        uptime_window_s=86400,
-        online_ratio=None,
-    )
-    return encode(payload)
+    return health_message("cam-1", "Cổng", state, T0 + since, T0 + at, problems)
 
 
 def state_changed(to: str, since: float, at: float, problems: tuple[str, ...] = ()) -> dict:

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import wait_until
+from conftest import health_message, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.health.state import Change, Verdict
-from agent.publish.payloads import agent_payload, encode, event_payload, health_payload
+from agent.health.state import Change
+from agent.publish.payloads import agent_payload, encode, event_payload
 from agent.sim.mosquitto import Mosquitto
 from agent.sim.postgres import Postgres
-from agent.stream.stats import StreamSnapshot
 from center.config import parse_center_config
 from center.service import CenterIngest
 from center.store import Store
@@ -43,18 +42,7 @@ class Ward:
         info.wait_for_publish(5)
 
     def health(self, state: str, since: float, at: float, problems: tuple[str, ...] = ()) -> None:
-        payload = health_payload(
-            ward="w1",
-            camera="c1",
-            name="Chợ Đông Ba",
-            verdict=Verdict(state, problems, since),  # type: ignore[arg-type]
-            stream=StreamSnapshot(),
-            wall_of=lambda m: m,
-            now_wall=at,
-            uptime_window_s=86400,
-            online_ratio=None,
-        )
-        self.send("c1/health", encode(payload), retain=True)
+        self.send("c1/health", health_message("c1", "Chợ Đông Ba", state, since, at, problems), retain=True)
 
     def change(self, frm: str, to: str, since: float, at: float, problems: tuple[str, ...] = ()) -> dict:
         change = Change("state_changed", at, frm, to, None, problems)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import wait_until
+from conftest import health_message, wait_until
 from test_center_service import Ward, center_for
 
 from agent.publish.payloads import agent_payload, encode
@@ -48,7 +48,7 @@ def site(broker: Mosquitto, workdir: Path) -> Iterator[tuple[str, CenterIngest]]
     ward.health("online", now - 3600, now - 610)
     ward.change("online", "offline", since=now - 600, at=now - 595, problems=("stalled",))  # c1: down 10 min
     ward.health("offline", now - 600, now, ("stalled",))
-    ward.send("c2/health", ward_health_payload("c2", "online", now - 7200, now))
+    ward.send("c2/health", health_message("c2", "Cầu Trường Tiền", "online", now - 7200, now))
     snap_event = {
         "schema": "camwatch.event/1",
         "id": "det-1",
@@ -76,26 +76,6 @@ def site(broker: Mosquitto, workdir: Path) -> Iterator[tuple[str, CenterIngest]]
     center.stop()
     center.store.close()
     ward.stop()
-
-
-def ward_health_payload(camera: str, state: str, since: float, at: float) -> bytes:
-    from agent.health.state import Verdict
-    from agent.publish.payloads import health_payload
-    from agent.stream.stats import StreamSnapshot
-
-    return encode(
-        health_payload(
-            ward="w1",
-            camera=camera,
-            name="Cầu Trường Tiền",
-            verdict=Verdict(state, (), since),  # type: ignore[arg-type]
-            stream=StreamSnapshot(),
-            wall_of=lambda m: m,
-            now_wall=at,
-            uptime_window_s=86400,
-            online_ratio=None,
-        )
-    )
 
 
 def login(client: httpx.Client, user: str, password: str) -> httpx.Response:
