@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "cw_session"
 LOGIN_CSRF_COOKIE = "cw_login_csrf"
 LANG_COOKIE = "cw_lang"
-OUTAGE_HISTORY_DAYS = 30
 WARM_PERIODS = ("24h", "today", "7d", "30d")  # kept computed in the background (see WebServer)
+ALL_TILES_UP_TO = 600  # cameras; above this the fleet page shows healthy ones as a count per ward
 
 
 @dataclass
@@ -248,22 +248,27 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
     # -- pages -------------------------------------------------------------------------
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def fleet_page(request: Request) -> HTMLResponse:
+    def fleet_page(request: Request, ward: str = "") -> HTMLResponse:
         s = page_session(request)
         rows = fleet_now(fleet, time.time())
-        wards: dict[str, list[Any]] = {}
-        for r in rows:
-            wards.setdefault(r.ward, []).append(r)
         counts = ward_counts(rows)
         totals = {k: sum(c[k] for c in counts.values()) for k in ("offline", "unknown", "degraded", "online")}
+        # A big city: healthy cameras are a count per ward (a link shows them); the rest are always tiles.
+        show_online = bool(ward) or len(rows) <= ALL_TILES_UP_TO
+        wards: dict[str, list[Any]] = {}
+        for r in rows:
+            if (not ward or r.ward == ward) and (show_online or r.state != "online"):
+                wards.setdefault(r.ward, []).append(r)
         return render(
             request,
             "fleet.html",
             s,
-            wards=[(w, wards[w], counts[w]) for w in counts],
+            wards=[(w, wards.get(w, []), counts[w]) for w in counts if not ward or w == ward],
             totals=totals,
             now=time.time(),
             agents=store.agents(),
+            show_online=show_online,
+            ward=ward,
         )
 
     @app.get("/camera/{ward}/{camera}", response_class=HTMLResponse, include_in_schema=False)

@@ -157,3 +157,20 @@ def test_admin_adds_maintenance_and_basic_auth_works_for_the_api(site: tuple[str
     for _ in range(5):
         httpx.get(f"{base}/api/v1/cameras", auth=("nobody", "x"))
     assert httpx.get(f"{base}/api/v1/cameras", auth=("nobody", "x")).status_code == 429  # rate-limited
+
+
+def test_a_big_city_shows_healthy_cameras_as_a_count(
+    site: tuple[str, CenterIngest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import center.web
+
+    base, _ = site
+    monkeypatch.setattr(center.web, "ALL_TILES_UP_TO", 1)  # as if the city had more cameras than a page can show
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
+        login(c, "op", PASSWORD)
+        c.get("/lang/en")
+        page = c.get("/").text
+        assert 'data-key="w1/c1"' in page and 'data-key="w1/c2"' not in page  # the offline one stays a tile
+        assert 'href="/?ward=w1">1 cameras · Online' in page
+        ward = c.get("/?ward=w1").text
+        assert 'data-key="w1/c1"' in ward and 'data-key="w1/c2"' in ward
