@@ -57,14 +57,23 @@ def cmd_center(path: str) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    service.start()
     web = None
     try:
         from center.web import serve
-
-        web = serve(config, store, service)
     except ImportError:
         log.warning("web pages are off: install camwatch[center] for them")
+    else:
+        try:  # the pages first: a port in use stops the center before it takes any message
+            web = serve(config, store, service)
+        except RuntimeError:
+            print(
+                f"the center does not start: cannot listen on {config.web.listen} (is another program using it? "
+                "set [web] listen)",
+                file=sys.stderr,
+            )
+            store.close()
+            return 1
+    service.start()
     log.info(
         "camwatch center: store %s, broker %s:%d%s",
         redact(config.store.url),

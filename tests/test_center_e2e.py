@@ -157,3 +157,19 @@ def test_center_killed_mid_stream_loses_no_event(workdir: Path, broker: Mosquitt
         assert again.stop() == 0
         ward.loop_stop()
         ward.disconnect()
+
+
+def test_a_port_in_use_or_a_bad_store_is_a_plain_error(workdir: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        cfg = center_config(workdir / "center.toml", free_port(), busy.getsockname()[1], "camwatch")
+        r = camwatch("center", "--config", str(cfg), timeout=30)
+    assert r.returncode == 1 and "cannot listen on 127.0.0.1:" in r.stderr and "Traceback" not in r.stderr
+    bad = workdir / "bad.toml"
+    bad.write_text('[store]\nurl = "postgresql://cw:Hidden-pw@127.0.0.1:1/x"\n', encoding="utf-8")
+    r = camwatch("center", "--config", str(bad), timeout=30)
+    assert r.returncode == 1 and "cannot connect to postgresql://cw:***@127.0.0.1:1/x" in r.stderr
+    assert "Hidden-pw" not in r.stderr + r.stdout and "Traceback" not in r.stderr
