@@ -426,20 +426,15 @@ class Store:
         self, begin: float, end: float, unknown_after_s: float
     ) -> dict[tuple[str, str], list[Assertion]]:
         """Every camera's assertions bearing on [begin, end), in one query."""
-        rows = self._query(
-            "SELECT ward, camera, start_ts, end_ts, state, problems FROM assertions WHERE end_ts > ? AND start_ts < ?",
-            (begin - unknown_after_s, end),
-        )
-        out: dict[tuple[str, str], list[Assertion]] = {}
-        for w, c, s, e, st, p in rows:
-            out.setdefault((w, c), []).append(Assertion(s, _from_sql(e), _state(st), _problems_tuple(p)))
-        return out
+        return self._per_camera("end_ts > ? AND start_ts < ?", (begin - unknown_after_s, end))
 
     def valid_now(self, now: float, unknown_after_s: float) -> dict[tuple[str, str], list[Assertion]]:
         """Per camera, the assertions still holding at ``now`` (a handful per camera: an index range)."""
+        return self._per_camera("end_ts > ? AND start_ts <= ?", (now - unknown_after_s, now))
+
+    def _per_camera(self, where: str, args: Sequence[Any]) -> dict[tuple[str, str], list[Assertion]]:
         rows = self._query(
-            "SELECT ward, camera, start_ts, end_ts, state, problems FROM assertions WHERE end_ts > ? AND start_ts <= ?",
-            (now - unknown_after_s, now),
+            f"SELECT ward, camera, start_ts, end_ts, state, problems FROM assertions WHERE {where}", args
         )
         out: dict[tuple[str, str], list[Assertion]] = {}
         for w, c, s, e, st, p in rows:
