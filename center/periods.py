@@ -56,3 +56,20 @@ def period_bounds(
             raise BadPeriod("a custom period must start before now")
         return begin, min(_local_midnight(d1 + timedelta(days=1), tz), now)
     raise BadPeriod(f"unknown period {name!r}: use today, 24h, 7d, 30d, YYYY-MM or custom")
+
+
+def whole_days(begin: float, end: float, tz: ZoneInfo) -> list[tuple[float, float]]:
+    """The local days [midnight, next midnight) lying wholly inside [begin, end), in order."""
+    day = datetime.fromtimestamp(begin, tz).date()
+    start = _local_midnight(day, tz)
+    if start < begin:
+        day += timedelta(days=1)
+        start = _local_midnight(day, tz)
+    out: list[tuple[float, float]] = []
+    while True:
+        day += timedelta(days=1)
+        nxt = _local_midnight(day, tz)
+        if nxt > end:
+            return out
+        out.append((start, nxt))
+        start = nxt

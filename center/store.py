@@ -15,7 +15,12 @@ What is stored:
   delivery is deduplicated by the database itself);
 - ``snapshots``: event JPEGs, kept ``snapshot_retention_days``;
 - ``maintenance``: windows per camera or per ward, excluded from uptime;
-- ``users``: operator accounts (hashed passwords).
+- ``users``: operator accounts (hashed passwords);
+- ``rollups``: each camera's seconds per state over a whole local day, so
+  that a month over the city adds up rows instead of replaying assertions.
+  A rollup is a cache of what the assertions say: a write that changes what
+  they say about a rolled-up day deletes that camera's rollups from then on
+  (see :meth:`Store.write`), and they are computed again when asked.
 
 Times are UTC seconds (float). ``end_ts`` of a last will is +inf.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +40,9 @@ from urllib.parse import unquote, urlsplit
 
 from center.timeline import Assertion, State
 
+AssertionKey = tuple[str, str, float, str, str]  # ward, camera, start, state, problems (text)
+ROLLUPS_SCHEMA = 4  # the migration that made the rollups table
+KNOWN_ASSERTIONS = 100_000  # assertion rows whose end is remembered (a few per camera suffice)
 FOREVER_SQL = 1e300  # +inf as stored: PostgreSQL and SQLite both take it as a plain double
 
 
@@ -82,6 +91,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
             created DOUBLE PRECISION NOT NULL)""",
     ),
+    (  # 4: seconds per state of each camera's whole local days (long periods add these up)
+        """CREATE TABLE rollups (
+            ward TEXT NOT NULL, camera TEXT NOT NULL,
+            day_start DOUBLE PRECISION NOT NULL, day_end DOUBLE PRECISION NOT NULL,
+            unknown_after_s DOUBLE PRECISION NOT NULL,
+            online_s DOUBLE PRECISION NOT NULL, degraded_s DOUBLE PRECISION NOT NULL,
+            offline_s DOUBLE PRECISION NOT NULL, unknown_s DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (ward, camera, day_start, unknown_after_s))""",
+        "CREATE INDEX rollups_by_day ON rollups (day_start)",
+    ),
 )
 
 
@@ -116,6 +135,17 @@ class AgentRow:
     ts: float
     reason: str = ""
     hostname: str = ""
+
+
+@dataclass(frozen=True)
+class RollupRow:
+    """A camera's seconds (online, degraded, offline, unknown) over the local day [day_start, day_end)."""
+
+    ward: str
+    camera: str
+    day_start: float
+    day_end: float
+    seconds: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -175,6 +205,11 @@ class Store:
         else:
             raise StoreError(f"store url {redact_url(url)!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
         self._placeholder = "?" if self.kind == "sqlite" else "%s"
+        self._rollup_lock = threading.Lock()
+        self._rollup_gen = 0
+        self._rolled_until = -math.inf
+        self._known: OrderedDict[AssertionKey, float] = OrderedDict()  # assertion row -> its end as stored
+        self._tied: set[tuple[str, str, float]] = set()  # (ward, camera, start) shared by several rows
         self._types = (
             {"serial": "INTEGER PRIMARY KEY", "blob": "BLOB"}
             if self.kind == "sqlite"
@@ -182,6 +217,9 @@ class Store:
         )
         try:
             self.migrate()
+            if self.schema_version() >= ROLLUPS_SCHEMA:
+                last = self._query("SELECT max(day_end) FROM rollups")[0][0]
+                self._rolled_until = float(last) if last is not None else -math.inf
         except BaseException:
             self.close()  # refused (e.g. a newer schema): leave no connection behind
             raise
@@ -294,68 +332,198 @@ class Store:
     # --- writes ----------------------------------------------------------------
 
     def write(self, batch: WriteBatch) -> list[bool]:
-        """Apply a batch in one transaction; for each event, whether it was new (False: a duplicate)."""
-        fresh: list[bool] = []
-        with self.transaction() as cur:
-            for ward, camera, name, seen in batch.cameras.values():
-                cur.execute(
-                    self._sql(
-                        "INSERT INTO cameras (ward, camera, name, first_seen, last_seen) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (ward, camera) DO UPDATE SET "
-                        "name = COALESCE(excluded.name, cameras.name), "
-                        "last_seen = CASE WHEN excluded.last_seen > cameras.last_seen "
-                        "THEN excluded.last_seen ELSE cameras.last_seen END"
-                    ),
-                    (ward, camera, name, seen, seen),
-                )
-            for event in batch.events:
-                cur.execute(
-                    self._sql(
-                        "INSERT INTO events (id, ward, camera, ts, type, replayed, payload, received) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
-                    ),
-                    (
-                        event.id,
-                        event.ward,
-                        event.camera,
-                        event.ts,
-                        event.type,
-                        int(event.replayed),
-                        event.payload,
-                        batch.received,
-                    ),
-                )
-                fresh.append(cur.rowcount == 1)
-            for (ward, camera, start, state, problems), end in batch.assertions.items():
-                cur.execute(
-                    self._sql(
-                        "INSERT INTO assertions (ward, camera, start_ts, end_ts, state, problems) "
-                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ward, camera, start_ts, state, problems) "
-                        "DO UPDATE SET end_ts = CASE WHEN excluded.end_ts > assertions.end_ts "
-                        "THEN excluded.end_ts ELSE assertions.end_ts END"
-                    ),
-                    (ward, camera, start, _to_sql(end), state, problems),
-                )
-            for a in batch.agents.values():
-                cur.execute(
-                    self._sql(
-                        "INSERT INTO agents (ward, state, problems, version, ts, reason, hostname) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ward) DO UPDATE SET "
-                        "state = excluded.state, problems = excluded.problems, version = excluded.version, "
-                        "ts = excluded.ts, reason = excluded.reason, hostname = excluded.hostname "
-                        "WHERE excluded.ts >= agents.ts"
-                    ),
-                    (a.ward, a.state, _problems_text(a.problems), a.version, a.ts, a.reason, a.hostname),
-                )
-            for event_id, ward, camera, jpeg in batch.snapshots:
-                cur.execute(
-                    self._sql(
-                        "INSERT INTO snapshots (event_id, ward, camera, received, jpeg) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (event_id) DO NOTHING"
-                    ),
-                    (event_id, ward, camera, batch.received, jpeg),
-                )
+        """Apply a batch in one transaction; for each event, whether it was new (False: a duplicate).
+
+        Rows go in with ``executemany`` (PostgreSQL pipelines them: one round
+        trip per batch, not per row). Rollups the batch makes stale are
+        deleted in the same transaction; the whole write holds the rollup
+        lock, so a rollup being computed either sees it or is not stored.
+        """
+        with self._rollup_lock:
+            with self.transaction() as cur:
+                if batch.cameras:
+                    cur.executemany(
+                        self._sql(
+                            "INSERT INTO cameras (ward, camera, name, first_seen, last_seen) VALUES (?, ?, ?, ?, ?) "
+                            "ON CONFLICT (ward, camera) DO UPDATE SET "
+                            "name = COALESCE(excluded.name, cameras.name), "
+                            "last_seen = CASE WHEN excluded.last_seen > cameras.last_seen "
+                            "THEN excluded.last_seen ELSE cameras.last_seen END"
+                        ),
+                        [(ward, camera, name, seen, seen) for ward, camera, name, seen in batch.cameras.values()],
+                    )
+                fresh = self._write_events(cur, batch.events, batch.received)
+                stale = self._stale_from(cur, batch.assertions)
+                if batch.assertions:
+                    cur.executemany(
+                        self._sql(
+                            "INSERT INTO assertions (ward, camera, start_ts, end_ts, state, problems) "
+                            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ward, camera, start_ts, state, problems) "
+                            "DO UPDATE SET end_ts = CASE WHEN excluded.end_ts > assertions.end_ts "
+                            "THEN excluded.end_ts ELSE assertions.end_ts END"
+                        ),
+                        [
+                            (ward, camera, start, _to_sql(end), state, problems)
+                            for (ward, camera, start, state, problems), end in batch.assertions.items()
+                        ],
+                    )
+                if stale:
+                    self._rollup_gen += 1  # a rollup computed meanwhile from older assertions is not kept
+                    cur.executemany(
+                        self._sql("DELETE FROM rollups WHERE ward = ? AND camera = ? AND day_end > ?"),
+                        [(ward, camera, since) for (ward, camera), since in stale.items()],
+                    )
+                if batch.agents:
+                    cur.executemany(
+                        self._sql(
+                            "INSERT INTO agents (ward, state, problems, version, ts, reason, hostname) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ward) DO UPDATE SET "
+                            "state = excluded.state, problems = excluded.problems, version = excluded.version, "
+                            "ts = excluded.ts, reason = excluded.reason, hostname = excluded.hostname "
+                            "WHERE excluded.ts >= agents.ts"
+                        ),
+                        [
+                            (a.ward, a.state, _problems_text(a.problems), a.version, a.ts, a.reason, a.hostname)
+                            for a in batch.agents.values()
+                        ],
+                    )
+                if batch.snapshots:
+                    cur.executemany(
+                        self._sql(
+                            "INSERT INTO snapshots (event_id, ward, camera, received, jpeg) VALUES (?, ?, ?, ?, ?) "
+                            "ON CONFLICT (event_id) DO NOTHING"
+                        ),
+                        [
+                            (event_id, ward, camera, batch.received, jpeg)
+                            for event_id, ward, camera, jpeg in batch.snapshots
+                        ],
+                    )
+            self._learn(batch.assertions)  # only once committed: a failed batch is tried again whole
         return fresh
+
+    def _write_events(self, cur: Any, events: list[EventRow], received: float) -> list[bool]:
+        if not events:
+            return []
+        sql = self._sql(
+            "INSERT INTO events (id, ward, camera, ts, type, replayed, payload, received) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+        )
+        rows = [(e.id, e.ward, e.camera, e.ts, e.type, int(e.replayed), e.payload, received) for e in events]
+        if self.kind == "sqlite":  # in-process: a statement per row costs no round trip
+            fresh = []
+            for row in rows:
+                cur.execute(sql, row)
+                fresh.append(cur.rowcount == 1)
+            return fresh
+        inserted: set[str] = set()
+        cur.executemany(sql + " RETURNING id", rows, returning=True)
+        while True:
+            got = cur.fetchone()
+            if got is not None:
+                inserted.add(got[0])
+            if not cur.nextset():
+                break
+        out = []
+        for e in events:  # the same id twice in one batch: the first is the new one
+            out.append(e.id in inserted)
+            inserted.discard(e.id)
+        return out
+
+    # --- rollups ---------------------------------------------------------------
+    #
+    # A rolled-up day of a camera stays true until a write changes what the
+    # assertions say about that day: a new assertion changes the camera from its
+    # start on; a longer end from the old end on (the added validity), or from its
+    # start if another assertion shares that start (which of the two wins can
+    # flip). Only assertions starting before ``_rolled_until`` (the end of the
+    # latest day ever claimed for a rollup) can touch one. The old end of each
+    # assertion row is remembered after the first look, so a heartbeat costs no
+    # query.
+
+    def _stale_from(self, cur: Any, assertions: dict[AssertionKey, float]) -> dict[tuple[str, str], float]:
+        """Per camera, from when this batch changes what its assertions say about rolled-up days."""
+        stale: dict[tuple[str, str], float] = {}
+        for key, end in assertions.items():
+            ward, camera, start, state, problems = key
+            if start >= self._rolled_until:
+                continue
+            old = self._known.get(key)
+            tied = (ward, camera, start) in self._tied
+            if old is None:
+                cur.execute(
+                    self._sql(
+                        "SELECT state, problems, end_ts FROM assertions WHERE ward = ? AND camera = ? AND start_ts = ?"
+                    ),
+                    (ward, camera, start),
+                )
+                rows = cur.fetchall()
+                mine = [_from_sql(e) for st, p, e in rows if st == state and p == problems]
+                if len(rows) > len(mine) or (rows and not mine):
+                    tied = True
+                    self._tied.add((ward, camera, start))
+                old = mine[0] if mine else None
+            if old is None:
+                since = start
+            elif end > old:
+                since = start if tied else old
+            else:
+                continue
+            if since < self._rolled_until:
+                stale[(ward, camera)] = min(since, stale.get((ward, camera), since))
+        return stale
+
+    def _learn(self, assertions: dict[AssertionKey, float]) -> None:
+        known = self._known
+        for key, end in assertions.items():
+            if key[2] >= self._rolled_until and key not in known:
+                continue  # nothing rolled up can depend on it yet; looked up once when that changes
+            known[key] = max(end, known.get(key, end))
+            known.move_to_end(key)
+        while len(known) > KNOWN_ASSERTIONS:
+            known.popitem(last=False)
+
+    def claim_rollups(self, until: float) -> int:
+        """Before computing rollups of days ending by ``until``: a token for :meth:`put_rollups`.
+
+        From now on writes about times before ``until`` are checked for staleness,
+        and any write that makes a rollup stale changes the token.
+        """
+        with self._rollup_lock:
+            self._rolled_until = max(self._rolled_until, until)
+            return self._rollup_gen
+
+    def put_rollups(self, token: int, unknown_after_s: float, rows: Sequence[RollupRow]) -> bool:
+        """Keep rollups computed since :meth:`claim_rollups`; False (nothing kept) if a write made them stale."""
+        with self._rollup_lock:
+            if token != self._rollup_gen:
+                return False
+            with self.transaction() as cur:
+                cur.executemany(
+                    self._sql(
+                        "INSERT INTO rollups (ward, camera, day_start, day_end, unknown_after_s, "
+                        "online_s, degraded_s, offline_s, unknown_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (ward, camera, day_start, unknown_after_s) DO UPDATE SET "
+                        "day_end = excluded.day_end, online_s = excluded.online_s, "
+                        "degraded_s = excluded.degraded_s, offline_s = excluded.offline_s, "
+                        "unknown_s = excluded.unknown_s"
+                    ),
+                    [(r.ward, r.camera, r.day_start, r.day_end, unknown_after_s, *r.seconds) for r in rows],
+                )
+        return True
+
+    def rollups(
+        self, begin: float, end: float, unknown_after_s: float
+    ) -> dict[tuple[str, str], dict[float, RollupRow]]:
+        """The rollups of days inside [begin, end), per camera and day start."""
+        rows = self._query(
+            "SELECT ward, camera, day_start, day_end, online_s, degraded_s, offline_s, unknown_s FROM rollups "
+            "WHERE unknown_after_s = ? AND day_start >= ? AND day_end <= ?",
+            (unknown_after_s, begin, end),
+        )
+        out: dict[tuple[str, str], dict[float, RollupRow]] = {}
+        for w, c, d0, d1, on, deg, off, unk in rows:
+            out.setdefault((w, c), {})[d0] = RollupRow(w, c, d0, d1, (on, deg, off, unk))
+        return out
 
     def add_maintenance(
         self, *, ward: str, camera: str | None, start: float, end: float, note: str, created_by: str, now: float
@@ -392,15 +560,20 @@ class Store:
         cut = now - retention_days * 86400
         snap_cut = now - snapshot_retention_days * 86400
         counts: dict[str, int] = {}
-        with self.transaction() as cur:
+        with self._rollup_lock, self.transaction() as cur:
             for table, sql, arg in (
                 ("assertions", "DELETE FROM assertions WHERE end_ts < ?", cut),
                 ("events", "DELETE FROM events WHERE ts < ?", cut),
                 ("maintenance", "DELETE FROM maintenance WHERE end_ts < ?", cut),
                 ("snapshots", "DELETE FROM snapshots WHERE received < ?", snap_cut),
+                # the day at the edge may have lost assertions that reached into it
+                ("rollups", "DELETE FROM rollups WHERE day_start < ?", cut + 86400),
             ):
                 cur.execute(self._sql(sql), (arg,))
                 counts[table] = max(cur.rowcount, 0)
+            self._known.clear()
+            self._tied.clear()
+            self._rollup_gen += 1
         return counts
 
     # --- reads -------------------------------------------------------------------

@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from center.ingest import Fleet
-from center.store import CameraRow, MaintenanceRow
+from center.periods import whole_days
+from center.store import CameraRow, MaintenanceRow, RollupRow
 from center.timeline import Assertion, Interval, intervals
 from center.uptime import Outage, Uptime, outages, uptime
 
@@ -67,22 +69,126 @@ class UptimeRow:
     uptime: Uptime
 
 
+ROLLUP_FROM_CAMERAS = 20  # for fewer cameras replaying their assertions is as quick as reading rollups
+
+CameraKey = tuple[str, str]
+
+
 def uptime_table(
-    fleet: Fleet, cameras: list[CameraRow], maintenance: list[MaintenanceRow], begin: float, end: float
+    fleet: Fleet,
+    cameras: list[CameraRow],
+    maintenance: list[MaintenanceRow],
+    begin: float,
+    end: float,
+    *,
+    tz: ZoneInfo | None = None,
 ) -> tuple[list[UptimeRow], list[UptimeRow], Uptime]:
-    """Per camera, per ward (camera-seconds added) and the city, for [begin, end)."""
-    facts = _facts(fleet, cameras, begin, end)
+    """Per camera, per ward (camera-seconds added) and the city, for [begin, end).
+
+    With ``tz`` and many cameras, the whole local days inside the period are
+    added up from daily rollups (computed and kept on first use); the partial
+    days at its ends, and cameras with a maintenance window in it, are worked
+    out from the assertions. Both ways give the same seconds.
+    """
+    days = whole_days(begin, end, tz) if tz is not None and len(cameras) > ROLLUP_FROM_CAMERAS else []
+    if days:
+        d0, d1 = days[0][0], days[-1][1]
+        maintained = {
+            (c.ward, c.camera)
+            for c in cameras
+            if any(a < d1 and b > d0 for a, b in windows_for(c.ward, c.camera, maintenance))
+        }
+        plain = [c for c in cameras if (c.ward, c.camera) not in maintained]
+        figures = _replayed(fleet, [c for c in cameras if (c.ward, c.camera) in maintained], maintenance, begin, end)
+        head = _replayed(fleet, plain, maintenance, begin, d0)
+        tail = _replayed(fleet, plain, maintenance, d1, end)
+        for key, seconds in _rolled_up(fleet, plain, days).items():
+            up = Uptime(d1 - d0, *seconds)
+            figures[key] = head.get(key, Uptime(0.0)) + up + tail.get(key, Uptime(0.0))
+    else:
+        figures = _replayed(fleet, cameras, maintenance, begin, end)
     per_camera: list[UptimeRow] = []
     per_ward: dict[str, Uptime] = {}
     city = Uptime(0.0)
     for cam in cameras:
-        ivs = intervals(facts.get((cam.ward, cam.camera), []), begin, end, fleet.unknown_after_s)
-        up = uptime(ivs, begin, end, windows_for(cam.ward, cam.camera, maintenance))
+        up = figures[(cam.ward, cam.camera)]
         per_camera.append(UptimeRow(cam.ward, cam.camera, cam.name, up))
         per_ward[cam.ward] = per_ward.get(cam.ward, Uptime(0.0)) + up
         city = city + up
     wards = [UptimeRow(w, None, None, u) for w, u in sorted(per_ward.items())]
     return per_camera, wards, city
+
+
+def _replayed(
+    fleet: Fleet, cameras: list[CameraRow], maintenance: list[MaintenanceRow], begin: float, end: float
+) -> dict[CameraKey, Uptime]:
+    """Each camera's uptime over [begin, end) worked out from its assertions."""
+    if end <= begin or not cameras:
+        return {}
+    facts = _facts(fleet, cameras, begin, end)
+    out = {}
+    for cam in cameras:
+        ivs = intervals(facts.get((cam.ward, cam.camera), []), begin, end, fleet.unknown_after_s)
+        out[(cam.ward, cam.camera)] = uptime(ivs, begin, end, windows_for(cam.ward, cam.camera, maintenance))
+    return out
+
+
+def _rolled_up(
+    fleet: Fleet, cameras: list[CameraRow], days: list[tuple[float, float]]
+) -> dict[CameraKey, tuple[float, float, float, float]]:
+    """Each camera's seconds (online, degraded, offline, unknown) over whole days, from rollups.
+
+    Days not rolled up yet (or made stale by a late message) are worked out in
+    runs of consecutive days and kept for the next time.
+    """
+    store, u = fleet.store, fleet.unknown_after_s
+    have = store.rollups(days[0][0], days[-1][1], u)
+    missing = {c: [d for d in days if d[0] not in have.get((c.ward, c.camera), {})] for c in cameras}
+    wanted = {d for ds in missing.values() for d in ds}
+    run: list[tuple[float, float]] = []
+    for day in [*days, None]:
+        if day is not None and day in wanted:
+            run.append(day)
+            continue
+        if run:
+            who = [c for c in cameras if any(d in run for d in missing[c])]
+            for row in _roll_up(fleet, who, run):
+                have.setdefault((row.ward, row.camera), {})[row.day_start] = row
+            run = []
+    out = {}
+    for c in cameras:
+        mine = have.get((c.ward, c.camera), {})
+        total = [0.0, 0.0, 0.0, 0.0]
+        for d0, _ in days:
+            for i, s in enumerate(mine[d0].seconds):
+                total[i] += s
+        out[(c.ward, c.camera)] = (total[0], total[1], total[2], total[3])
+    return out
+
+
+def _roll_up(fleet: Fleet, cameras: list[CameraRow], run: list[tuple[float, float]]) -> list[RollupRow]:
+    """Rollups of consecutive whole days for these cameras, kept in the store unless a write made them stale."""
+    store, u = fleet.store, fleet.unknown_after_s
+    begin, end = run[0][0], run[-1][1]
+    token = store.claim_rollups(end)  # before reading: a write from now on is seen, or voids the token
+    facts = _facts(fleet, cameras, begin, end)
+    index = {"online": 0, "degraded": 1, "offline": 2, "unknown": 3}
+    rows: list[RollupRow] = []
+    for cam in cameras:
+        per_day = [[0.0, 0.0, 0.0, 0.0] for _ in run]
+        i = 0
+        for iv in intervals(facts.get((cam.ward, cam.camera), []), begin, end, u):
+            lo = iv.start
+            while lo < iv.end:  # spread the interval over the days it covers
+                while run[i][1] <= lo:
+                    i += 1
+                hi = min(iv.end, run[i][1])
+                per_day[i][index[iv.state]] += hi - lo
+                lo = hi
+        for (d0, d1), s in zip(run, per_day, strict=True):
+            rows.append(RollupRow(cam.ward, cam.camera, d0, d1, (s[0], s[1], s[2], s[3])))
+    store.put_rollups(token, u, rows)
+    return rows
 
 
 @dataclass(frozen=True)

@@ -351,7 +351,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
 
         def compute() -> tuple[float, float, Any, Any, Uptime]:
             cams = store.cameras()
-            per_camera, per_ward, city = uptime_table(fleet, cams, store.maintenance(begin, stop), begin, stop)
+            per_camera, per_ward, city = uptime_table(fleet, cams, store.maintenance(begin, stop), begin, stop, tz=tz)
             return begin, stop, per_camera, per_ward, city
 
         key = ("uptime", period, start, end)
