@@ -35,8 +35,10 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,6 +53,7 @@ from agent.sim.rtsp import free_port  # noqa: E402
 from center.auth import hash_password  # noqa: E402
 from center.config import parse_center_config  # noqa: E402
 from center.ingest import Ingest  # noqa: E402
+from center.periods import period_bounds  # noqa: E402
 from center.service import CenterIngest  # noqa: E402
 from center.store import Store, WriteBatch  # noqa: E402
 from center.timeline import Assertion  # noqa: E402
@@ -272,10 +275,19 @@ def latencies(url: str, cams: list[tuple[str, str]], requests: int) -> dict[str,
 
     fleet = Fleet(store, config.uptime.unknown_after_s)
     now = time.time()
-    for name, seconds in (("24h", 86400), ("30d", 30 * 86400)):  # the cost when nothing is reused
+
+    def timed(key: str, begin: float, end: float, tz: ZoneInfo | None) -> None:
         t0 = time.perf_counter()
-        uptime_table(fleet, store.cameras(), store.maintenance(now - seconds, now), now - seconds, now)
-        out[f"compute_uptime_{name}"] = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
+        uptime_table(fleet, store.cameras(), store.maintenance(begin, end), begin, end, tz=tz)
+        out[key] = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
+
+    for name, seconds in (("24h", 86400), ("30d", 30 * 86400)):  # the cost when nothing is reused
+        timed(f"compute_uptime_{name}_replayed", now - seconds, now, None)
+    tz = config.tz
+    month = period_bounds(datetime.fromtimestamp(now - 32 * 86400, tz).strftime("%Y-%m"), now, tz)
+    timed("compute_uptime_30d_rolling_up", now - 30 * 86400, now, tz)  # first time: rollups made and kept
+    timed("compute_uptime_30d_rolled_up", now - 30 * 86400, now, tz)
+    timed("compute_uptime_last_month_rolling_up", *month, tz)
     t0 = time.perf_counter()
     outage_list(fleet, store.cameras(), now - 7 * 86400, now)
     out["compute_outages_7d"] = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
@@ -287,12 +299,25 @@ def latencies(url: str, cams: list[tuple[str, str]], requests: int) -> dict[str,
             csrf = login.text.split('name="csrf" value="')[1].split('"')[0]
             c.post("/login", data={"user": "bench", "password": PASSWORD, "csrf": csrf})
             rnd = random.Random(7)
+            # Custom ranges nobody asked before (not reused): whole days from rollups, no partial day.
+            custom_months = iter(
+                [
+                    (
+                        datetime.fromtimestamp(now - (k + 31) * 86400, tz).date().isoformat(),
+                        datetime.fromtimestamp(now - (k + 2) * 86400, tz).date().isoformat(),
+                    )
+                    for k in range(0, max(50, requests))
+                ]
+            )
             targets = {
                 "fleet_page": lambda: "/",
                 "camera_page": lambda: "/camera/{}/{}".format(*rnd.choice(cams)),
                 "outages_page": lambda: "/outages?days=7",
                 "uptime_api_24h": lambda: "/api/v1/uptime?period=24h",
                 "uptime_api_30d": lambda: "/api/v1/uptime?period=30d",
+                "uptime_api_custom_month": lambda: "/api/v1/uptime?period=custom&start={}&end={}".format(
+                    *next(custom_months)
+                ),
                 "cameras_api": lambda: "/api/v1/cameras",
             }
             for name, path in targets.items():
@@ -303,8 +328,10 @@ def latencies(url: str, cams: list[tuple[str, str]], requests: int) -> dict[str,
                     times.append((time.perf_counter() - t0) * 1000)
                     if r.status_code != 200:
                         raise RuntimeError(f"{name}: HTTP {r.status_code}")
+                first = times[0]
                 times.sort()
                 out[name] = {
+                    "first_ms": round(first, 1),
                     "p50_ms": round(statistics.median(times), 1),
                     "p95_ms": round(times[min(len(times) - 1, int(len(times) * 0.95))], 1),
                 }

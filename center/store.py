@@ -511,6 +511,17 @@ class Store:
                 )
         return True
 
+    def rollup_sums(
+        self, begin: float, end: float, unknown_after_s: float
+    ) -> dict[tuple[str, str], tuple[int, tuple[float, float, float, float]]]:
+        """Per camera: how many days inside [begin, end) are rolled up, and their seconds added (in SQL)."""
+        rows = self._query(
+            "SELECT ward, camera, count(*), sum(online_s), sum(degraded_s), sum(offline_s), sum(unknown_s) "
+            "FROM rollups WHERE unknown_after_s = ? AND day_start >= ? AND day_end <= ? GROUP BY ward, camera",
+            (unknown_after_s, begin, end),
+        )
+        return {(w, c): (int(n), (on, deg, off, unk)) for w, c, n, on, deg, off, unk in rows}
+
     def rollups(
         self, begin: float, end: float, unknown_after_s: float
     ) -> dict[tuple[str, str], dict[float, RollupRow]]:
