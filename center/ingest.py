@@ -223,6 +223,9 @@ class Ingest:
         self._pending += count
 
 
+MANY_SILENT = 20  # more cameras than this with nothing holding: their last ends in one query
+
+
 class Fleet:
     """What the center knows of every camera, read from the store."""
 
@@ -250,15 +253,18 @@ class Fleet:
         :meth:`state_at` looks further back and joins equal neighbours.
         """
         holding = self.store.valid_now(now, self.unknown_after_s)
+        cameras = self.store.cameras()
+        silent = sum(1 for row in cameras if (row.ward, row.camera) not in holding)
+        ends = self.store.last_ends() if silent > MANY_SILENT else None
         out: dict[tuple[str, str], Interval] = {}
-        for row in self.store.cameras():
+        for row in cameras:
             key = (row.ward, row.camera)
             facts = holding.get(key)
             if facts:
                 winner = min(facts, key=lambda a: (-a.start, -a.end, SEVERITY[a.state], a.problems))
                 out[key] = Interval(winner.start, now, winner.state, winner.problems)
             else:
-                last = self.store.last_end(row.ward, row.camera)
+                last = ends.get(key) if ends is not None else self.store.last_end(row.ward, row.camera)
                 since = last + self.unknown_after_s if last is not None else row.first_seen
                 out[key] = Interval(min(since, now), now, "unknown")
         return out

@@ -633,6 +633,15 @@ class Store:
         )
         return {(w, c) for w, c in rows}
 
+    def last_ends(self) -> dict[tuple[str, str], float | None]:
+        """:meth:`last_end` of every camera in one statement (an index seek each, one round trip)."""
+        rows = self._query(
+            "SELECT c.ward, c.camera, (SELECT max(a.end_ts) FROM assertions a "
+            "WHERE a.ward = c.ward AND a.camera = c.camera AND a.end_ts < ?) FROM cameras c",
+            (FOREVER_SQL,),
+        )
+        return {(w, c): None if e is None else float(e) for w, c, e in rows}
+
     def last_end(self, ward: str, camera: str) -> float | None:
         """When the last finite assertion about a camera ended (an index seek)."""
         rows = self._query(

@@ -100,3 +100,27 @@ def test_the_fleet_view_of_now_agrees_with_the_timeline(store: Store) -> None:
         view = center.fleet.states(now)[("w1", "cam-1")]
         exact = center.fleet.state_at("w1", "cam-1", now)
         assert (view.state, view.problems, view.start) == (exact.state, exact.problems, exact.start), at
+
+
+def test_many_silent_cameras_are_looked_up_in_one_query(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import center.ingest as module
+    from center.store import WriteBatch
+    from center.timeline import FOREVER, Assertion
+
+    batch = WriteBatch.empty(T0)
+    for i in range(module.MANY_SILENT + 5):
+        batch.camera("w1", f"cam-{i}", None, T0)
+        batch.assertion("w1", f"cam-{i}", Assertion(T0, T0 + 10 * i, "online"))
+        if i % 4 == 0:  # an older fact ending later, and a last will: never the "last end"
+            batch.assertion("w1", f"cam-{i}", Assertion(T0 - 50, T0 + 10 * i + 5, "degraded"))
+        if i % 7 == 0:
+            batch.assertion("w1", f"cam-{i}", Assertion(T0 + 5000, FOREVER, "unknown"))
+    batch.camera("w1", "never-asserted", None, T0 + 3)
+    store.write(batch)
+    fleet = Fleet(store, 90)
+    now = T0 + 4000
+    together = fleet.states(now)
+    monkeypatch.setattr(module, "MANY_SILENT", 10_000)
+    assert fleet.states(now) == together
+    assert together[("w1", "cam-8")] == Interval(T0 + 85 + 90, now, "unknown")
+    assert together[("w1", "never-asserted")] == Interval(T0 + 3, now, "unknown")
