@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,10 @@ def drain(box: Outbox, ack: bool = True) -> list[str]:
 
 @pytest.fixture(params=["memory", "durable"])
 def make_box(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Outbox]:
-    def make(max_messages: int = 100) -> Outbox:
+    def make(max_messages: int = 100, clock: Callable[[], float] = time.monotonic) -> Outbox:
         if request.param == "memory":
-            return MemoryOutbox(max_messages=max_messages)
-        return DurableOutbox(tmp_path / "outbox.sqlite", max_messages=max_messages)
+            return MemoryOutbox(max_messages=max_messages, clock=clock)
+        return DurableOutbox(tmp_path / "outbox.sqlite", max_messages=max_messages, clock=clock)
 
     return make
 
@@ -63,6 +64,20 @@ def test_ack_before_mark_sent(make_box: Callable[..., Outbox]) -> None:
     box.mark_sent(m, 42)
     counts = box.counts()
     assert (counts["pending"], counts["inflight"], counts["sent"]) == (0, 0, 1)
+
+
+def test_an_old_ack_of_another_message_is_not_taken_for_a_reused_id(make_box: Callable[..., Outbox]) -> None:
+    now = [0.0]
+    box = make_box(clock=lambda: now[0])
+    box.ack(42)  # the PUBACK of a retained health message (not the outbox's)
+    now[0] += 3600  # ids wrap after 65,535 publishes: a long drain reuses 42
+    box.put(msg("state", 1))
+    m = box.next_unsent()
+    assert m is not None
+    box.mark_sent(m, 42)
+    assert box.counts()["inflight"] == 1  # still waiting for its own PUBACK: not deleted, not lost
+    assert box.ack(42)
+    assert box.counts()["sent"] == 1
 
 
 def test_overflow_drops_snapshots_then_detections_never_state_changes(make_box: Callable[..., Outbox]) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.publish.outbox import DROPPABLE, OutMessage
+from agent.publish.outbox import DROPPABLE, EarlyAcks, OutMessage
 from agent.publish.payloads import encode
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class DurableOutbox:
         max_bytes: int = 200 * 1024 * 1024,
         max_age_s: float = 7 * 86400,
         wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
         self.max_messages = max_messages
@@ -72,7 +73,7 @@ class DurableOutbox:
         self._db: sqlite3.Connection | None = None
         self._cursor = 0  # highest row handed to the publisher in this run
         self._inflight: dict[int, int | OutMessage] = {}  # mid -> row seq, or a message kept in memory
-        self._early_acks: set[int] = set()
+        self._early_acks = EarlyAcks(clock)
         self._spill: deque[OutMessage] = deque()  # written nowhere durable (the disk refused)
         self._acked: list[int] = []  # rows acknowledged, deleted in one batch by the publishing thread
         self._rows = 0
@@ -164,8 +165,7 @@ class DurableOutbox:
                 self._spill.popleft()
             else:
                 self._cursor = max(self._cursor, message.seq)
-            if mid in self._early_acks:
-                self._early_acks.discard(mid)
+            if self._early_acks.take(mid):
                 self._done(message.seq if not in_memory else message)
                 return
             self._inflight[mid] = message if in_memory else message.seq
@@ -175,8 +175,6 @@ class DurableOutbox:
             item = self._inflight.pop(mid, None)
             if item is None:
                 self._early_acks.add(mid)
-                if len(self._early_acks) > 1024:  # acks of messages not ours (health, birth)
-                    self._early_acks.clear()
                 return False
             self._done(item)
             return True

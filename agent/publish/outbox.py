@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -38,18 +40,49 @@ class Outbox(Protocol):
     def counts(self) -> dict[str, int]: ...
 
 
+class EarlyAcks:
+    """PUBACKs that came before ``mark_sent`` recorded their message id.
+
+    paho's network thread can be faster than the publishing thread, so an ack
+    may arrive first. Acks of messages that are not the outbox's (retained
+    health, birth) land here too and are never claimed; each ack is honoured
+    only for ``RACE_S`` after it came, so when MQTT reuses that id for an
+    outbox message much later (ids wrap at 65,535: a long drain does it), the
+    stale ack is not taken for the new message's.
+    """
+
+    RACE_S = 10.0
+    KEEP = 1024  # beyond this many, acks older than RACE_S are forgotten
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._acks: dict[int, float] = {}
+
+    def add(self, mid: int) -> None:
+        now = self._clock()
+        self._acks[mid] = now
+        if len(self._acks) > self.KEEP:
+            self._acks = {m: t for m, t in self._acks.items() if now - t <= self.RACE_S}
+
+    def take(self, mid: int) -> bool:
+        """Whether ``mid``'s ack already came (moments ago); forgets it either way."""
+        at = self._acks.pop(mid, None)
+        return at is not None and self._clock() - at <= self.RACE_S
+
+    def __len__(self) -> int:
+        return len(self._acks)
+
+
 class MemoryOutbox:
     """Bounded FIFO of unsent messages plus the in-flight ones keyed by MQTT message id."""
 
-    def __init__(self, max_messages: int = 10_000) -> None:
+    def __init__(self, max_messages: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_messages = max_messages
         self._lock = threading.Lock()
         self._unsent: deque[OutMessage] = deque()
         self._inflight: dict[int, OutMessage] = {}
         self._seq = itertools.count(1)
-        # PUBACKs that arrive before mark_sent() records the mid (paho's
-        # network thread can be faster than the publishing thread).
-        self._early_acks: set[int] = set()
+        self._early_acks = EarlyAcks(clock)
         self.dropped = 0
         self.sent = 0
         self.overflowed = False
@@ -82,8 +115,7 @@ class MemoryOutbox:
             if self._unsent and self._unsent[0] is message:
                 self._unsent.popleft()
             message.mid = mid
-            if mid in self._early_acks:
-                self._early_acks.discard(mid)
+            if self._early_acks.take(mid):
                 self.sent += 1
                 return
             self._inflight[mid] = message
@@ -93,8 +125,6 @@ class MemoryOutbox:
             msg = self._inflight.pop(mid, None)
             if msg is None:
                 self._early_acks.add(mid)
-                if len(self._early_acks) > 1024:  # acks of messages not ours (health, birth)
-                    self._early_acks.clear()
                 return False
             self.sent += 1
             return True
