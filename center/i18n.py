@@ -35,6 +35,10 @@ TEXT: dict[str, dict[str, str]] = {
     "maintenance": {"vi": "Bảo trì", "en": "Maintenance"},
     "ongoing": {"vi": "Đang diễn ra", "en": "Ongoing"},
     "history": {"vi": "Lịch sử", "en": "History"},
+    "history_cut": {
+        "vi": "Hiển thị {shown} sự cố gần nhất trong số {total}; chọn phường/xã hoặc ít ngày hơn, hoặc xem tất cả:",
+        "en": "Showing the {shown} most recent of {total}; pick a ward or fewer days, or get them all:",
+    },
     "start": {"vi": "Bắt đầu", "en": "Start"},
     "end": {"vi": "Kết thúc", "en": "End"},
     "duration": {"vi": "Thời gian", "en": "Duration"},

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "cw_session"
 LOGIN_CSRF_COOKIE = "cw_login_csrf"
 LANG_COOKIE = "cw_lang"
+HISTORY_SHOWN = 500  # the most recent ended outages on the page; the API has them all
 WARM_PERIODS = ("24h", "today", "7d", "30d")  # kept computed in the background (see WebServer)
 ALL_TILES_UP_TO = 600  # cameras; above this the fleet page shows healthy ones as a count per ward
 
@@ -323,13 +324,15 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         s = page_session(request)
         now = time.time()
         rows = _outages(ward or None, days, now)
+        history = [r for r in rows if r.outage.end is not None]
         wards = sorted({c.ward for c in store.cameras()})
         return render(
             request,
             "outages.html",
             s,
             ongoing=[r for r in rows if r.outage.end is None],
-            history=[r for r in rows if r.outage.end is not None],
+            history=history[:HISTORY_SHOWN],
+            history_total=len(history),
             now=now,
             wards=wards,
             ward=ward,

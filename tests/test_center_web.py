@@ -174,3 +174,30 @@ def test_a_big_city_shows_healthy_cameras_as_a_count(
         assert 'href="/?ward=w1">1 cameras · Online' in page
         ward = c.get("/?ward=w1").text
         assert 'data-key="w1/c1"' in ward and 'data-key="w1/c2"' in ward
+
+
+def test_a_long_outage_history_is_cut_on_the_page_not_in_the_api(
+    site: tuple[str, CenterIngest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import center.web as web_module
+    from center.store import WriteBatch
+    from center.timeline import Assertion
+
+    base, service = site
+    now = time.time()
+    batch = WriteBatch.empty(now)
+    batch.camera("w2", "c9", None, now)
+    for k in range(3):  # three ended outages of an hour, two hours apart
+        start = now - 86400 + k * 7200
+        batch.assertion("w2", "c9", Assertion(start - 3600, start, "online"))
+        batch.assertion("w2", "c9", Assertion(start, start + 3600, "offline", ("refused",)))
+    service.store.write(batch)
+    monkeypatch.setattr(web_module, "HISTORY_SHOWN", 2)
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
+        login(c, "op", PASSWORD)
+        c.get("/lang/en")
+        page = c.get("/outages?days=7").text
+        assert "History (3)" in page and "Showing the 2 most recent of 3" in page
+        assert page.count("refused") == 2
+        outs = c.get("/api/v1/outages?days=7").json()["outages"]
+        assert len([o for o in outs if not o["ongoing"]]) == 3
