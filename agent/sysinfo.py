@@ -55,3 +55,25 @@ def release_free_memory() -> bool:
         return False
     libc.malloc_trim(0)
     return True
+
+
+M_ARENA_MAX = -8  # glibc mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (default 8 per core) before threads start; True if set here.
+
+    Every thread that allocates may get an arena of its own, and each keeps its
+    own free lists: with a reader thread per camera, and cameras reconnecting
+    all day, freed memory is scattered over many arenas and RSS creeps up until
+    each arena reaches its high-water mark. Two arenas hold the agent's
+    allocations in fewer places (its threads mostly wait on the network or the
+    GIL, so they rarely contend for them). ``MALLOC_ARENA_MAX`` in the
+    environment is the operator's choice and is left alone.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, arenas))

@@ -16,3 +16,17 @@ def test_freed_heap_memory_goes_back_to_the_system() -> None:
     trimmed = rss_bytes()
     assert trimmed is not None and trimmed < grown - 50 * 2**20, (before, grown, trimmed)
     assert keep
+
+
+def test_malloc_arenas_are_capped_unless_the_operator_chose() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "from agent.sysinfo import limit_malloc_arenas; print(limit_malloc_arenas())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert run.stdout.strip() == "True"
+    env["MALLOC_ARENA_MAX"] = "4"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert run.stdout.strip() == "False"

@@ -11,9 +11,11 @@ from agent.config import load_config
 from agent.errors import ConfigError, DetectorError
 from agent.redact import redact
 from agent.runtime import Agent
+from agent.sysinfo import limit_malloc_arenas
 
 
 def cmd_run(path: str) -> int:
+    limit_malloc_arenas()  # before any thread starts (see agent.sysinfo)
     try:
         config = load_config(path)
     except ConfigError as exc:
