@@ -8,7 +8,7 @@ later. Every 10 s the agent's RSS, threads and open fds are sampled from
 /proc. One JSON line: first/max/last and the slope of RSS after warm-up
 (least squares, MB per hour), threads and fds ranges, kills, tracebacks.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--cameras 22] [--seed 1]
+    .venv/bin/python bench/soak.py [--minutes 10] [--cameras 22] [--seed 1] [--samples FILE.csv]
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--cameras", type=int, default=22)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--samples", type=Path, help="also write every sample (s, RSS MB, threads, fds) to this CSV")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="camwatch-soak-"))
@@ -122,6 +123,9 @@ def main() -> int:
             if now >= next_sample:
                 rss, threads, fds = proc_figures(agent.pid)
                 samples.append((now - started, rss, threads, fds))
+                if args.samples is not None:
+                    with args.samples.open("a") as out:
+                        out.write(f"{now - started:.0f},{rss:.1f},{threads},{fds}\n")
                 next_sample += SAMPLE_S
             time.sleep(0.2)
         crashed = agent.poll() is not None

@@ -61,6 +61,7 @@ TEXT: dict[str, dict[str, str]] = {
     "note": {"vi": "Ghi chú", "en": "Note"},
     "whole_ward": {"vi": "Cả phường/xã", "en": "The whole ward"},
     "save": {"vi": "Lưu", "en": "Save"},
+    "delete": {"vi": "Xoá", "en": "Delete"},
     "updated": {"vi": "Cập nhật", "en": "Updated"},
     "type": {"vi": "Loại", "en": "Type"},
     "time": {"vi": "Thời điểm", "en": "Time"},

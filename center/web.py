@@ -477,14 +477,28 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         try:
             lo = datetime.fromisoformat(start).replace(tzinfo=tz).timestamp()
             hi = datetime.fromisoformat(end).replace(tzinfo=tz).timestamp()
-            recent.clear()  # uptime figures change with maintenance
             store.add_maintenance(
                 ward=ward, camera=camera or None, start=lo, end=hi, note=note[:500], created_by=s.user, now=time.time()
             )
         except ValueError:
             return _message(request, s, t("bad_form", lang), 400)
+        recent.clear()  # uptime figures change with maintenance
         back = f"/camera/{quote(ward)}/{quote(camera)}" if camera else "/"
         return RedirectResponse(back, status_code=303)
+
+    @app.post("/maintenance/{window_id}/delete", include_in_schema=False)
+    def delete_maintenance(request: Request, window_id: int, back: str = Form("/"), csrf: str = Form("")) -> Response:
+        s = page_session(request)
+        lang = lang_of(request)
+        if not secrets.compare_digest(s.csrf, csrf):
+            return _message(request, s, t("bad_form", lang), 403)
+        if s.role != "admin":
+            return _message(request, s, t("admins_only", lang), 403)
+        if not store.delete_maintenance(window_id):
+            return _message(request, s, t("not_found", lang), 404)
+        log.info("maintenance window %d deleted by %s", window_id, s.user)
+        recent.clear()
+        return RedirectResponse(_safe_next(back), status_code=303)
 
     def _message(request: Request, s: Session, text: str, status: int) -> HTMLResponse:
         response = render(request, "message.html", s, message=text)

@@ -153,6 +153,21 @@ def test_admin_adds_maintenance_and_basic_auth_works_for_the_api(site: tuple[str
         assert r.status_code == 200 and "Thay nguồn" in r.text
     (m,) = center.store.maintenance(0, 4e9)
     assert m.end - m.start == 7200 and m.created_by == "boss"
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as viewer:
+        login(viewer, "op", PASSWORD)
+        page = viewer.get("/camera/w1/c1").text
+        assert "Thay nguồn" in page and f'data-window="{m.id}"' not in page  # viewers see it, cannot delete
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        assert viewer.post(f"/maintenance/{m.id}/delete", data={"csrf": csrf}).status_code == 403
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
+        login(c, "boss", PASSWORD)
+        page = c.get("/camera/w1/c1").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        assert c.post(f"/maintenance/{m.id}/delete", data={"csrf": "forged"}).status_code == 403
+        r = c.post(f"/maintenance/{m.id}/delete", data={"csrf": csrf, "back": "/camera/w1/c1"})
+        assert r.status_code == 200 and str(r.url).endswith("/camera/w1/c1") and "Thay nguồn" not in r.text
+        assert c.post(f"/maintenance/{m.id}/delete", data={"csrf": csrf}).status_code == 404
+    assert center.store.maintenance(0, 4e9) == []
     assert httpx.get(f"{base}/api/v1/cameras", auth=("op", PASSWORD)).status_code == 200
     for _ in range(5):
         httpx.get(f"{base}/api/v1/cameras", auth=("nobody", "x"))
