@@ -15,7 +15,8 @@ What is stored:
   delivery is deduplicated by the database itself);
 - ``snapshots``: event JPEGs, kept ``snapshot_retention_days``;
 - ``maintenance``: windows per camera or per ward, excluded from uptime;
-- ``users``: operator accounts (hashed passwords);
+- ``users``: operator accounts (hashed passwords); ``sessions``: their
+  logins (the SHA-256 of the cookie's token), so a restart logs nobody out;
 - ``rollups``: each camera's seconds per state over a whole local day, so
   that a month over the city adds up rows instead of replaying assertions.
   A rollup is a cache of what the assertions say: a write that changes what
@@ -100,6 +101,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             offline_s DOUBLE PRECISION NOT NULL, unknown_s DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (ward, camera, day_start, unknown_after_s))""",
         "CREATE INDEX rollups_by_day ON rollups (day_start)",
+    ),
+    (  # 5: logins survive a restart of the center (only the token's SHA-256 is kept)
+        """CREATE TABLE sessions (
+            token_sha256 TEXT PRIMARY KEY, user_name TEXT NOT NULL, csrf TEXT NOT NULL,
+            expires DOUBLE PRECISION NOT NULL)""",
     ),
 )
 
@@ -565,6 +571,27 @@ class Store:
                 ),
                 (name, role, password_hash, now),
             )
+            cur.execute(self._sql("DELETE FROM sessions WHERE user_name = ?"), (name,))  # log in again
+
+    def put_session(self, token_sha256: str, user: str, csrf: str, expires: float) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql("INSERT INTO sessions (token_sha256, user_name, csrf, expires) VALUES (?, ?, ?, ?)"),
+                (token_sha256, user, csrf, expires),
+            )
+
+    def session(self, token_sha256: str, now: float) -> tuple[str, str, str, float] | None:
+        """(user, role now, csrf, expires) of a live session whose user still exists, or None."""
+        rows = self._query(
+            "SELECT s.user_name, u.role, s.csrf, s.expires FROM sessions s JOIN users u ON u.name = s.user_name "
+            "WHERE s.token_sha256 = ? AND s.expires > ?",
+            (token_sha256, now),
+        )
+        return (rows[0][0], rows[0][1], rows[0][2], float(rows[0][3])) if rows else None
+
+    def drop_session(self, token_sha256: str) -> None:
+        with self.transaction() as cur:
+            cur.execute(self._sql("DELETE FROM sessions WHERE token_sha256 = ?"), (token_sha256,))
 
     def prune(self, now: float, retention_days: float, snapshot_retention_days: float) -> dict[str, int]:
         """Forget what is older than the retention (an assertion: when it ended); counts per table."""
@@ -577,6 +604,7 @@ class Store:
                 ("events", "DELETE FROM events WHERE ts < ?", cut),
                 ("maintenance", "DELETE FROM maintenance WHERE end_ts < ?", cut),
                 ("snapshots", "DELETE FROM snapshots WHERE received < ?", snap_cut),
+                ("sessions", "DELETE FROM sessions WHERE expires < ?", now),
                 # the day at the edge may have lost assertions that reached into it
                 ("rollups", "DELETE FROM rollups WHERE day_start < ?", cut + 86400),
             ):

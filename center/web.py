@@ -63,32 +63,54 @@ class NeedLogin(Exception):
 
 
 class Sessions:
-    def __init__(self, hours: float) -> None:
+    """Logins, kept in the store (a restart logs nobody out) and remembered here for ``RECHECK_S``.
+
+    The cookie carries a random token; the store keeps its SHA-256. Each
+    session is checked against the store again every ``RECHECK_S``, so a user
+    whose password or role was reset (``add-user``) is logged out within that.
+    """
+
+    RECHECK_S = 30.0
+
+    def __init__(self, store: Store, hours: float) -> None:
+        self.store = store
         self.ttl = hours * 3600
-        self._by_token: dict[str, Session] = {}
+        self._seen: dict[str, tuple[Session, float]] = {}  # token -> (session, when checked)
         self._lock = threading.Lock()
 
     def new(self, user: str, role: str) -> str:
         token = secrets.token_urlsafe(32)
+        now = time.time()
+        session = Session(user, role, secrets.token_urlsafe(24), now + self.ttl)
+        self.store.put_session(token_sha256(token), user, session.csrf, session.expires)
         with self._lock:
-            now = time.time()
-            self._by_token = {k: s for k, s in self._by_token.items() if s.expires > now}
-            self._by_token[token] = Session(user, role, secrets.token_urlsafe(24), now + self.ttl)
+            self._seen = {k: v for k, v in self._seen.items() if v[0].expires > now}
+            self._seen[token] = (session, now)
         return token
 
     def get(self, token: str | None) -> Session | None:
         if not token:
             return None
+        now = time.time()
         with self._lock:
-            s = self._by_token.get(token)
-            if s is None or s.expires <= time.time():
-                self._by_token.pop(token, None)
+            hit = self._seen.get(token)
+        if hit is not None and hit[0].expires > now and now - hit[1] < self.RECHECK_S:
+            return hit[0]
+        row = self.store.session(token_sha256(token), now)
+        with self._lock:
+            if row is None:
+                self._seen.pop(token, None)
                 return None
-            return s
+            session = Session(row[0], row[1], row[2], row[3])
+            self._seen[token] = (session, now)
+            return session
 
     def drop(self, token: str | None) -> None:
+        if not token:
+            return
         with self._lock:
-            self._by_token.pop(token or "", None)
+            self._seen.pop(token, None)
+        self.store.drop_session(token_sha256(token))
 
 
 def build_app(config: CenterConfig, store: Store, service: CenterIngest | None = None) -> FastAPI:
@@ -102,7 +124,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
     )
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     templates.env.filters["fromjson"] = json.loads
-    sessions = Sessions(config.web.session_hours)
+    sessions = Sessions(store, config.web.session_hours)
     limit = LoginLimit()
     fleet = service.fleet if service is not None else None
     if fleet is None:

@@ -216,3 +216,31 @@ def test_a_long_outage_history_is_cut_on_the_page_not_in_the_api(
         assert page.count("refused") == 2
         outs = c.get("/api/v1/outages?days=7").json()["outages"]
         assert len([o for o in outs if not o["ongoing"]]) == 3
+
+
+def test_a_login_survives_a_restart_of_the_pages_until_the_password_is_reset(
+    site: tuple[str, CenterIngest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import center.web as web_module
+
+    base, service = site
+    with httpx.Client(base_url=base, timeout=10) as c:
+        assert login(c, "op", PASSWORD).status_code == 303
+        cookies = dict(c.cookies)
+    monkeypatch.setattr(web_module.Sessions, "RECHECK_S", 0.0)  # check the store on every request
+
+    def restarted() -> tuple[WebServer, str]:
+        config = parse_center_config({"web": {"listen": f"127.0.0.1:{free_port()}"}})
+        web = WebServer(build_app(config, service.store, service), "127.0.0.1", config.web.port).start()
+        return web, f"http://127.0.0.1:{config.web.port}"
+
+    web, again = restarted()  # a new process would know nothing but the store
+    try:
+        with httpx.Client(base_url=again, timeout=10, cookies=cookies) as c:
+            assert c.get("/").status_code == 200
+            service.store.put_user("op", "viewer", hash_password("Mat-khau-moi-1"), time.time())  # reset
+            assert c.get("/").status_code == 303  # to the login page
+    finally:
+        web.stop()
+    stored = service.store._query("SELECT count(*) FROM sessions")[0][0]
+    assert stored == 0
