@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -449,6 +449,10 @@ class Store:
     def _stale_from(self, cur: Any, assertions: dict[AssertionKey, float]) -> dict[tuple[str, str], float]:
         """Per camera, from when this batch changes what its assertions say about rolled-up days."""
         stale: dict[tuple[str, str], float] = {}
+        starts = Counter((ward, camera, start) for ward, camera, start, _, _ in assertions)
+        for (ward, camera, start), n in starts.items():
+            if n > 1 and start < self._rolled_until:  # rows sharing a start, arriving together
+                self._tied.add((ward, camera, start))
         for key, end in assertions.items():
             ward, camera, start, state, problems = key
             if start >= self._rolled_until:

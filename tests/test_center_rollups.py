@@ -104,6 +104,20 @@ def test_late_facts_make_rollups_stale_and_figures_stay_exact(store: Store) -> N
     put(store, [(w3, c3, Assertion(DAY0, DAY0 + 7 * DAY, "online"))], now)
     assert same_either_way(store, begin, now)[(w3, c3)].online_s == pytest.approx(now - begin)
 
+    # The same, both arriving in one batch (neither is in the database yet when the batch is checked).
+    w4, c4 = CAMS[4]
+    put(
+        store,
+        [
+            (w4, c4, Assertion(DAY0 + DAY / 2, DAY0 + 6 * DAY, "offline")),
+            (w4, c4, Assertion(DAY0 + DAY / 2, DAY0 + 2 * DAY, "online")),
+        ],
+        now,
+    )
+    assert same_either_way(store, begin, now)[(w4, c4)].offline_s == pytest.approx(now - begin)
+    put(store, [(w4, c4, Assertion(DAY0 + DAY / 2, DAY0 + 7 * DAY, "online"))], now)
+    assert same_either_way(store, begin, now)[(w4, c4)].online_s == pytest.approx(now - begin)
+
     # A ward's agent died (last will): unknown from then on, in days already rolled up.
     put(store, [(w, c, Assertion(DAY0 + 4.5 * DAY, FOREVER, "unknown")) for w, c in CAMS if w == "w1"], now)
     fourth = same_either_way(store, begin, now)
@@ -157,14 +171,17 @@ def test_rollups_survive_a_restart_and_late_facts_after_it(store_url: str) -> No
 
 
 _fact = st.tuples(
-    st.integers(0, len(CAMS) - 1),
-    st.integers(0, 5 * 24).map(lambda h: DAY0 + h * 3600.0),  # start, on the hour (ties happen)
+    st.one_of(st.integers(0, 2), st.integers(0, len(CAMS) - 1)),  # a few cameras get most facts
+    st.one_of(  # starts on the hour, or at one of a few instants (ties, also within one batch)
+        st.integers(0, 5 * 24).map(lambda h: DAY0 + h * 3600.0),
+        st.sampled_from([DAY0 + 0.5 * DAY, DAY0 + 2 * DAY, DAY0 + 3.25 * DAY]),
+    ),
     st.sampled_from([60.0, 3600.0, 6 * 3600.0, DAY, 2 * DAY, FOREVER]),
     st.sampled_from(["online", "degraded", "offline", "unknown"]),
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.one_of(st.lists(_fact, min_size=1, max_size=6), st.just("query")), min_size=2, max_size=12))
 def test_rollups_equal_replaying_whatever_the_order_of_arrival(steps: list) -> None:  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as tmp:
