@@ -29,6 +29,7 @@ TEXT: dict[str, dict[str, str]] = {
     "since": {"vi": "Từ lúc", "en": "Since"},
     "for": {"vi": "Đã", "en": "For"},
     "problems": {"vi": "Lỗi", "en": "Problems"},
+    "problem_history": {"vi": "Lịch sử lỗi", "en": "Problems history"},
     "availability": {"vi": "Khả dụng", "en": "Availability"},
     "healthy": {"vi": "Tốt", "en": "Healthy"},
     "unknown_share": {"vi": "Không rõ", "en": "Unknown"},

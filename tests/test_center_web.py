@@ -100,6 +100,9 @@ def test_pages_in_both_languages_and_the_api(site: tuple[str, CenterIngest]) -> 
         assert "Offline: 1" in fleet_en and "Online: 1" in fleet_en
         outages = c.get("/outages").text
         assert "Ongoing (1)" in outages and "stalled" in outages
+        down = c.get("/camera/w1/c1").text
+        history = down.split("Problems history")[1].split("</table>")[0]
+        assert "stalled" in history and "Ongoing" in history and "Offline" in history
         cam = c.get("/camera/w1/c2").text
         assert "/snapshot/det-1" in cam and "person" in cam
         assert c.get("/snapshot/det-1").content.startswith(b"\xff\xd8")
