@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from center.store import AgentRow, CameraRow, EventRow, Store, WriteBatch
-from center.timeline import FOREVER, SEVERITY, Assertion, Interval, intervals
+from center.timeline import FOREVER, Assertion, Interval, intervals
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ class Fleet:
         """The camera's state at ``when`` and since when it has been in it."""
         return self.timeline(ward, camera, when - LOOKBACK_S, when + 1e-3)[-1]
 
-    def states(self, now: float) -> dict[tuple[str, str], Interval]:
+    def states(self, now: float, cameras: list[CameraRow] | None = None) -> dict[tuple[str, str], Interval]:
         """Every known camera's state now and since when, from what still holds now (cheap: an index range).
 
         ``since`` is when the holding assertion says the state began (the
@@ -252,17 +252,17 @@ class Fleet:
         since its last assertion went stale. The camera page's
         :meth:`state_at` looks further back and joins equal neighbours.
         """
-        holding = self.store.valid_now(now, self.unknown_after_s)
-        cameras = self.store.cameras()
+        holding = self.store.holding_now(now, self.unknown_after_s)
+        cameras = self.store.cameras() if cameras is None else cameras
         silent = sum(1 for row in cameras if (row.ward, row.camera) not in holding)
         ends = self.store.last_ends() if silent > MANY_SILENT else None
         out: dict[tuple[str, str], Interval] = {}
         for row in cameras:
             key = (row.ward, row.camera)
-            facts = holding.get(key)
-            if facts:
-                winner = min(facts, key=lambda a: (-a.start, -a.end, SEVERITY[a.state], a.problems))
-                out[key] = Interval(winner.start, now, winner.state, winner.problems)
+            winner = holding.get(key)
+            if winner is not None:
+                start, state, problems = winner
+                out[key] = Interval(start, now, state, problems)
             else:
                 last = ends.get(key) if ends is not None else self.store.last_end(row.ward, row.camera)
                 since = last + self.unknown_after_s if last is not None else row.first_seen

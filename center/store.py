@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from center.timeline import Assertion, State
+from center.timeline import SEVERITY, Assertion, State
 
 AssertionKey = tuple[str, str, float, str, str]  # ward, camera, start, state, problems (text)
 ROLLUPS_SCHEMA = 4  # the migration that made the rollups table
@@ -644,9 +644,26 @@ class Store:
         """Every camera's assertions bearing on [begin, end), in one query."""
         return self._per_camera("end_ts > ? AND start_ts < ?", (begin - unknown_after_s, end))
 
-    def valid_now(self, now: float, unknown_after_s: float) -> dict[tuple[str, str], list[Assertion]]:
-        """Per camera, the assertions still holding at ``now`` (a handful per camera: an index range)."""
-        return self._per_camera("end_ts > ? AND start_ts <= ?", (now - unknown_after_s, now))
+    def holding_now(
+        self, now: float, unknown_after_s: float
+    ) -> dict[tuple[str, str], tuple[float, State, tuple[str, ...]]]:
+        """Per camera, the assertion that wins at ``now`` as (start, state, problems), or nothing.
+
+        The same winner as :func:`center.timeline.intervals` picks (latest
+        start, then furthest end, then most severe), chosen without building
+        an object per row: the fleet page asks for this city-wide every time.
+        """
+        rows = self._query(
+            "SELECT ward, camera, start_ts, end_ts, state, problems FROM assertions WHERE end_ts > ? AND start_ts <= ?",
+            (now - unknown_after_s, now),
+        )
+        best: dict[tuple[str, str], tuple[float, float, int, str, str]] = {}
+        for w, c, start, end, state, problems in rows:
+            rank = (-start, -end, SEVERITY[state], problems, state)
+            old = best.get((w, c))
+            if old is None or rank < old:
+                best[(w, c)] = rank
+        return {key: (-rank[0], _state(rank[4]), _problems_tuple(rank[3])) for key, rank in best.items()}
 
     def _per_camera(self, where: str, args: Sequence[Any]) -> dict[tuple[str, str], list[Assertion]]:
         rows = self._query(

@@ -30,8 +30,9 @@ class CameraNow:
 
 def fleet_now(fleet: Fleet, now: float) -> list[CameraNow]:
     """Every camera's state now and since when, worst first (then longest in it)."""
-    names = {(c.ward, c.camera): c.name for c in fleet.cameras()}
-    states = fleet.states(now)
+    cameras = fleet.cameras()
+    names = {(c.ward, c.camera): c.name for c in cameras}
+    states = fleet.states(now, cameras)
     rows = [CameraNow(w, c, names.get((w, c)), iv.state, iv.start, iv.problems) for (w, c), iv in states.items()]
     rows.sort(key=lambda r: (SEVERITY_ORDER[r.state], r.since, r.ward, r.camera))
     return rows

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import health_message
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.health.state import Change
 from agent.publish.payloads import agent_payload, encode, event_payload
@@ -124,3 +126,38 @@ def test_many_silent_cameras_are_looked_up_in_one_query(store: Store, monkeypatc
     assert fleet.states(now) == together
     assert together[("w1", "cam-8")] == Interval(T0 + 85 + 90, now, "unknown")
     assert together[("w1", "never-asserted")] == Interval(T0 + 3, now, "unknown")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    facts=st.lists(
+        st.tuples(
+            st.integers(0, 20).map(lambda k: T0 + k * 50.0),  # starts collide often
+            st.sampled_from([10.0, 100.0, 1000.0, float("inf")]),
+            st.sampled_from(["online", "degraded", "offline", "unknown"]),
+            st.sampled_from([(), ("stalled",), ("blurred",)]),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    at=st.integers(0, 1200).map(lambda k: T0 + k),
+)
+def test_the_city_wide_state_now_picks_the_timelines_winner(
+    tmp_path_factory: pytest.TempPathFactory, facts: list[tuple[float, float, str, tuple[str, ...]]], at: float
+) -> None:
+    from center.store import WriteBatch
+    from center.timeline import Assertion
+
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('s')}/c.db")
+    try:
+        batch = WriteBatch.empty(T0)
+        batch.camera("w1", "c1", None, T0)
+        for start, length, state, problems in facts:
+            batch.assertion("w1", "c1", Assertion(start, start + length, state, problems))  # type: ignore[arg-type]
+        store.write(batch)
+        fleet = Fleet(store, 90)
+        now_view = fleet.states(at)[("w1", "c1")]
+        exact = fleet.timeline("w1", "c1", at - 1e-3, at + 1e-3)[-1]
+        assert (now_view.state, now_view.problems) == (exact.state, exact.problems)
+    finally:
+        store.close()
