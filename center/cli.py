@@ -13,6 +13,7 @@ from types import FrameType
 
 from agent.errors import ConfigError
 from agent.redact import redact
+from center.background import tune_gc
 from center.config import CenterConfig, load_center_config
 from center.store import Store, StoreError
 
@@ -74,6 +75,7 @@ def cmd_center(path: str) -> int:
             store.close()
             return 1
     service.start()
+    tune_gc()
     log.info(
         "camwatch center: store %s, broker %s:%d%s",
         redact(config.store.url),

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from center.background import give_way
 from center.timeline import SEVERITY, Assertion, State
 
 AssertionKey = tuple[str, str, float, str, str]  # ward, camera, start, state, problems (text)
@@ -670,7 +671,8 @@ class Store:
             f"SELECT ward, camera, start_ts, end_ts, state, problems FROM assertions WHERE {where}", args
         )
         out: dict[tuple[str, str], list[Assertion]] = {}
-        for w, c, s, e, st, p in rows:
+        for i, (w, c, s, e, st, p) in enumerate(rows):
+            give_way(i)
             out.setdefault((w, c), []).append(Assertion(s, _from_sql(e), _state(st), _problems_tuple(p)))
         return out
 

@@ -32,6 +32,7 @@ from fastapi.templating import Jinja2Templates
 
 from agent.redact import redact
 from center.auth import LoginLimit, check_password, token_sha256
+from center.background import in_background
 from center.config import CenterConfig
 from center.i18n import LANGUAGES, duration, t
 from center.periods import PERIODS, BadPeriod, period_bounds
@@ -390,7 +391,8 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
             begin, stop = period_bounds(period, time.time(), tz)
             age = recent.age(("uptime", period, None, None))
             if age is None or age > reuse_for(stop - begin) * 0.7:
-                _report(period, None, None, refresh=True)
+                with in_background():  # a page request asked meanwhile goes first
+                    _report(period, None, None, refresh=True)
 
     app.state.warm = warm
 
@@ -675,14 +677,17 @@ class WebServer:
         self.thread = threading.Thread(target=self.server.run, name="center-web", daemon=True)
         self.warm_every_s = warm_every_s
         self._stop = threading.Event()
+        self.warmed = threading.Event()  # the standard periods have been computed once
         self.warmer = threading.Thread(target=self._warm_loop, name="center-warm", daemon=True)
 
     def _warm_loop(self) -> None:
-        while not self._stop.wait(self.warm_every_s):
+        while not self._stop.wait(0 if not self.warmed.is_set() else self.warm_every_s):
             try:
                 self.app.state.warm()
+                self.warmed.set()
             except Exception as exc:  # the store may be briefly unavailable: the pages say so themselves
                 log.warning("could not precompute uptime: %s", redact(exc))
+                self._stop.wait(self.warm_every_s)
 
     def start(self, timeout: float = 10.0) -> WebServer:
         self.thread.start()

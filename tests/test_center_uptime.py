@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,31 @@ def test_same_span_different_states_the_more_severe_wins_in_any_order() -> None:
     a = Assertion(0, 100, "online")
     b = Assertion(0, 100, "offline", ("stalled",))
     assert intervals([a, b], 0, 100, U) == intervals([b, a], 0, 100, U) == [Interval(0, 100, "offline", ("stalled",))]
+
+
+def test_background_work_gives_way_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import center.background as bg
+
+    slept: list[float] = []
+    monkeypatch.setattr(bg.time, "sleep", slept.append)
+    for i in range(100):
+        bg.give_way(i)
+    assert slept == []  # a page request computing for itself never waits
+    with bg.in_background():
+        for i in range(100):
+            bg.give_way(i)
+    assert slept == [0] * 4  # every 32 items
+    bg.give_way(0)
+    assert len(slept) == 4
+
+
+def test_the_center_collects_garbage_less_often_once_up() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import gc; from center.background import GC_THRESHOLDS, tune_gc; tune_gc(); "
+        "print(gc.get_threshold() == GC_THRESHOLDS, gc.get_freeze_count() > 1000)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["True", "True"]  # in its own process: the tests' own GC is left alone
