@@ -492,12 +492,10 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         note: str = Form(""),
         csrf: str = Form(""),
     ) -> Response:
-        s = page_session(request)
+        s, refused = admin_form(request, csrf)
+        if refused is not None:
+            return refused
         lang = lang_of(request)
-        if not secrets.compare_digest(s.csrf, csrf):
-            return _message(request, s, t("bad_form", lang), 403)
-        if s.role != "admin":
-            return _message(request, s, t("admins_only", lang), 403)
         try:
             lo = datetime.fromisoformat(start).replace(tzinfo=tz).timestamp()
             hi = datetime.fromisoformat(end).replace(tzinfo=tz).timestamp()
@@ -512,17 +510,24 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
 
     @app.post("/maintenance/{window_id}/delete", include_in_schema=False)
     def delete_maintenance(request: Request, window_id: int, back: str = Form("/"), csrf: str = Form("")) -> Response:
-        s = page_session(request)
-        lang = lang_of(request)
-        if not secrets.compare_digest(s.csrf, csrf):
-            return _message(request, s, t("bad_form", lang), 403)
-        if s.role != "admin":
-            return _message(request, s, t("admins_only", lang), 403)
+        s, refused = admin_form(request, csrf)
+        if refused is not None:
+            return refused
         if not store.delete_maintenance(window_id):
-            return _message(request, s, t("not_found", lang), 404)
+            return _message(request, s, t("not_found", lang_of(request)), 404)
         log.info("maintenance window %d deleted by %s", window_id, s.user)
         recent.clear()
         return RedirectResponse(_safe_next(back), status_code=303)
+
+    def admin_form(request: Request, csrf: str) -> tuple[Session, HTMLResponse | None]:
+        """The session of an admin's form post, or the refusal to send (forged form, not an admin)."""
+        s = page_session(request)
+        lang = lang_of(request)
+        if not secrets.compare_digest(s.csrf, csrf):
+            return s, _message(request, s, t("bad_form", lang), 403)
+        if s.role != "admin":
+            return s, _message(request, s, t("admins_only", lang), 403)
+        return s, None
 
     def _message(request: Request, s: Session, text: str, status: int) -> HTMLResponse:
         response = render(request, "message.html", s, message=text)
