@@ -306,6 +306,9 @@ def test_state_changes_during_broker_outage_are_replayed(
             write_config(workdir / "ward.toml", "w8", broker.port, prefix, [{"id": "c1", "url": server.url("live")}])
         )
         assert col.wait_for("w8/c1/health", state_is("online"), 15)
+        live = col.wait_for("w8/c1/events", lambda e: e["type"] == "state_changed" and e["to"] == "online", 5)
+        assert live, col.of("w8/c1/events")
+        assert "replayed" not in live  # sent at once with the broker up: live, never marked late
         broker.stop()
         outage_start = time.time()
         server.kill()  # the camera dies while the uplink is down

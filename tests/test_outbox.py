@@ -169,3 +169,23 @@ def test_pace_limits_messages_and_bytes() -> None:
     big = Pace(per_s=100, bytes_per_s=1000, clock=lambda: now[0])
     assert big.delay(5000) == 0  # larger than a second's worth: still goes, alone
     assert big.delay(10) > 0
+
+
+def test_a_message_read_back_keeps_when_it_was_queued(tmp_path: Path) -> None:
+    """The publisher marks ``replayed`` from how long a message waited: the durable outbox must say it truly."""
+    wall = [1_000_000.0]
+    mono = [50.0]
+    box = DurableOutbox(tmp_path / "o.sqlite", wall=lambda: wall[0], clock=lambda: mono[0])
+    box.put(msg("state", 1))
+    wall[0] += 0.2
+    mono[0] += 0.2
+    m = box.next_unsent()
+    assert m is not None and not m.late
+    assert mono[0] - m.queued_at == pytest.approx(0.2)  # sent at once: live
+    box.put(msg("state", 2))
+    wall[0] += 30
+    mono[0] += 30
+    box.mark_sent(m, 1)
+    box.ack(1)
+    late = box.next_unsent()
+    assert late is not None and mono[0] - late.queued_at == pytest.approx(30)  # waited 30 s: late

@@ -69,6 +69,7 @@ class DurableOutbox:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self._wall = wall
+        self._clock = clock
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._cursor = 0  # highest row handed to the publisher in this run
@@ -145,7 +146,7 @@ class DurableOutbox:
             if self._db is not None:
                 try:
                     row = self._db.execute(
-                        "SELECT seq, topic, payload, json, kind, camera, late FROM outbox WHERE seq > ? "
+                        "SELECT seq, topic, payload, json, kind, camera, late, created FROM outbox WHERE seq > ? "
                         "ORDER BY seq LIMIT 1",
                         (self._cursor,),
                     ).fetchone()
@@ -153,9 +154,11 @@ class DurableOutbox:
                     self._fail(f"cannot read the outbox {self.path}: {exc}")
                     row = None
                 if row is not None:
-                    seq, topic, payload, is_json, kind, camera, late = row
+                    seq, topic, payload, is_json, kind, camera, late, created = row
                     body: dict[str, Any] | bytes = json.loads(payload) if is_json else bytes(payload)
-                    return OutMessage(topic, body, kind, camera, queued_at=0.0, late=bool(late), seq=seq)
+                    # When it was queued, on the publisher's clock: a message sent at once is not "late".
+                    queued_at = self._clock() - max(0.0, self._wall() - created)
+                    return OutMessage(topic, body, kind, camera, queued_at=queued_at, late=bool(late), seq=seq)
             return self._spill[0] if self._spill else None
 
     def mark_sent(self, message: OutMessage, mid: int) -> None:
