@@ -170,6 +170,7 @@ class Agent:
             outbox=self.outbox,
             pace=Pace(o.drain_per_s, o.drain_kbps * 1000 / 8),
             clock=self.clock.mono,
+            wall=self.clock.wall,
         )
         self._last_stats_at: float | None = None
         self._last_saved_at = self.started_mono
@@ -352,6 +353,7 @@ class Agent:
                     change=change,
                     wall=self.clock.wall_of(change.at),
                     since_wall=self.clock.wall_of(verdict.since) if change.type == "state_changed" else None,
+                    from_since_wall=self.clock.wall_of(change.from_since) if change.from_since is not None else None,
                 )
                 if change.type == "problem_ended" and change.problem == "moved" and accepted > watch.accepted_views:
                     payload["reason"] = "accepted"  # the new view became the reference
@@ -404,6 +406,7 @@ class Agent:
                 "fps": None if snap.fps is None else round(snap.fps, 2),
                 "bitrate_kbps": None if snap.bitrate_kbps is None else round(snap.bitrate_kbps, 1),
                 "reconnects": snap.reconnects,
+                "probes": watch.reader.probes,
                 "packets": snap.packets,
                 "frames_decoded": snap.frames_decoded,
                 "frames_sampled": snap.frames_sampled,

@@ -103,3 +103,26 @@ def test_clip_mount_plays_a_scripted_camera(tmp_path: Path, rtsp_factory: Callab
     assert snap.gop_s == pytest.approx(1.0, abs=0.05)
     verdicts = [looks_black(measure(f.gray(width=320))) for f in samples]
     assert True in verdicts and False in verdicts, verdicts
+
+
+def test_a_camera_that_comes_back_is_read_again_within_seconds_whatever_the_backoff(
+    rtsp_factory: Callable[..., RtspServer],
+) -> None:
+    """The backoff (here at least 10 s) does not decide when a returning camera is seen: its port answering does."""
+    server = rtsp_factory()
+    reader = CameraReader("t", server.url("live"), backoff_initial_s=20.0, backoff_max_s=30.0)
+    reader.start()
+    try:
+        assert wait_until(lambda: reader.snapshot().packets > 10, 10)
+        server.kill()
+        assert wait_until(lambda: reader.snapshot().failure is not None, 10)
+        time.sleep(3.0)  # dead for a while: the reader is inside a 10-20 s backoff
+        assert reader.probes >= 1
+        before = reader.snapshot().packets
+        back = time.monotonic()
+        server.start()
+        assert wait_until(lambda: reader.snapshot().packets > before, 8)
+        assert time.monotonic() - back < 4.0  # server start (~1.2 s to first frame) + at most one probe interval
+    finally:
+        reader.stop()
+        assert reader.join(5)

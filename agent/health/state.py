@@ -52,6 +52,8 @@ class Change:
     problem: str | None = None
     problems: tuple[str, ...] = field(default_factory=tuple)
     detail: str = ""
+    from_since: float | None = None  # state_changed: when the old state began (monotonic)
+    from_problems: tuple[str, ...] = ()  # state_changed: the old state's problems
 
 
 class HealthMachine:
@@ -112,7 +114,18 @@ class HealthMachine:
         self.verdict = Verdict(new_state, problems, since, detail)
         changes: list[Change] = []
         if new_state != old.state:
-            changes.append(Change("state_changed", now, old.state, new_state, problems=problems, detail=detail))
+            changes.append(
+                Change(
+                    "state_changed",
+                    now,
+                    old.state,
+                    new_state,
+                    problems=problems,
+                    detail=detail,
+                    from_since=old.since,
+                    from_problems=old.problems,
+                )
+            )
         for p in sorted(set(old.problems) - set(problems)):
             changes.append(Change("problem_ended", now, problem=p, problems=problems))
         for p in sorted(set(problems) - set(old.problems)):

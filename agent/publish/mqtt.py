@@ -21,6 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from agent.clock import rfc3339
 from agent.config.model import MqttConfig
 from agent.publish.outbox import MemoryOutbox, Outbox, OutMessage
 from agent.publish.payloads import encode
@@ -116,6 +117,7 @@ class MqttPublisher:
         will: Callable[[], dict[str, Any]],
         outbox: Outbox | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         pace: Pace | None = None,
     ) -> None:
         self.config = config
@@ -124,6 +126,7 @@ class MqttPublisher:
         self._will = will
         self.outbox: Outbox = outbox or MemoryOutbox(config.queue_max)
         self._clock = clock
+        self._wall = wall
         self._pace = pace
         self._cond = threading.Condition()
         self._connected = False
@@ -132,6 +135,7 @@ class MqttPublisher:
         self._health: dict[str, dict[str, Any]] = {}
         self._health_lock = threading.Lock()
         self.connects = 0
+        self.seq = 0  # this process's connection number: its birth and its will carry it
         self.last_error: str | None = None
         self._pump_thread: threading.Thread | None = None
         self.client = self._make_client(client_id)
@@ -157,12 +161,19 @@ class MqttPublisher:
         return client
 
     def _set_will(self, client: mqtt.Client) -> None:
-        client.will_set(self.topics.agent_status, encode(self._will()), qos=1, retain=True)
+        client.will_set(self.topics.agent_status, encode(self._status(self._will)), qos=1, retain=True)
+
+    def _status(self, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A status message of the current connection (its ``seq``)."""
+        return {**build(), "seq": self.seq}
 
     # -- paho callbacks (paho's thread: record and wake the pump) -------------
 
     def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
-        self._set_will(client)  # fresh ts in the last will for each connection
+        # A new connection: a new seq, and a will that carries it. The center
+        # believes a will only if no birth of a newer connection came.
+        self.seq += 1
+        self._set_will(client)
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
@@ -236,7 +247,7 @@ class MqttPublisher:
 
     def republish_birth(self) -> None:
         if self._connected:
-            self.client.publish(self.topics.agent_status, encode(self._birth()), qos=1, retain=True)
+            self.client.publish(self.topics.agent_status, encode(self._status(self._birth)), qos=1, retain=True)
 
     def stop(self, final_status: dict[str, Any] | None = None, timeout: float = 3.0) -> None:
         """Publish the final status (clean shutdown), drain briefly, disconnect."""
@@ -249,7 +260,9 @@ class MqttPublisher:
         if self._pump_thread is not None:
             self._pump_thread.join(2.0)
         if final_status is not None and self._connected:
-            info = self.client.publish(self.topics.agent_status, encode(final_status), qos=1, retain=True)
+            info = self.client.publish(
+                self.topics.agent_status, encode({**final_status, "seq": self.seq}), qos=1, retain=True
+            )
             try:
                 info.wait_for_publish(max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
@@ -276,11 +289,19 @@ class MqttPublisher:
                 log.exception("MQTT publishing failed; will retry")
 
     def _announce(self) -> None:
-        self.client.publish(self.topics.agent_status, encode(self._birth()), qos=1, retain=True)
+        """After a (re)connect: the birth, then every camera's health as of now.
+
+        The health is what the agent holds now (it would have published any
+        change), so it is stamped now: said after the link came back, it is
+        newer knowledge than the last will the broker sent meanwhile, and the
+        center fills the cut with it.
+        """
+        self.client.publish(self.topics.agent_status, encode(self._status(self._birth)), qos=1, retain=True)
         with self._health_lock:
             health = list(self._health.items())
+        now = rfc3339(self._wall())
         for camera, payload in health:
-            self.client.publish(self.topics.health(camera), encode(payload), qos=1, retain=True)
+            self.client.publish(self.topics.health(camera), encode({**payload, "ts": now}), qos=1, retain=True)
 
     def _drain(self) -> None:
         while self._connected and not self._stopping:

@@ -71,8 +71,15 @@ def health_payload(
 
 
 def event_payload(
-    *, ward: str, camera: str, change: Change, wall: float, since_wall: float | None = None
+    *,
+    ward: str,
+    camera: str,
+    change: Change,
+    wall: float,
+    since_wall: float | None = None,
+    from_since_wall: float | None = None,
 ) -> dict[str, Any]:
+    """An event; a state change says what the camera became since when, and what it was since when."""
     payload: dict[str, Any] = {
         "schema": "camwatch.event/1",
         "id": new_event_id(),
@@ -87,6 +94,9 @@ def event_payload(
         payload["to"] = change.to_state
         if since_wall is not None:
             payload["since"] = rfc3339(since_wall)
+        if from_since_wall is not None and change.from_state != "unknown":
+            payload["from_since"] = rfc3339(from_since_wall)
+            payload["from_problems"] = list(change.from_problems)
     if change.problem is not None:
         payload["problem"] = change.problem
     if change.detail:

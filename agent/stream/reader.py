@@ -21,7 +21,7 @@ from agent.errors import CameraError, StreamStalled
 from agent.redact import redact
 from agent.stream.backoff import Backoff
 from agent.stream.frames import Decode, Frame, FrameSampler, FrameSink, Tap, combine
-from agent.stream.source import OpenedStream, classify, open_stream
+from agent.stream.source import OpenedStream, classify, open_stream, tcp_check
 from agent.stream.stats import StreamSnapshot, StreamStats
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 # A connection that delivered packets this long counts as a success: the
 # next failure starts the backoff from the beginning again.
 _HEALTHY_SESSION_S = 10.0
+# While backing off from an unreachable camera, a TCP connect to its port this
+# often (one SYN, no RTSP): the full open is tried as soon as the port answers,
+# so a camera that comes back is seen within about this long, however long the
+# backoff has grown, without hammering dead cameras with RTSP handshakes.
+PROBE_INTERVAL_S = 1.0
 
 
 class CameraReader:
@@ -59,6 +64,7 @@ class CameraReader:
         self.stats = StreamStats(window_s=fps_window_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.probes = 0  # TCP probes made while backing off (traffic to dead cameras)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -98,7 +104,36 @@ class CameraReader:
             delivered = self.stats.snapshot(self._clock()).packets > packets_before
             if delivered and self._clock() - session_start >= _HEALTHY_SESSION_S:
                 self._backoff.reset()
-            self._stop.wait(self._backoff.next_delay())
+            self._wait_to_retry(self._backoff.next_delay())
+
+    def _wait_to_retry(self, delay: float) -> None:
+        """Wait ``delay`` before reconnecting, but reconnect at once when a dead camera's port answers again.
+
+        An unreachable camera (or a stalled one whose port then closed: its
+        server went away) is probed with a TCP connect every
+        ``PROBE_INTERVAL_S``; a port that answers after being closed ends the
+        wait. A camera whose port answers all along (wrong password, wrong
+        path, a stuck server) waits out its backoff: RTSP is not hammered.
+        """
+        deadline = self._clock() + delay
+        failure = self.stats.snapshot(self._clock()).failure
+        probing = not self._url.startswith("file:") and failure in ("unreachable", "stalled")
+        seen_closed = failure == "unreachable"
+        while not self._stop.is_set():
+            left = deadline - self._clock()
+            if left <= 0:
+                return
+            if not probing:
+                self._stop.wait(left)
+                continue
+            if self._stop.wait(min(PROBE_INTERVAL_S, left)) or left <= PROBE_INTERVAL_S:
+                return
+            self.probes += 1
+            if tcp_check(self._url, timeout=PROBE_INTERVAL_S) is not None:
+                seen_closed = True
+            elif seen_closed:
+                log.debug("camera %s: its port answers again; reconnecting now", self.camera_id)
+                return
 
     def _session(self) -> None:
         """One connection: open, read until it fails or ends, record why."""
