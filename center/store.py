@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from center.background import give_way
-from center.timeline import SEVERITY, Assertion, State
+from center.timeline import SEVERITY, Assertion, State, known_at
 
 AssertionKey = tuple[str, str, float, str, str]  # ward, camera, start, state, problems (text)
 ROLLUPS_SCHEMA = 4  # the migration that made the rollups table
@@ -216,7 +216,8 @@ class Store:
         self._rollup_gen = 0
         self._rolled_until = -math.inf
         self._known: OrderedDict[AssertionKey, float] = OrderedDict()  # assertion row -> its end as stored
-        self._tied: set[tuple[str, str, float]] = set()  # (ward, camera, start) shared by several rows
+        # per camera: (when its latest-known row is known, that row), kept only while sure it is the only one
+        self._latest: OrderedDict[tuple[str, str], tuple[float, AssertionKey]] = OrderedDict()
         self._types = (
             {"serial": "INTEGER PRIMARY KEY", "blob": "BLOB"}
             if self.kind == "sqlite"
@@ -439,53 +440,98 @@ class Store:
     # --- rollups ---------------------------------------------------------------
     #
     # A rolled-up day of a camera stays true until a write changes what the
-    # assertions say about that day: a new assertion changes the camera from its
-    # start on; a longer end from the old end on (the added validity), or from its
-    # start if another assertion shares that start (which of the two wins can
-    # flip). Only assertions starting before ``_rolled_until`` (the end of the
-    # latest day ever claimed for a rollup) can touch one. The old end of each
-    # assertion row is remembered after the first look, so a heartbeat costs no
-    # query.
+    # assertions say about that day (the winner where they overlap is the one
+    # known latest: :func:`center.timeline.rank`). A new assertion changes the
+    # camera from its start on. A longer end changes it from the old end on
+    # (the added validity), and, since the row is now known later, wherever it
+    # overlaps a rival it did not beat before: a row of the camera known between
+    # the old end and the new one (from the later of the two starts). Only
+    # assertions starting before ``_rolled_until`` (the end of the latest day
+    # ever claimed for a rollup) can touch one. The old end of each row, and
+    # each camera's latest-known row, are remembered after the first look, so a
+    # heartbeat of a camera's current state costs no query.
 
     def _stale_from(self, cur: Any, assertions: dict[AssertionKey, float]) -> dict[tuple[str, str], float]:
         """Per camera, from when this batch changes what its assertions say about rolled-up days."""
         stale: dict[tuple[str, str], float] = {}
-        starts = Counter((ward, camera, start) for ward, camera, start, _, _ in assertions)
-        for (ward, camera, start), n in starts.items():
-            if n > 1 and start < self._rolled_until:  # rows sharing a start, arriving together
-                self._tied.add((ward, camera, start))
+        by_camera: dict[tuple[str, str], list[tuple[AssertionKey, float]]] = {}
+        for key, end in assertions.items():
+            by_camera.setdefault((key[0], key[1]), []).append((key, end))
         for key, end in assertions.items():
             ward, camera, start, state, problems = key
             if start >= self._rolled_until:
                 continue
             old = self._known.get(key)
-            tied = (ward, camera, start) in self._tied
             if old is None:
                 cur.execute(
                     self._sql(
-                        "SELECT state, problems, end_ts FROM assertions WHERE ward = ? AND camera = ? AND start_ts = ?"
+                        "SELECT end_ts FROM assertions WHERE ward = ? AND camera = ? AND start_ts = ? "
+                        "AND state = ? AND problems = ?"
                     ),
-                    (ward, camera, start),
+                    (ward, camera, start, state, problems),
                 )
-                rows = cur.fetchall()
-                mine = [_from_sql(e) for st, p, e in rows if st == state and p == problems]
-                if len(rows) > len(mine) or (rows and not mine):
-                    tied = True
-                    self._tied.add((ward, camera, start))
-                old = mine[0] if mine else None
+                got = cur.fetchone()
+                old = _from_sql(got[0]) if got is not None else None
             if old is None:
-                since = start
-            elif end > old:
-                since = start if tied else old
-            else:
+                since = start  # a new row: it may win anywhere from its start
+            elif end <= old:
                 continue
+            elif math.isinf(end):
+                since = start  # now known at its start, earlier than before: anything may flip
+            else:
+                since = min(old, self._rival_from(cur, key, old, end, by_camera[(ward, camera)]))
             if since < self._rolled_until:
                 stale[(ward, camera)] = min(since, stale.get((ward, camera), since))
         return stale
 
+    def _rival_from(
+        self, cur: Any, key: AssertionKey, old: float, new: float, batch: list[tuple[AssertionKey, float]]
+    ) -> float:
+        """A row of the camera grows from ``old`` to ``new``: from when it may now beat a row it lost to (inf: none)."""
+        ward, camera, start = key[0], key[1], key[2]
+        rivals = [(k[2], known_at(k[2], e)) for k, e in batch if k != key]
+        latest = self._latest.get((ward, camera))
+        if latest is None or latest != (old, key):
+            # Not known to be the camera's latest row: look at every row known at or after ``old``.
+            cur.execute(
+                self._sql(
+                    "SELECT start_ts, end_ts, state, problems FROM assertions WHERE ward = ? AND camera = ? "
+                    "AND end_ts >= ?"
+                ),
+                (ward, camera, old),
+            )
+            rows = [(k_start, _from_sql(e), st, p) for k_start, e, st, p in cur.fetchall()]
+            others = [(r[0], known_at(r[0], r[1])) for r in rows if (ward, camera, r[0], r[2], r[3]) != key]
+            rivals += others
+            top = max((k for _, k in others), default=-math.inf)
+            if new > top:
+                self._remember_latest(ward, camera, new, key)
+            else:
+                self._latest.pop((ward, camera), None)  # several rows or another one: looked up again next time
+        since = math.inf
+        for r_start, r_known in rivals:
+            if old <= r_known <= new:
+                since = min(since, max(start, r_start))
+        return since
+
+    def _remember_latest(self, ward: str, camera: str, known: float, key: AssertionKey) -> None:
+        self._latest[(ward, camera)] = (known, key)
+        self._latest.move_to_end((ward, camera))
+        while len(self._latest) > KNOWN_ASSERTIONS:
+            self._latest.popitem(last=False)
+
     def _learn(self, assertions: dict[AssertionKey, float]) -> None:
         known = self._known
         for key, end in assertions.items():
+            cam = (key[0], key[1])
+            latest = self._latest.get(cam)
+            if latest is not None:  # keep the camera's latest-known row true
+                stored = max(end, known.get(key, end))
+                k = known_at(key[2], stored)
+                if latest[1] == key and k >= latest[0]:
+                    self._remember_latest(cam[0], cam[1], k, key)
+                elif k >= latest[0]:
+                    self._latest.pop(cam)  # another row is as recent or more: unsure, look again next time
             if key[2] >= self._rolled_until and key not in known:
                 continue  # nothing rolled up can depend on it yet; looked up once when that changes
             known[key] = max(end, known.get(key, end))
@@ -616,7 +662,7 @@ class Store:
                 cur.execute(self._sql(sql), (arg,))
                 counts[table] = max(cur.rowcount, 0)
             self._known.clear()
-            self._tied.clear()
+            self._latest.clear()
             self._rollup_gen += 1
         return counts
 
@@ -650,21 +696,23 @@ class Store:
     ) -> dict[tuple[str, str], tuple[float, State, tuple[str, ...]]]:
         """Per camera, the assertion that wins at ``now`` as (start, state, problems), or nothing.
 
-        The same winner as :func:`center.timeline.intervals` picks (latest
-        start, then furthest end, then most severe), chosen without building
-        an object per row: the fleet page asks for this city-wide every time.
+        The same winner as :func:`center.timeline.intervals` picks (known
+        latest, then started latest, then most severe: :func:`center.timeline.rank`),
+        chosen without building an object per row: the fleet page asks for
+        this city-wide every time.
         """
         rows = self._query(
             "SELECT ward, camera, start_ts, end_ts, state, problems FROM assertions WHERE end_ts > ? AND start_ts <= ?",
             (now - unknown_after_s, now),
         )
-        best: dict[tuple[str, str], tuple[float, float, int, str, str]] = {}
+        best: dict[tuple[str, str], tuple[tuple[float, float, int, str], str]] = {}
         for w, c, start, end, state, problems in rows:
-            rank = (-start, -end, SEVERITY[state], problems, state)
+            known = start if end >= FOREVER_SQL else end
+            r = ((-known, -start, SEVERITY[state], problems), state)
             old = best.get((w, c))
-            if old is None or rank < old:
-                best[(w, c)] = rank
-        return {key: (-rank[0], _state(rank[4]), _problems_tuple(rank[3])) for key, rank in best.items()}
+            if old is None or r < old:
+                best[(w, c)] = r
+        return {key: (-r[0][1], _state(r[1]), _problems_tuple(r[0][3])) for key, r in best.items()}
 
     def _per_camera(self, where: str, args: Sequence[Any]) -> dict[tuple[str, str], list[Assertion]]:
         rows = self._query(

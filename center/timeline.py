@@ -4,14 +4,24 @@ Every contract message asserts that a camera was in some state over a span:
 
 - a health message: ``state`` held from its ``since`` to its ``ts``;
 - a ``state_changed`` event: ``to`` held from its ``since`` (when the change
-  really happened, e.g. the last packet of a camera that died) to its ``ts``;
-- an agent's last will: every camera of that ward is ``unknown`` from then on.
+  really happened, e.g. the last packet of a camera that died) to its ``ts``,
+  and ``from`` held from its ``from_since`` up to ``since``: a chain of them
+  (replayed after a cut, with no heartbeat between) accounts for every second;
+- an agent's last will: every camera of that ward is ``unknown`` from when the
+  ward was last heard from, until the agent says otherwise.
 
 An assertion stays true for ``unknown_after_s`` past its end (heartbeats
 come every 30 s); after that, with nothing newer, the camera is ``unknown``
-— never ``offline``: silence is not evidence of an outage. Where assertions
-overlap, the one that started later wins (it is newer knowledge of what
-happened from then on); for the same start, the one that reaches further.
+— never ``offline``: silence is not evidence of an outage.
+
+Where assertions overlap, the one **known latest** wins: an agent's
+assertion is known at its end (what the agent said at ``ts``), a last will
+at its start (the ward was last heard from then; the will itself says
+nothing newer). So what an agent says after a cut of its uplink — its
+health ``since`` before the cut, its replayed changes — is newer knowledge
+than the will and fills the cut, while a camera last heard of before the will
+stays ``unknown`` after it. For the same knowledge time the later start wins,
+then the more severe state.
 
 Pure functions: messages may come late, twice or out of order; the result
 depends only on the set of assertions, not on their arrival order.
@@ -69,15 +79,21 @@ def merge_heartbeats(assertions: Iterable[Assertion]) -> list[Assertion]:
 SEVERITY = {"offline": 0, "degraded": 1, "online": 2, "unknown": 3}
 
 
-def _order(a: Assertion) -> tuple[float, float, int, tuple[str, ...]]:
-    return (a.start, a.end, SEVERITY[a.state], a.problems)
+def known_at(start: float, end: float) -> float:
+    """When an assertion was known: at its end, or (a last will: no end) at its start."""
+    return start if end == FOREVER else end
+
+
+def rank(start: float, end: float, state: str, problems: tuple[str, ...]) -> tuple[float, float, int, tuple[str, ...]]:
+    """Where assertions overlap the smallest rank wins: known latest, then started latest, then most severe."""
+    return (-known_at(start, end), -start, SEVERITY[state], problems)
 
 
 def intervals(assertions: Iterable[Assertion], begin: float, end: float, unknown_after_s: float) -> list[Interval]:
     """The camera's states over [begin, end): consecutive, non-overlapping, covering it exactly."""
     if end <= begin:
         return []
-    items = sorted(assertions, key=_order)
+    items = sorted(assertions, key=lambda a: a.start)
     # Boundaries where the winner may change: every start and every end of validity.
     points = {begin, end}
     for a in items:
@@ -86,16 +102,16 @@ def intervals(assertions: Iterable[Assertion], begin: float, end: float, unknown
                 points.add(p)
     cuts = sorted(points)
     out: list[Interval] = []
-    # Sweep: assertions enter when they start; the winner is the latest start still valid.
-    heap: list[tuple[float, float, int, tuple[str, ...], int]] = []  # (-start, -valid_until, rank, problems, index)
+    # Sweep: assertions enter when they start; the winner is the best-ranked one still valid.
+    heap: list[tuple[tuple[float, float, int, tuple[str, ...]], int]] = []  # (rank, index)
     i = 0
     for lo, hi in itertools.pairwise(cuts):
         while i < len(items) and items[i].start <= lo:
             a = items[i]
-            heapq.heappush(heap, (-a.start, -(a.end + unknown_after_s), SEVERITY[a.state], a.problems, i))
+            heapq.heappush(heap, (rank(a.start, a.end, a.state, a.problems), i))
             i += 1
-        while heap and -heap[0][1] <= lo:
-            heapq.heappop(heap)  # expired (stale) at the top: an older one below may still hold
+        while heap and items[heap[0][1]].end + unknown_after_s <= lo:
+            heapq.heappop(heap)  # expired (stale) at the top: one ranked below may still hold
         state: State = "unknown"
         problems: tuple[str, ...] = ()
         if heap:

@@ -70,8 +70,12 @@ def test_whole_days_are_the_local_days_inside_a_period() -> None:
 
 
 def test_late_facts_make_rollups_stale_and_figures_stay_exact(store: Store) -> None:
-    # Every camera online from day 0; one offline across a midnight; one silent for two hours.
-    put(store, [(w, c, Assertion(DAY0, DAY0 + 5 * DAY, "online")) for w, c in CAMS[2:]])
+    # Every camera online from day 0; one offline across a midnight; one silent for two hours; one silent
+    # from day 3 on (its uplink was cut: what it saw comes later).
+    put(store, [(w, c, Assertion(DAY0, DAY0 + 5 * DAY, "online")) for w, c in CAMS[3:]])
+    put(store, [(*CAMS[2], Assertion(DAY0, DAY0 + 3 * DAY, "online"))])
+    gone = [("w9", "x1"), ("w9", "x2")]  # a ward whose agent is last heard from at day 4.5
+    put(store, [(w, c, Assertion(DAY0, DAY0 + 4.5 * DAY, "online")) for w, c in gone])
     w0, c0 = CAMS[0]
     put(store, [(w0, c0, Assertion(DAY0, DAY0 + 1.9 * DAY, "online"))])
     put(store, [(w0, c0, Assertion(DAY0 + 1.9 * DAY, DAY0 + 2.2 * DAY, "offline", ("no_packets",)))])
@@ -82,13 +86,16 @@ def test_late_facts_make_rollups_stale_and_figures_stay_exact(store: Store) -> N
     begin = DAY0 + 0.5 * DAY
     first = same_either_way(store, begin, now)
     assert len(store.rollups(DAY0, now, U)[(w0, c0)]) == 4  # days 1-4 whole inside the period
-    assert first[(w0, c0)].offline_s == pytest.approx(0.3 * DAY)  # the later start wins at once
+    assert first[(w0, c0)].offline_s == pytest.approx(0.3 * DAY)  # the one known later wins at once
 
-    # A replayed state change in a day already rolled up.
+    # A replayed state change in a day already rolled up, and the health after the cut.
     w2, c2 = CAMS[2]
+    assert first[(w2, c2)].unknown_s == pytest.approx(2 * DAY - U)
     put(store, [(w2, c2, Assertion(DAY0 + 3 * DAY, DAY0 + 3 * DAY + 600, "offline", ("refused",)))], now)
+    put(store, [(w2, c2, Assertion(DAY0 + 3 * DAY + 600, DAY0 + 5 * DAY, "online"))], now)
     second = same_either_way(store, begin, now)
-    assert second[(w2, c2)].offline_s == pytest.approx(600 + U)
+    assert second[(w2, c2)].offline_s == pytest.approx(600)
+    assert second[(w2, c2)].unknown_s == 0
     assert second[(w0, c0)] == first[(w0, c0)]  # other cameras' rollups untouched
 
     # A heartbeat that ends camera 1's silence: same since, so the silence was online after all.
@@ -118,10 +125,28 @@ def test_late_facts_make_rollups_stale_and_figures_stay_exact(store: Store) -> N
     put(store, [(w4, c4, Assertion(DAY0 + DAY / 2, DAY0 + 7 * DAY, "online"))], now)
     assert same_either_way(store, begin, now)[(w4, c4)].online_s == pytest.approx(now - begin)
 
-    # A ward's agent died (last will): unknown from then on, in days already rolled up.
-    put(store, [(w, c, Assertion(DAY0 + 4.5 * DAY, FOREVER, "unknown")) for w, c in CAMS if w == "w1"], now)
+    # A ward's agent died (last will): unknown from when it was last heard from, in days already rolled up.
+    assert all(third[k].unknown_s == pytest.approx(0.5 * DAY - U) for k in gone)
+    put(store, [(w, c, Assertion(DAY0 + 4.5 * DAY, FOREVER, "unknown")) for w, c in gone], now)
     fourth = same_either_way(store, begin, now)
-    assert all(fourth[k].unknown_s >= 0.5 * DAY for k in CAMS if k[0] == "w1")
+    assert all(fourth[k].unknown_s == pytest.approx(0.5 * DAY) for k in gone)
+    # A will older than what the agents said afterwards (their later heartbeats) changes nothing.
+    put(store, [(w, c, Assertion(DAY0 + 4.5 * DAY, FOREVER, "unknown")) for w, c in CAMS if w == "w1"], now)
+    assert same_either_way(store, begin, now) == fourth
+
+
+def test_a_row_known_later_after_a_heartbeat_flips_rolled_up_days_before_its_old_end(store: Store) -> None:
+    """A heartbeat makes its row known later: it may now beat a rival before its old end, in a rolled-up day."""
+    put(store, [(w, c, Assertion(DAY0, DAY0 + 4 * DAY, "online")) for w, c in CAMS[1:]])
+    w, c = CAMS[0]
+    put(store, [(w, c, Assertion(DAY0, DAY0 + 2 * DAY, "online"))])
+    put(store, [(w, c, Assertion(DAY0 + 1.5 * DAY, DAY0 + 2.5 * DAY, "offline", ("stalled",)))])  # known at 2.5 d
+    now = DAY0 + 4 * DAY
+    before = same_either_way(store, DAY0, now)[(w, c)]
+    assert before.offline_s == pytest.approx(DAY + U)  # valid U past its end, then unknown
+    put(store, [(w, c, Assertion(DAY0, DAY0 + 4 * DAY, "online"))], now)  # "online since day 0", said at day 4
+    after = same_either_way(store, DAY0, now)[(w, c)]
+    assert after.offline_s == 0 and after.online_s == pytest.approx(4 * DAY)
 
 
 def test_maintenance_and_a_month_with_partial_ends(store: Store) -> None:
@@ -158,14 +183,17 @@ def test_a_rollup_computed_while_a_late_fact_arrives_is_not_kept(store: Store) -
 
 def test_rollups_survive_a_restart_and_late_facts_after_it(store_url: str) -> None:
     store = Store(store_url)
-    put(store, [(w, c, Assertion(DAY0, DAY0 + 4 * DAY, "online")) for w, c in CAMS])
+    w, c = CAMS[5]  # its uplink is cut on day 2: what it saw then comes after the restart
+    put(store, [(w2, c2, Assertion(DAY0, DAY0 + 4 * DAY, "online")) for w2, c2 in CAMS if (w2, c2) != (w, c)])
+    put(store, [(w, c, Assertion(DAY0, DAY0 + 2 * DAY, "online"))])
     same_either_way(store, DAY0, DAY0 + 4 * DAY)
     store.close()
     store = Store(store_url)  # a new process knows nothing of what it remembered
     try:
-        w, c = CAMS[5]
         put(store, [(w, c, Assertion(DAY0 + 2 * DAY, DAY0 + 2 * DAY + 60, "offline"))], DAY0 + 4 * DAY)
-        assert same_either_way(store, DAY0, DAY0 + 4 * DAY)[(w, c)].offline_s == pytest.approx(60 + U)
+        put(store, [(w, c, Assertion(DAY0 + 2 * DAY + 60, DAY0 + 4 * DAY, "online"))], DAY0 + 4 * DAY)
+        got = same_either_way(store, DAY0, DAY0 + 4 * DAY)[(w, c)]
+        assert got.offline_s == pytest.approx(60) and got.unknown_s == 0
     finally:
         store.close()
 
@@ -181,17 +209,34 @@ _fact = st.tuples(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=st.lists(st.one_of(st.lists(_fact, min_size=1, max_size=6), st.just("query")), min_size=2, max_size=12))
+# A heartbeat: an assertion sent before comes again reaching further (so it is known later and may now win).
+_grow = st.tuples(st.integers(0, 50), st.sampled_from([60.0, 3600.0, 6 * 3600.0, DAY]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(
+        st.one_of(st.lists(_fact, min_size=1, max_size=6), st.just("query"), _grow), min_size=2, max_size=14
+    )
+)
 def test_rollups_equal_replaying_whatever_the_order_of_arrival(steps: list) -> None:  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{Path(tmp) / 'c.db'}")
+        sent: list[tuple[str, str, Assertion]] = []
         try:
             put(store, [(w, c, Assertion(DAY0 - DAY, DAY0 - DAY + 1, "online")) for w, c in CAMS])  # the fleet
             for step in [*steps, "query"]:
                 if step == "query":
                     same_either_way(store, DAY0 + 1800, DAY0 + 6 * DAY)
                     continue
-                put(store, [(*CAMS[i], Assertion(s, s + n, state)) for i, s, n, state in step], DAY0 + 6 * DAY)
+                if isinstance(step, tuple):
+                    if not sent:
+                        continue
+                    w, c, a = sent[step[0] % len(sent)]
+                    facts = [(w, c, Assertion(a.start, a.end + step[1], a.state))]
+                else:
+                    facts = [(*CAMS[i], Assertion(s, s + n, state)) for i, s, n, state in step]
+                sent += facts
+                put(store, facts, DAY0 + 6 * DAY)
         finally:
             store.close()
