@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -41,28 +42,51 @@ def parse_ts(value: Any) -> float:
 
 
 @dataclass(frozen=True)
+class StatusKey:
+    """Orders every status message of a ward: newer process, then newer connection, then death after birth.
+
+    A birth and the last will of one connection share ``started_at`` and
+    ``seq`` (the agent's connection number, as Sparkplug's bdSeq); the will
+    ranks after its birth. A status is believed only if its key is not older
+    than the newest one seen for the ward, so a will of an old connection
+    never overrides a newer birth and a birth never hides a newer will.
+    """
+
+    started_at: float
+    seq: int
+    death: int  # 0 birth (online), 1 will or clean stop (offline)
+    hostname: str = ""  # two agents claiming one ward, started the same millisecond: still one order
+
+    def order(self) -> tuple[float, int, int, str]:
+        return (self.started_at, self.seq, self.death, self.hostname)
+
+
+@dataclass(frozen=True)
 class Read:
     """What one message says."""
 
     ward: str
-    camera: str | None  # None: about the whole ward (agent status)
-    assertion: Assertion | None
+    camera: str | None  # None: about the whole ward (agent status, stats)
+    assertions: tuple[Assertion, ...] = ()
     event_id: str | None = None
     clamped: bool = False  # its time was in the future: set to the center's time
     agent_cameras: tuple[str, ...] = ()
     name: str | None = None  # the camera's display name (health messages carry it)
     event: EventRow | None = None  # every event, stored once
     agent: AgentRow | None = None  # a ward agent's own status (birth, last will, problems)
+    heard: float | None = None  # the agent itself spoke at this time (not the broker for it: a will is not)
+    status: StatusKey | None = None
+    unsequenced: bool = False  # a status without a usable seq/started_at: ordered as oldest, counted
 
 
 def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | None:
-    """What a message asserts; None for messages that assert nothing about state (stats, snapshots)."""
+    """What a message asserts; None for messages that assert nothing (snapshots)."""
     parts = topic.split("/")
     head = prefix.split("/")
     if parts[: len(head)] != head or len(parts) < len(head) + 3:
         raise BadMessage(f"topic {topic!r} is not under {prefix}/")
     ward, camera, kind = parts[len(head)], parts[len(head) + 1], parts[len(head) + 2]
-    if kind == "snapshot" or (camera == "agent" and kind == "stats"):
+    if kind == "snapshot":
         return None
     try:
         p = json.loads(payload)
@@ -74,28 +98,13 @@ def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | 
     def clamp(t: float) -> tuple[float, bool]:
         return (now, True) if t > now + FUTURE_SLACK_S else (t, False)
 
-    if camera == "agent" and kind == "status":
-        if p.get("schema") != "camwatch.agent/1":
+    if camera == "agent" and kind == "stats":
+        if p.get("schema") != "camwatch.stats/1":
             raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
-        cameras = tuple(c for c in p.get("cameras", []) if isinstance(c, str))
-        state = p.get("state")
-        if state not in ("online", "offline"):
-            raise BadMessage(f"{topic}: unknown agent state {state!r}")
         at, clamped = clamp(parse_ts(p.get("ts")))
-        agent = AgentRow(
-            ward,
-            state,
-            _problems(p),
-            str(p.get("version") or ""),
-            at,
-            str(p.get("reason") or ""),
-            str(p.get("hostname") or ""),
-        )
-        if state != "offline":
-            return Read(ward, None, None, agent_cameras=cameras, clamped=clamped, agent=agent)
-        # The agent is gone (last will) or stopped: nobody watches its cameras from now on.
-        unknown = Assertion(at, FOREVER, "unknown")
-        return Read(ward, None, unknown, clamped=clamped, agent_cameras=cameras, agent=agent)
+        return Read(ward, None, heard=at, clamped=clamped)  # the agent is alive: all it said still holds
+    if camera == "agent" and kind == "status":
+        return _read_status(topic, ward, p, clamp)
     if kind == "health":
         if p.get("schema") != "camwatch.health/1":
             raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
@@ -105,7 +114,8 @@ def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | 
         end, clamped = clamp(parse_ts(p.get("ts")))
         start = min(parse_ts(p.get("since", p.get("ts"))), end)
         name = p.get("name") if isinstance(p.get("name"), str) else None
-        return Read(ward, camera, Assertion(start, end, state, _problems(p)), clamped=clamped, name=name)
+        held = Assertion(start, end, state, _problems(p))
+        return Read(ward, camera, (held,), clamped=clamped, name=name, heard=end)
     if kind == "events":
         if p.get("schema") != "camwatch.event/1":
             raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
@@ -118,18 +128,58 @@ def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | 
         end, clamped = clamp(parse_ts(p.get("ts")))
         event = EventRow(event_id, ward, camera, end, kind_of, p.get("replayed") is True, payload.decode())
         if kind_of != "state_changed":
-            return Read(ward, camera, None, event_id=event_id, clamped=clamped, event=event)
+            return Read(ward, camera, event_id=event_id, clamped=clamped, event=event, heard=end)
         state = p.get("to")
         if state not in STATES:
             raise BadMessage(f"{topic}: unknown state {state!r}")
         start = min(parse_ts(p.get("since", p.get("ts"))), end)
-        assertion = Assertion(start, end, state, _problems(p))
-        return Read(ward, camera, assertion, event_id=event_id, clamped=clamped, event=event)
+        found = [Assertion(start, end, state, _problems(p))]
+        # What it was before: ``from`` from ``from_since`` up to ``since`` (a chain of changes is a whole account).
+        before = p.get("from")
+        if before in STATES and before != "unknown" and "from_since" in p:
+            from_since = parse_ts(p["from_since"])
+            if from_since <= start:
+                found.append(Assertion(from_since, start, before, _problems(p, "from_problems")))
+        return Read(ward, camera, tuple(found), event_id=event_id, clamped=clamped, event=event, heard=end)
     raise BadMessage(f"{topic}: unknown message kind {kind!r}")
 
 
-def _problems(p: dict[str, Any]) -> tuple[str, ...]:
-    raw = p.get("problems", [])
+def _read_status(topic: str, ward: str, p: dict[str, Any], clamp: Any) -> Read:
+    if p.get("schema") != "camwatch.agent/1":
+        raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
+    cameras = tuple(c for c in p.get("cameras", []) if isinstance(c, str))
+    state = p.get("state")
+    if state not in ("online", "offline"):
+        raise BadMessage(f"{topic}: unknown agent state {state!r}")
+    at, clamped = clamp(parse_ts(p.get("ts")))
+    seq = p.get("seq")
+    seq_n = seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else -1
+    unsequenced = seq_n < 0
+    try:
+        started_at = parse_ts(p.get("started_at"))
+    except BadMessage:
+        started_at, unsequenced = 0.0, True
+    hostname = str(p.get("hostname") or "")
+    key = StatusKey(started_at, -1 if unsequenced else seq_n, int(state == "offline"), hostname)
+    reason = str(p.get("reason") or "")
+    agent = AgentRow(ward, state, _problems(p), str(p.get("version") or ""), at, reason, hostname, started_at, key.seq)
+    # A birth or a clean stop is the agent speaking; a last will ("lost") is the broker speaking for it,
+    # at a time that says nothing about when it died (it was built when the agent connected).
+    heard = None if state == "offline" and reason != "shutdown" else at
+    return Read(
+        ward,
+        None,
+        clamped=clamped,
+        agent_cameras=cameras,
+        agent=agent,
+        heard=heard,
+        status=key,
+        unsequenced=unsequenced,
+    )
+
+
+def _problems(p: dict[str, Any], key: str = "problems") -> tuple[str, ...]:
+    raw = p.get(key, [])
     return tuple(x for x in raw if isinstance(x, str)) if isinstance(raw, list) else ()
 
 
@@ -148,6 +198,15 @@ class Ingest:
         self.clamped = 0
         self.events = 0
         self.snapshots = 0
+        self.stale_status = 0  # status messages of an older connection or process than one already seen
+        self.unsequenced = 0  # status messages without a usable seq / started_at
+        self._warned: set[tuple[str, str]] = set()  # (ward, what): said once in the log
+        known = store.agents()
+        self._status: dict[str, StatusKey] = {
+            w: StatusKey(a.started_at, a.seq, int(a.state == "offline"), a.hostname) for w, a in known.items()
+        }
+        self._hosts: dict[str, str] = {w: a.hostname for w, a in known.items()}
+        self._heard: dict[str, float] = store.heard()
 
     @property
     def pending(self) -> int:
@@ -176,20 +235,64 @@ class Ingest:
         with self._lock:
             self.clamped += read.clamped
             batch = self._batch
-            if read.camera is None:  # the agent's status: about itself and each of its cameras
-                if read.agent is not None:
-                    batch.agent(read.agent)
-                for cam in read.agent_cameras:
-                    batch.camera(read.ward, cam, None, now)
-                    if read.assertion is not None:
-                        batch.assertion(read.ward, cam, read.assertion)
-            else:
+            if read.heard is not None and read.heard > self._heard.get(read.ward, -math.inf):
+                self._heard[read.ward] = read.heard
+                batch.heard[read.ward] = read.heard
+            if read.status is not None:
+                self._take_status(read, batch, now)
+            elif read.camera is not None:
                 batch.camera(read.ward, read.camera, read.name, now)
-                if read.assertion is not None:
-                    batch.assertion(read.ward, read.camera, read.assertion)
+                for a in read.assertions:
+                    batch.assertion(read.ward, read.camera, a)
                 if read.event is not None:
                     batch.events.append(read.event)
             self._pending += 1
+
+    def _take_status(self, read: Read, batch: WriteBatch, now: float) -> None:
+        """A birth, a clean stop or a last will: believed only if no newer connection has spoken (lock held)."""
+        key, agent = read.status, read.agent
+        assert key is not None and agent is not None
+        ward = read.ward
+        if read.unsequenced:
+            self.unsequenced += 1
+            self._warn_once(
+                ward,
+                "unsequenced",
+                "ward %s: an agent status without a usable seq/started_at (an old "
+                "agent?): it is ordered before every sequenced one",
+                ward,
+            )
+        current = self._status.get(ward)
+        if current is not None and key.order() < current.order():
+            self.stale_status += 1
+            if agent.hostname and self._hosts.get(ward) and agent.hostname != self._hosts[ward]:
+                self._warn_once(
+                    ward,
+                    "two agents",
+                    "ward %s: two agents claim it (hosts %s and %s); the newest process is believed",
+                    ward,
+                    agent.hostname,
+                    self._hosts[ward],
+                )
+            return  # an old connection's birth or will: it says nothing about now
+        self._status[ward] = key
+        if agent.hostname:
+            self._hosts[ward] = agent.hostname
+        for cam in read.agent_cameras:
+            batch.camera(ward, cam, None, now)
+        if agent.state == "offline":
+            # Nobody watches the ward's cameras from when it was last heard from: a clean stop says when
+            # itself; a last will (built at connect time) does not, so the last word heard from the ward does.
+            since = agent.ts if agent.reason == "shutdown" else self._heard.get(ward, agent.ts)
+            agent = replace(agent, ts=since)
+            for cam in read.agent_cameras:
+                batch.assertion(ward, cam, Assertion(since, FOREVER, "unknown"))
+        batch.agent(agent, key.order())
+
+    def _warn_once(self, ward: str, what: str, msg: str, *args: Any) -> None:
+        if (ward, what) not in self._warned:
+            self._warned.add((ward, what))
+            log.warning(msg, *args)
 
     def flush(self) -> int:
         """Write what was gathered in one transaction; how many messages it held."""
@@ -215,8 +318,10 @@ class Ingest:
             old.camera(ward, camera, name, seen)
         for key, end in new.assertions.items():
             old.assertions[key] = max(old.assertions.get(key, end), end)
-        for row in new.agents.values():
-            old.agent(row)
+        for row, order in new.agents.values():
+            old.agent(row, order)
+        for ward, at in new.heard.items():
+            old.heard[ward] = max(at, old.heard.get(ward, at))
         old.events.extend(new.events)
         old.snapshots.extend(new.snapshots)
         self._batch = old

@@ -108,6 +108,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             token_sha256 TEXT PRIMARY KEY, user_name TEXT NOT NULL, csrf TEXT NOT NULL,
             expires DOUBLE PRECISION NOT NULL)""",
     ),
+    (  # 6: each agent status's connection (a will of an old one is not believed); when each ward last spoke
+        "ALTER TABLE agents ADD COLUMN started_at DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "ALTER TABLE agents ADD COLUMN seq BIGINT NOT NULL DEFAULT -1",
+        "CREATE TABLE heard (ward TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL)",
+    ),
 )
 
 
@@ -133,15 +138,17 @@ class EventRow:
 
 @dataclass(frozen=True)
 class AgentRow:
-    """A ward agent as it last described itself (its newest status message wins)."""
+    """A ward agent as its newest connection last described itself."""
 
     ward: str
     state: str  # online | offline
     problems: tuple[str, ...]
     version: str
-    ts: float
-    reason: str = ""
+    ts: float  # since when it is in this state (gone: when the ward was last heard from)
+    reason: str = ""  # offline: lost (last will) | shutdown
     hostname: str = ""
+    started_at: float = 0.0  # the agent process's start
+    seq: int = -1  # its connection number (-1: none given)
 
 
 @dataclass(frozen=True)
@@ -381,19 +388,37 @@ class Store:
                         self._sql("DELETE FROM rollups WHERE ward = ? AND camera = ? AND day_end > ?"),
                         [(ward, camera, since) for (ward, camera), since in stale.items()],
                     )
-                if batch.agents:
+                if batch.agents:  # already ordered by the ingest: the newest connection's word
                     cur.executemany(
                         self._sql(
-                            "INSERT INTO agents (ward, state, problems, version, ts, reason, hostname) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ward) DO UPDATE SET "
+                            "INSERT INTO agents (ward, state, problems, version, ts, reason, hostname, started_at, "
+                            "seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ward) DO UPDATE SET "
                             "state = excluded.state, problems = excluded.problems, version = excluded.version, "
-                            "ts = excluded.ts, reason = excluded.reason, hostname = excluded.hostname "
-                            "WHERE excluded.ts >= agents.ts"
+                            "ts = excluded.ts, reason = excluded.reason, hostname = excluded.hostname, "
+                            "started_at = excluded.started_at, seq = excluded.seq"
                         ),
                         [
-                            (a.ward, a.state, _problems_text(a.problems), a.version, a.ts, a.reason, a.hostname)
-                            for a in batch.agents.values()
+                            (
+                                a.ward,
+                                a.state,
+                                _problems_text(a.problems),
+                                a.version,
+                                a.ts,
+                                a.reason,
+                                a.hostname,
+                                a.started_at,
+                                a.seq,
+                            )
+                            for a, _ in batch.agents.values()
                         ],
+                    )
+                if batch.heard:
+                    cur.executemany(
+                        self._sql(
+                            "INSERT INTO heard (ward, ts) VALUES (?, ?) ON CONFLICT (ward) DO UPDATE SET "
+                            "ts = CASE WHEN excluded.ts > heard.ts THEN excluded.ts ELSE heard.ts END"
+                        ),
+                        list(batch.heard.items()),
                     )
                 if batch.snapshots:
                     cur.executemany(
@@ -669,8 +694,15 @@ class Store:
     # --- reads -------------------------------------------------------------------
 
     def agents(self) -> dict[str, AgentRow]:
-        rows = self._query("SELECT ward, state, problems, version, ts, reason, hostname FROM agents")
-        return {w: AgentRow(w, st, _problems_tuple(p), v, ts, r, h) for w, st, p, v, ts, r, h in rows}
+        rows = self._query("SELECT ward, state, problems, version, ts, reason, hostname, started_at, seq FROM agents")
+        return {
+            w: AgentRow(w, st, _problems_tuple(p), v, ts, r, h, float(sa), int(sq))
+            for w, st, p, v, ts, r, h, sa, sq in rows
+        }
+
+    def heard(self) -> dict[str, float]:
+        """When each ward's agent last spoke (its own messages' times; a last will does not count)."""
+        return {w: float(ts) for w, ts in self._query("SELECT ward, ts FROM heard")}
 
     def cameras(self) -> list[CameraRow]:
         rows = self._query("SELECT ward, camera, name, first_seen, last_seen FROM cameras ORDER BY ward, camera")
@@ -826,19 +858,28 @@ class WriteBatch:
     assertions: dict[tuple[str, str, float, str, str], float]
     events: list[EventRow]
     snapshots: list[tuple[str, str, str, bytes]]
-    agents: dict[str, AgentRow] = field(default_factory=dict)
+    agents: dict[str, tuple[AgentRow, tuple[float, int, int, str]]] = field(default_factory=dict)  # with its order
+    heard: dict[str, float] = field(default_factory=dict)  # ward -> when it last spoke
 
     @classmethod
     def empty(cls, received: float) -> WriteBatch:
         return cls(received, {}, {}, [], [])
 
     def __len__(self) -> int:
-        return len(self.cameras) + len(self.assertions) + len(self.events) + len(self.snapshots) + len(self.agents)
+        return (
+            len(self.cameras)
+            + len(self.assertions)
+            + len(self.events)
+            + len(self.snapshots)
+            + len(self.agents)
+            + len(self.heard)
+        )
 
-    def agent(self, row: AgentRow) -> None:
+    def agent(self, row: AgentRow, order: tuple[float, int, int, str]) -> None:
+        """A ward agent's status, ``order`` as :class:`center.ingest.StatusKey` orders it: the newest is kept."""
         old = self.agents.get(row.ward)
-        if old is None or row.ts >= old.ts:
-            self.agents[row.ward] = row
+        if old is None or order >= old[1]:
+            self.agents[row.ward] = (row, order)
 
     def camera(self, ward: str, camera: str, name: str | None, seen: float) -> None:
         old = self.cameras.get((ward, camera))

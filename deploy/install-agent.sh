@@ -7,7 +7,8 @@ set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo $0)" >&2; exit 1; }
 
-apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
 id camwatch >/dev/null 2>&1 || useradd --system --home /var/lib/camwatch --shell /usr/sbin/nologin camwatch
 mkdir -p /opt/camwatch /etc/camwatch /var/lib/camwatch
 cp -r "$src/agent" "$src/pyproject.toml" "$src/README.md" /opt/camwatch/
@@ -34,8 +35,13 @@ if [ ! -f /etc/camwatch/agent.env ]; then
   echo "wrote /etc/camwatch/agent.env: put the passwords there"
 fi
 chown -R camwatch:camwatch /var/lib/camwatch
+mkdir -p /etc/systemd/system
 install -m 0644 "$src/deploy/camwatch-agent.service" /etc/systemd/system/camwatch-agent.service
-systemctl daemon-reload
-systemctl enable camwatch-agent.service
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  systemctl enable camwatch-agent.service
+else
+  echo "systemd is not running here: installed the unit, did not enable it (systemctl enable camwatch-agent once booted with systemd)"
+fi
 echo "check the config:  set -a; . /etc/camwatch/agent.env; /opt/camwatch/.venv/bin/camwatch check-config /etc/camwatch/ward.toml"
 echo "then start:        systemctl start camwatch-agent && journalctl -fu camwatch-agent"

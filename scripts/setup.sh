@@ -10,7 +10,9 @@ extra="${1:-dev}"
 # Debian's python3-gi (simulated cameras for tests, benchmarks and the demo),
 # PostgreSQL's server (the center's store is tested on it too; tests start
 # their own cluster on loopback, the system one is not used), Chromium (the
-# center's pages are tested in a real browser, driven by Playwright).
+# center's pages are tested in a real browser, driven by Playwright, whose
+# Node.js driver needs libatomic1). scripts/fresh-check.sh proves this list
+# complete on a freshly made minimal Debian 12.
 APT_PACKAGES=(
   mosquitto openssl
   python3 python3-venv python3-gi
@@ -18,7 +20,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-x
   postgresql
-  chromium
+  chromium libatomic1
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

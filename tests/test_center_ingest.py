@@ -63,15 +63,15 @@ def test_a_day_of_a_camera_from_contract_messages(store: Store) -> None:
     will = agent_payload(
         ward="w1", state="offline", version="1", cameras=["cam-1"], started_at=T0, now_wall=T0 + 1250, reason="lost"
     )
-    fleet.ingest("camwatch/w1/agent/status", encode(will), now=T0 + 1250)
+    fleet.ingest("camwatch/w1/agent/status", encode({**will, "seq": 1}), now=T0 + 1250)
     ivs = fleet.timeline("w1", "cam-1", T0, T0 + 2000)
     assert ivs == [
         Interval(T0, T0 + 615, "online"),
-        Interval(T0 + 615, T0 + 1250, "offline", ("stalled",)),
-        Interval(T0 + 1250, T0 + 2000, "unknown"),  # the agent is gone: not offline
+        Interval(T0 + 615, T0 + 1190, "offline", ("stalled",)),
+        Interval(T0 + 1190, T0 + 2000, "unknown"),  # the agent is gone from its last word on: not offline
     ]
     up = uptime(ivs, T0, T0 + 2000)
-    assert up.online_s == 615 and up.offline_s == 635 and up.unknown_s == 750
+    assert up.online_s == 615 and up.offline_s == 575 and up.unknown_s == 810
     assert fleet.duplicates == 1 and fleet.bad == 0
     assert fleet.state_at("w1", "cam-1", T0 + 1000).state == "offline"
 
@@ -86,7 +86,8 @@ def test_bad_messages_are_counted_and_future_clocks_clamped(store: Store) -> Non
     fleet.ingest("camwatch/w9/new-cam/health", health("online", 0, 10_000), now=T0 + 10)  # clock a day ahead
     assert fleet.clamped == 1 and [(c.ward, c.camera) for c in fleet.cameras()] == [("w9", "new-cam")]  # learned
     assert fleet.timeline("w9", "new-cam", T0, T0 + 10)[-1].state == "online"
-    fleet.ingest("camwatch/w1/agent/stats", b"{}", now=T0)  # asserts nothing about state
+    stats = {"schema": "camwatch.stats/1", "ward": "w1", "ts": "2025-11-24T16:00:00.000Z"}
+    fleet.ingest("camwatch/w1/agent/stats", json.dumps(stats).encode(), now=T0)  # asserts nothing about state
     fleet.ingest("camwatch/w1/cam-1/snapshot/abc", b"\xff\xd8", now=T0)
     assert fleet.bad == 4 and fleet.snapshots == 1 and store.snapshot("abc") == b"\xff\xd8"
 
