@@ -79,6 +79,22 @@ TEXT: dict[str, dict[str, str]] = {
     "agent_up": {"vi": "đang chạy", "en": "running"},
     "agent_gone": {"vi": "mất kết nối từ", "en": "gone since"},
     "agent_stopped": {"vi": "đã dừng từ", "en": "stopped since"},
+    "wards_unreachable": {"vi": "Phường/xã mất liên lạc", "en": "Wards unreachable"},
+    "ward_unreachable": {"vi": "Mất liên lạc với phường từ", "en": "Ward unreachable since"},
+    "ward_stopped": {"vi": "Máy giám sát của phường đã dừng từ", "en": "Ward agent stopped since"},
+    "ward_problem": {
+        "vi": "Lỗi ở phường (máy tính của phường tắt hoặc đường truyền bị đứt), không phải ở camera: "
+        "không ai thấy được các camera của phường này.",
+        "en": "A ward problem (the ward's PC is off or its uplink is down), not a camera problem: "
+        "nobody can see this ward's cameras.",
+    },
+    "not_seen_ward_down": {"vi": "không ai thấy (phường mất liên lạc)", "en": "not seen (ward unreachable)"},
+    "where_failure": {
+        "vi": "Ngoại tuyến = lỗi ở camera. Không rõ = không ai thấy camera; "
+        "nếu cả phường mất liên lạc thì lỗi ở phường.",
+        "en": "Offline = a camera problem. Unknown = nobody can see the camera; a whole ward unreachable is a ward "
+        "problem.",
+    },
     "no_cameras": {
         "vi": "Chưa nhận được tin từ phường/xã nào. Kiểm tra kết nối tới broker MQTT.",
         "en": "No ward has reported yet. Check the connection to the MQTT broker.",

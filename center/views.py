@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from center.background import give_way
 from center.ingest import Fleet
 from center.periods import whole_days
-from center.store import CameraRow, MaintenanceRow, RollupRow
+from center.store import AgentRow, CameraRow, MaintenanceRow, RollupRow
 from center.timeline import Assertion, Interval, intervals
 from center.uptime import Outage, Uptime, outages, uptime
 
@@ -37,6 +37,35 @@ def fleet_now(fleet: Fleet, now: float) -> list[CameraNow]:
     rows = [CameraNow(w, c, names.get((w, c)), iv.state, iv.start, iv.problems) for (w, c), iv in states.items()]
     rows.sort(key=lambda r: (SEVERITY_ORDER[r.state], r.since, r.ward, r.camera))
     return rows
+
+
+@dataclass(frozen=True)
+class WardNow:
+    """Where a failure is: a ward whose agent is gone is one ward problem, not N camera problems.
+
+    ``state``: ``up`` (its agent runs), ``unreachable`` (its last will came: the
+    ward PC died or its uplink is down; nobody sees its cameras), ``stopped``
+    (its agent stopped cleanly), ``unreported`` (no agent status yet).
+    """
+
+    ward: str
+    state: str
+    since: float | None  # unreachable / stopped: since when (when the ward was last heard from)
+    hostname: str = ""
+    problems: tuple[str, ...] = ()  # the agent's own (outbox_overflow...)
+
+
+def wards_now(agents: dict[str, AgentRow], wards: list[str]) -> dict[str, WardNow]:
+    out: dict[str, WardNow] = {}
+    for ward in sorted({*wards, *agents}):
+        a = agents.get(ward)
+        if a is None:
+            out[ward] = WardNow(ward, "unreported", None)
+        elif a.state == "online":
+            out[ward] = WardNow(ward, "up", None, a.hostname, a.problems)
+        else:
+            out[ward] = WardNow(ward, "stopped" if a.reason == "shutdown" else "unreachable", a.ts, a.hostname)
+    return out
 
 
 def ward_counts(rows: list[CameraNow]) -> dict[str, dict[str, int]]:

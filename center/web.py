@@ -39,7 +39,16 @@ from center.periods import PERIODS, BadPeriod, period_bounds
 from center.service import CenterIngest
 from center.store import Store
 from center.uptime import Uptime
-from center.views import OutageRow, Recent, fleet_now, outage_list, reuse_for, uptime_table, ward_counts
+from center.views import (
+    OutageRow,
+    Recent,
+    fleet_now,
+    outage_list,
+    reuse_for,
+    uptime_table,
+    ward_counts,
+    wards_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +286,16 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         rows = fleet_now(fleet, time.time())
         counts = ward_counts(rows)
         totals = {k: sum(c[k] for c in counts.values()) for k in ("offline", "unknown", "degraded", "online")}
+        ward_states = wards_now(store.agents(), list(counts))
+        down = {w for w, st in ward_states.items() if st.state in ("unreachable", "stopped")}
         # A big city: healthy cameras are a count per ward (a link shows them); the rest are always tiles.
+        # A ward that is unreachable is one ward problem: its unknown cameras are a count, not tiles.
         show_online = bool(ward) or len(rows) <= ALL_TILES_UP_TO
         wards: dict[str, list[Any]] = {}
         for r in rows:
-            if (not ward or r.ward == ward) and (show_online or r.state != "online"):
+            if ward and r.ward != ward:
+                continue
+            if (show_online or r.state != "online") and not (r.ward in down and r.state == "unknown" and not ward):
                 wards.setdefault(r.ward, []).append(r)
         return render(
             request,
@@ -290,9 +304,11 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
             wards=[(w, wards.get(w, []), counts[w]) for w in counts if not ward or w == ward],
             totals=totals,
             now=time.time(),
-            agents=store.agents(),
+            ward_states=ward_states,
+            wards_down=sorted(down),
             show_online=show_online,
             ward=ward,
+            ward_filter=ward,
         )
 
     @app.get("/camera/{ward}/{camera}", response_class=HTMLResponse, include_in_schema=False)
@@ -538,9 +554,14 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
 
     @app.get("/api/v1/cameras", tags=["cameras"])
     def api_cameras(request: Request) -> JSONResponse:
-        """Every camera with its state now, since when (UTC seconds and local ISO time) and its problems."""
+        """Every camera's state now, since when (UTC seconds and local ISO time), its problems, its ward's state.
+
+        A camera ``offline`` is a camera problem; cameras ``unknown`` whose
+        ``ward_state`` is ``unreachable`` are one ward problem (see /api/v1/agents).
+        """
         api_session(request)
         rows = fleet_now(fleet, time.time())
+        wards = wards_now(store.agents(), [r.ward for r in rows])
         return JSONResponse(
             {
                 "cameras": [
@@ -552,6 +573,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
                         "since": r.since,
                         "since_local": iso(r.since),
                         "problems": list(r.problems),
+                        "ward_state": wards[r.ward].state,
                     }
                     for r in rows
                 ]
@@ -620,22 +642,34 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
 
     @app.get("/api/v1/agents", tags=["cameras"])
     def api_agents(request: Request) -> JSONResponse:
-        """Each ward agent as it last described itself: online or gone (since when), version, its own problems."""
+        """Each ward agent as its newest connection described itself: online, or gone since it was last heard from.
+
+        ``ward_state`` says where a failure is: ``up``, ``unreachable`` (the
+        broker sent its last will: the ward PC or its uplink is down, its
+        cameras are unknown) or ``stopped`` (a clean stop).
+        """
         api_session(request)
+        agents = store.agents()
+        heard = store.heard()
+        states = wards_now(agents, [])
         return JSONResponse(
             {
                 "agents": [
                     {
                         "ward": a.ward,
                         "state": a.state,
+                        "ward_state": states[a.ward].state,
                         "since": a.ts,
                         "since_local": iso(a.ts),
                         "reason": a.reason,
                         "version": a.version,
                         "hostname": a.hostname,
                         "problems": list(a.problems),
+                        "started_at": a.started_at or None,
+                        "seq": a.seq if a.seq >= 0 else None,
+                        "last_heard": heard.get(a.ward),
                     }
-                    for a in sorted(store.agents().values(), key=lambda a: a.ward)
+                    for a in sorted(agents.values(), key=lambda a: a.ward)
                 ]
             }
         )

@@ -11,7 +11,8 @@ apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
 id camwatch >/dev/null 2>&1 || useradd --system --home /var/lib/camwatch --shell /usr/sbin/nologin camwatch
 mkdir -p /opt/camwatch /etc/camwatch /var/lib/camwatch
-cp -r "$src/agent" "$src/pyproject.toml" "$src/README.md" /opt/camwatch/
+# The whole distribution (agent and center packages: check-config reads either kind of file).
+cp -r "$src/agent" "$src/center" "$src/pyproject.toml" "$src/README.md" /opt/camwatch/
 [ -x /opt/camwatch/.venv/bin/python ] || python3 -m venv /opt/camwatch/.venv
 /opt/camwatch/.venv/bin/pip install -q /opt/camwatch
 # Detection model: the manifests from models/, the weights (and their licence) from

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the README's commands on a freshly made minimal Debian 12, as a new user would.
 #
-#   sudo scripts/fresh-check.sh [WORKDIR]      (default WORKDIR: /var/tmp/camwatch-fresh)
+#   sudo scripts/fresh-check.sh [--ward-only] [WORKDIR]      (default WORKDIR: /var/tmp/camwatch-fresh)
 #
 # Builds two roots with `debootstrap --variant=minbase bookworm`, each holding
 # only what a fresh install has plus Python 3, git and ca-certificates:
@@ -14,8 +14,11 @@
 #          started against a Mosquitto from the dev root.
 # Both roots share this machine's network (everything listens on 127.0.0.1).
 # Too slow for every CI run (about 15-20 minutes): run it before closing any
-# issue that adds a dependency. Exit 0 only if every step passed.
+# issue that adds a dependency. Exit 0 only if every step passed. --ward-only
+# redoes only the ward PC, with the dev root of an earlier full run.
 set -euo pipefail
+ward_only=0
+if [ "${1:-}" = "--ward-only" ]; then ward_only=1; shift; fi
 here="$(cd "$(dirname "$0")/.." && pwd)"
 shared="$(cd "$here/../shared" && pwd)"
 work="${1:-/var/tmp/camwatch-fresh}"
@@ -37,16 +40,15 @@ fail() { printf '\n== fresh-check FAILED: %s\n' "$*" >&2; exit 1; }
 
 make_root() {  # make_root DIR: a new minimal Debian 12 with python3, git, ca-certificates; /proc, /dev, /sys mounted
   local root="$1"
-  rm -rf "$root"
+  # Anything still mounted there (an earlier run killed before its cleanup) is let go first, and rm never
+  # crosses into another file system: /dev inside the root is this machine's own.
+  awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
+  rm -rf --one-file-system "$root"
   step "debootstrap --variant=minbase bookworm $root"
   debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
     || fail "debootstrap (see $root.debootstrap.log)"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
-  mount -t proc proc "$root/proc" && mounted+=("$root/proc")
-  mount --rbind /sys "$root/sys" && mounted+=("$root/sys")
-  mount --rbind /dev "$root/dev" && mounted+=("$root/dev")
-  mkdir -p "$root/dev/shm" && mount -t tmpfs -o size=1g tmpfs "$root/dev/shm" && mounted+=("$root/dev/shm")
-  mount -t tmpfs tmpfs "$root/tmp" && mounted+=("$root/tmp")
+  mount_root "$root"
   in_root "$root" 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 git ca-certificates >/dev/null'
   # The one thing carried over from this machine: the local certificate authorities it trusts
   # (a network's TLS proxy), without which nothing in the root could reach the package index.
@@ -54,6 +56,15 @@ make_root() {  # make_root DIR: a new minimal Debian 12 with python3, git, ca-ce
     cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
     in_root "$root" 'update-ca-certificates >/dev/null'
   fi
+}
+
+mount_root() {  # mount_root DIR: /proc, /sys, /dev, a fresh /dev/shm and /tmp
+  local root="$1"
+  mount -t proc proc "$root/proc" && mounted+=("$root/proc")
+  mount --rbind /sys "$root/sys" && mounted+=("$root/sys")
+  mount --rbind /dev "$root/dev" && mounted+=("$root/dev")
+  mkdir -p "$root/dev/shm" && mount -t tmpfs -o size=1g tmpfs "$root/dev/shm" && mounted+=("$root/dev/shm")
+  mount -t tmpfs tmpfs "$root/tmp" && mounted+=("$root/tmp")
 }
 
 root_env=(/usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
@@ -83,6 +94,10 @@ dev="$work/dev"
 ward="$work/ward"
 
 # 1. The README's two commands on a fresh machine.
+if [ "$ward_only" -eq 1 ]; then
+  [ -x "$dev/work/main/.venv/bin/python" ] || fail "--ward-only needs the dev root of an earlier full run in $dev"
+  mount_root "$dev"
+else
 make_root "$dev"
 copy_checkout "$dev"
 step "dev: bash scripts/demo.sh --duration $demo_s"
@@ -94,6 +109,7 @@ echo "demo: online and failing cameras seen ($work/demo.log)"
 step "dev: bash scripts/test.sh"
 in_root "$dev" "cd /work/main && bash scripts/test.sh -q" 2>&1 | tee "$work/test.log" | tail -n 25
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "the tests (see $work/test.log)"
+fi
 
 # 2. A ward PC: the installer, then check-config and probe; the center's runtime.
 make_root "$ward"

@@ -247,3 +247,39 @@ def test_a_login_survives_a_restart_of_the_pages_until_the_password_is_reset(
         web.stop()
     stored = service.store._query("SELECT count(*) FROM sessions")[0][0]
     assert stored == 0
+
+
+def test_an_unreachable_ward_is_one_ward_problem_not_many_camera_tiles(site: tuple[str, CenterIngest]) -> None:
+    base, center = site
+    ward = Ward(center.config.mqtt.port)
+    now = time.time()
+
+    def send(topic: str, payload: bytes) -> None:
+        ward.client.publish(f"camwatch/w2/{topic}", payload, qos=1, retain=True).wait_for_publish(5)
+
+    status = {"ward": "w2", "version": "1", "cameras": ["k1", "k2", "k3"], "started_at": now - 900}
+    send("agent/status", encode({**agent_payload(state="online", now_wall=now - 900, **status), "seq": 1}))  # type: ignore[arg-type]
+    for cam in ("k1", "k2", "k3"):
+        send(f"{cam}/health", health_message(cam, cam, "online", now - 900, now - 60, ward="w2"))
+    will = agent_payload(state="offline", now_wall=now - 900, reason="lost", **status)  # type: ignore[arg-type]
+    send("agent/status", encode({**will, "seq": 1}))
+    assert wait_until(lambda: center.store.agents().get("w2") and center.store.agents()["w2"].state == "offline", 10)
+    ward.stop()
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
+        assert login(c, "op", PASSWORD).status_code == 200
+        fleet = c.get("/").text
+        assert 'data-ward-state="unreachable"' in fleet and "Mất liên lạc với phường từ" in fleet
+        assert "Phường/xã mất liên lạc: 1" in fleet and "không phải ở camera" in fleet
+        assert 'data-key="w2/k1"' not in fleet  # one ward problem: a count, not three tiles
+        assert "3 camera" in fleet.replace("\n", " ") or "3 Camera" in fleet
+        one = c.get("/?ward=w2").text
+        assert 'data-key="w2/k1"' in one  # the ward's own page lists them
+        c.get("/lang/en")
+        assert "Ward unreachable since" in c.get("/").text
+        cams = {x["camera"]: x for x in c.get("/api/v1/cameras").json()["cameras"]}
+        assert cams["k1"]["state"] == "unknown" and cams["k1"]["ward_state"] == "unreachable"
+        assert abs(cams["k1"]["since"] - (now - 60)) < 2  # unknown from its last word, not the will's time
+        assert cams["c1"]["ward_state"] == "up"
+        agents = {a["ward"]: a for a in c.get("/api/v1/agents").json()["agents"]}
+        assert agents["w2"]["ward_state"] == "unreachable" and abs(agents["w2"]["since"] - (now - 60)) < 2
+        assert agents["w1"]["ward_state"] == "up"
