@@ -93,7 +93,8 @@ class CenterIngest:
             self._acks.clear()  # their ids belong to the old connection: the broker redelivers those messages
         p = self.prefix
         topics = [f"{p}/+/+/health", f"{p}/+/+/events", f"{p}/+/agent/status", f"{p}/+/+/snapshot/+"]
-        client.subscribe([(t, 1) for t in topics])
+        # and each ward's stats (QoS 0, never queued for us): the agent is alive, so all it said still holds
+        client.subscribe([(t, 1) for t in topics] + [(f"{p}/+/agent/stats", 0)])
         log.info(
             "connected to broker %s:%d (session %s)",
             self.config.mqtt.host,

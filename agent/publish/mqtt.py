@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 20
 LATE_AFTER_S = 5.0  # a message sent this long after it was queued is "replayed"
+RECONNECT_MAX_S = 3  # the broker is tried again at least this often while it cannot be reached
 
 
 def _quiet_reconnect_noise(record: logging.LogRecord) -> bool:
@@ -78,7 +79,9 @@ def configure_client(client: mqtt.Client, c: MqttConfig, logger: str) -> None:
             keyfile=str(c.key_file) if c.key_file else None,
             tls_version=ssl.PROTOCOL_TLS_CLIENT,
         )
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    # A link that comes back is used within seconds (a ward's cameras must show their true state at the
+    # center within 5 s of its uplink's return); one connect attempt every few seconds costs a broker nothing.
+    client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
 
 
 class Pace:
