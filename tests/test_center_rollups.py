@@ -215,9 +215,7 @@ _grow = st.tuples(st.integers(0, 50), st.sampled_from([60.0, 3600.0, 6 * 3600.0,
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    steps=st.lists(
-        st.one_of(st.lists(_fact, min_size=1, max_size=6), st.just("query"), _grow), min_size=2, max_size=14
-    )
+    steps=st.lists(st.one_of(st.lists(_fact, min_size=1, max_size=6), st.just("query"), _grow), min_size=2, max_size=14)
 )
 def test_rollups_equal_replaying_whatever_the_order_of_arrival(steps: list) -> None:  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as tmp:
