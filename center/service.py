@@ -208,6 +208,8 @@ class CenterIngest:
             "clamped": i.clamped,
             "events": i.events,
             "snapshots": i.snapshots,
+            "stale_status": i.stale_status,
+            "unsequenced": i.unsequenced,
             "pending": i.pending,
             "store_errors": self.store_errors,
             "store_error": self.last_flush_error,

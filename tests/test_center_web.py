@@ -78,6 +78,18 @@ def site(broker: Mosquitto, workdir: Path) -> Iterator[tuple[str, CenterIngest]]
     ward.stop()
 
 
+def json_bytes(payload: dict[str, object]) -> bytes:
+    import json
+
+    return json.dumps(payload).encode()
+
+
+def iso_z(t: float) -> str:
+    from agent.clock import rfc3339
+
+    return rfc3339(t)
+
+
 def login(client: httpx.Client, user: str, password: str) -> httpx.Response:
     page = client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
@@ -283,3 +295,54 @@ def test_an_unreachable_ward_is_one_ward_problem_not_many_camera_tiles(site: tup
         agents = {a["ward"]: a for a in c.get("/api/v1/agents").json()["agents"]}
         assert agents["w2"]["ward_state"] == "unreachable" and abs(agents["w2"]["since"] - (now - 60)) < 2
         assert agents["w1"]["ward_state"] == "up"
+
+
+def test_a_chain_told_only_by_replayed_changes_gives_exact_seconds_through_the_api(
+    site: tuple[str, CenterIngest],
+) -> None:
+    """A ward's uplink was cut; afterwards its outbox replays online -> degraded -> online: no heartbeat between."""
+    from agent.health.state import Change
+    from agent.publish.payloads import event_payload
+
+    base, center = site
+    ward = Ward(center.config.mqtt.port)
+    now = time.time()
+    t0 = now - 3005  # the agent started then; its camera was online from t0
+
+    def send(topic: str, payload: bytes, retain: bool = False) -> None:
+        ward.client.publish(f"camwatch/w3/{topic}", payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def change(
+        frm: str, to: str, from_since: float, since: float, problems: tuple[str, ...], was: tuple[str, ...]
+    ) -> bytes:
+        c = Change("state_changed", 0, frm, to, problems=problems, from_since=0, from_problems=was)  # type: ignore[arg-type]
+        p = event_payload(
+            ward="w3", camera="k1", change=c, wall=since + 5, since_wall=since, from_since_wall=from_since
+        )
+        return encode({**p, "replayed": True})
+
+    status = {"ward": "w3", "version": "1", "cameras": ["k1"], "started_at": t0}
+    send("agent/status", encode({**agent_payload(state="online", now_wall=t0, **status), "seq": 1}), retain=True)  # type: ignore[arg-type]
+    send("k1/health", health_message("k1", "k1", "online", t0, t0 + 600, ward="w3"), retain=True)
+    cut = t0 + 610
+    send("agent/stats", json_bytes({"schema": "camwatch.stats/1", "ward": "w3", "ts": iso_z(cut)}))
+    will = agent_payload(state="offline", now_wall=t0, reason="lost", **status)  # type: ignore[arg-type]
+    send("agent/status", encode({**will, "seq": 1}), retain=True)
+    back = t0 + 3000  # the link is back: birth, health, then the outbox's changes
+    send("agent/status", encode({**agent_payload(state="online", now_wall=back, **status), "seq": 2}), retain=True)  # type: ignore[arg-type]
+    send("k1/health", health_message("k1", "k1", "online", t0 + 2100, back, ward="w3"), retain=True)
+    send("k1/events", change("online", "degraded", t0, t0 + 1200, ("blurred",), ()))
+    send("k1/events", change("degraded", "online", t0 + 1200, t0 + 2100, (), ("blurred",)))
+    assert wait_until(lambda: center.ingest.events >= 4 and not center.ingest.pending, 10)
+    ward.stop()
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
+        assert login(c, "op", PASSWORD).status_code == 200
+        today = datetime.fromtimestamp(now, HANOI).date()
+        days = f"start={today.fromordinal(today.toordinal() - 1)}&end={today}"  # a custom period: computed now
+        up = c.get(f"/api/v1/uptime?period=custom&{days}").json()
+        (k1,) = [x for x in up["cameras"] if x["camera"] == "k1"]
+        begin, end = up["period"]["begin"], up["period"]["end"]
+        seen_until = min(end, back + 90)  # the last health holds unknown_after_s past its end
+        assert k1["degraded_s"] == pytest.approx(900, abs=0.01)  # 15 min degraded: not 90 s, and no unknown
+        assert k1["online_s"] == pytest.approx(1200 + 900 + (seen_until - back), abs=0.01)
+        assert k1["unknown_s"] == pytest.approx((t0 - begin) + (end - seen_until), abs=0.01)  # never in the cut
