@@ -52,15 +52,11 @@ from agent.sim.mosquitto import Mosquitto  # noqa: E402
 from agent.sim.rtsp import RtspServer  # noqa: E402
 from agent.stream.frames import Frame, FrameSampler, Tap  # noqa: E402
 from agent.stream.reader import CameraReader  # noqa: E402
+from bench.common import percentile  # noqa: E402
 
 PREFIX = "benchdetect"
 STAMP_MASK = [[0.0, 0.0], [0.2, 0.0], [0.2, 0.05], [0.0, 0.05]]  # the frame-number stamp
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -28,15 +28,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.sim.rtsp import RtspServer, free_port  # noqa: E402
+from agent.sim.mosquitto import Mosquitto  # noqa: E402
+from agent.sim.rtsp import RtspServer  # noqa: E402
+from bench.common import percentile  # noqa: E402
 
 PREFIX = "benchoffline"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def main() -> int:
@@ -47,12 +43,8 @@ def main() -> int:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="camwatch-bench-"))
-    port = free_port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    broker = subprocess.Popen(
-        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL
-    )
+    broker = Mosquitto(tmp).start()
+    port = broker.port
     servers = [RtspServer({"live": "video:640x360@25,gop=50"}) for _ in range(args.cameras)]
     lines = [
         'ward = "bench"',
@@ -118,8 +110,7 @@ def main() -> int:
         for s in servers:
             s.kill()
         sub.loop_stop()
-        broker.terminate()
-        broker.wait(5)
+        broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     print(
         json.dumps(

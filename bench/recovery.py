@@ -37,16 +37,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.sim.rtsp import RtspServer, free_port  # noqa: E402
+from agent.sim.mosquitto import Mosquitto  # noqa: E402
+from agent.sim.rtsp import RtspServer  # noqa: E402
 from agent.stream.source import open_stream  # noqa: E402
+from bench.common import percentile  # noqa: E402
 
 PREFIX = "benchrecovery"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def wall(ts: str) -> float:
@@ -76,16 +72,13 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cameras", type=int, default=3)
     ap.add_argument("--outages", default="5,30,120", help="outage lengths in seconds, comma-separated")
+    ap.add_argument("--online-after", type=float, default=2.0, help="[health] online_after_s (the default: 2)")
     args = ap.parse_args()
     outages = [float(x) for x in args.outages.split(",") if x]
 
     tmp = Path(tempfile.mkdtemp(prefix="camwatch-bench-"))
-    port = free_port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    broker = subprocess.Popen(
-        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL
-    )
+    broker = Mosquitto(tmp).start()
+    port = broker.port
     servers = [RtspServer({"live": "video:640x360@25,gop=50"}) for _ in range(args.cameras)]
     baseline = []
     for _ in range(3):
@@ -95,7 +88,7 @@ def main() -> int:
         'ward = "bench"',
         f'state_dir = "{tmp / "state"}"',
         f'[mqtt]\nport = {port}\ntopic_prefix = "{PREFIX}"',
-        "[health]\nstats_s = 5\nimage_checks = false",
+        f"[health]\nstats_s = 5\nimage_checks = false\nonline_after_s = {args.online_after}",
         "[detection]\nenabled = false",
     ]
     for i, s in enumerate(servers):
@@ -185,14 +178,14 @@ def main() -> int:
         for s in servers:
             s.kill()
         sub.loop_stop()
-        broker.terminate()
-        broker.wait(5)
+        broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     print(
         json.dumps(
             {
                 "bench": "recovery",
                 "cameras": args.cameras,
+                "online_after_s": args.online_after,
                 "baseline_first_packet_s": round(statistics.median(baseline), 2),
                 "outages": results,
                 "missed": missed,
