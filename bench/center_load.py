@@ -233,6 +233,7 @@ def traffic(cams: list[tuple[str, str]], now: float, count: int, seed: int) -> l
                 "started_at": rfc3339(now - 86400),
                 "problems": [],
                 "reason": "lost",
+                "seq": n,  # each will of a later connection of the same process
             }
             out.append((f"camwatch/{ward}/agent/status", json.dumps(p).encode()))
     return out
