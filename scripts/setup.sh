@@ -11,7 +11,9 @@ extra="${1:-dev}"
 # PostgreSQL's server (the center's store is tested on it too; tests start
 # their own cluster on loopback, the system one is not used), Chromium (the
 # center's pages are tested in a real browser, driven by Playwright, whose
-# Node.js driver needs libatomic1). scripts/fresh-check.sh proves this list
+# Node.js driver needs libatomic1), OpenCV's documentation (its sample videos are
+# real surveillance footage: tests build clips from them; nothing is downloaded
+# or committed). scripts/fresh-check.sh proves this list
 # complete on a freshly made minimal Debian 12.
 APT_PACKAGES=(
   mosquitto openssl
@@ -21,6 +23,7 @@ APT_PACKAGES=(
   gstreamer1.0-x
   postgresql
   chromium libatomic1
+  opencv-doc
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -15,11 +15,12 @@ class Debounce:
         self._on_since: float | None = None
         self._off_since: float | None = None
 
-    def update(self, active: bool, now: float) -> bool:
+    def update(self, active: bool, now: float, since: float | None = None) -> bool:
+        """``since``: when the condition really began, if it is only recognised now (default: ``now``)."""
         if active:
             self._off_since = None
             if self._on_since is None:
-                self._on_since = now
+                self._on_since = now if since is None else min(since, now)
             if not self.reported and now - self._on_since >= self.on_after_s:
                 self.reported = True
         else:

@@ -121,7 +121,13 @@ def _cells(values: npt.NDArray[np.float32], grid: tuple[int, int]) -> npt.NDArra
     return np.asarray(cropped.reshape(rows, ch, cols, cw).sum(axis=(1, 3)), dtype=np.float32)
 
 
-def cell_detail(gray: Gray, mask: Mask | None = None, grid: tuple[int, int] = (6, 8)) -> npt.NDArray[np.float32]:
+# Rows, cols of the detail grid: fine enough that a cover's own outline (it has edges too) spoils few
+# cells. On real footage a flat panel over 75 % of the view loses 56 % of a 6x8 grid's detailed cells,
+# 67 % of a 9x12 grid's.
+CELL_GRID = (9, 12)
+
+
+def cell_detail(gray: Gray, mask: Mask | None = None, grid: tuple[int, int] = CELL_GRID) -> npt.NDArray[np.float32]:
     """Mean gradient magnitude per grid cell (rows, cols); NaN for cells mostly masked."""
     rows, cols = grid
     if gray.shape[0] < rows or gray.shape[1] < cols:

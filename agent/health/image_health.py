@@ -11,6 +11,7 @@ image problem is active, so they never learn the fault.
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,8 +20,10 @@ import numpy.typing as npt
 
 from agent.health.debounce import Debounce
 from agent.health.image import (
+    CELL_GRID,
     SIGNATURE_SHAPE,
     Gray,
+    ImageMetrics,
     Mask,
     Polygon,
     RobustBaseline,
@@ -50,9 +53,9 @@ class ImageThresholds:
     clear_after_s: float = 5.0
     black_dark_ratio: float = 0.98
     black_bright_limit: float = 60.0
-    frozen_max_change: float = 0.05  # mean |Δluma| at or below this is always a repeated picture
-    frozen_noise_ratio: float = 0.35  # ... and so is a change below this share of the camera's quiet floor
-    frozen_change_cap: float = 1.0  # but never above this (re-quantisation of a stuck picture stays below)
+    frozen_max_change: float = 0.1  # mean |Δluma| to one of the recent samples at or below this: a repeated picture
+    frozen_recent: int = 4  # how many recent samples a new one is compared with (a stuck encoder cycles among a few)
+    frozen_requant_cap: float = 2.5  # a stuck picture re-quantised by the rate control changes less than this
     blurred_ratio: float = 0.3  # sharpness below this share of the learned baseline
     covered_cells: float = 0.6  # share of detailed cells that lost their detail
     moved_similarity: float = 0.45  # edge-signature correlation with the reference below this
@@ -84,9 +87,11 @@ class ImageHealth:
         self._reset_baselines()
 
     def _reset_baselines(self) -> None:
-        self._previous: Gray | None = None
-        # The quiet end (10th percentile) of sample-to-sample change while healthy: the noise floor.
-        self._change_floor = RobustBaseline(quantile=0.1)
+        self._recent: deque[Gray] = deque(maxlen=self.t.frozen_recent)
+        self._times: deque[float] = deque(maxlen=3)  # when the last samples came
+        self._still_since: float | None = None  # first sample of the current run of small changes
+        self._repeat_at: float | None = None  # when a sample last repeated a recent one
+        self._evidence: dict[str, str] = {}
         self._sharpness = [RobustBaseline() for _ in range(len(_LIGHT_EDGES) + 1)]
         self._cells: npt.NDArray[np.float32] | None = None
         self._cells_warm: list[npt.NDArray[np.float32]] = []
@@ -121,9 +126,27 @@ class ImageHealth:
         black = looks_black(m, t.black_dark_ratio, t.black_bright_limit)
         raw["black"] = black
 
-        previous, self._previous = self._previous, gray
-        change = picture_change(previous, gray, mask) if previous is not None else None
-        raw["frozen"] = change is not None and change <= self._frozen_limit()
+        # Frozen is told by identity, not by how little changed: a stuck encoder repeats its picture
+        # exactly (or cycles among a few re-quantised copies of it: one of the recent samples matches),
+        # while a live camera, however still its scene, never decodes the same picture twice (sensor
+        # noise). How little a picture changes says nothing: a quiet street after a busy hour is still.
+        # A stuck encoder's rate control settles over a few samples (re-quantised copies first), and may
+        # later step to another copy for a sample: those count as frozen too, from the start of the run
+        # of small changes, once an exact repeat proves it.
+        changes = [picture_change(old, gray, mask) for old in self._recent]
+        self._recent.append(gray)
+        self._times.append(now)
+        change = changes[-1] if changes else None
+        repeat = min(changes) if changes else None
+        small = change is not None and change <= t.frozen_requant_cap
+        if not small:
+            self._still_since = now
+        repeated = repeat is not None and repeat <= t.frozen_max_change
+        if repeated:
+            self._repeat_at = now
+        # one of the last two samples before this one repeated a picture, and this one barely changed
+        blip = small and self._repeat_at is not None and len(self._times) == 3 and self._repeat_at >= self._times[0]
+        raw["frozen"] = repeated or blip
 
         healthy = not any(d.reported for d in self._debounce.values())
         baseline = self._sharpness[_light_level(m.mean)]
@@ -135,18 +158,27 @@ class ImageHealth:
         )
 
         cells = cell_detail(gray, mask)
-        raw["covered"] = (
-            not black and self._cells is not None and covered_fraction(cells, self._cells) >= t.covered_cells
-        )
+        lost = covered_fraction(cells, self._cells) if self._cells is not None else None
+        raw["covered"] = not black and lost is not None and lost >= t.covered_cells
+        # The name the operator acts on wins: a covered or dark lens is climbed to, a frozen stream is
+        # restarted. A cover over most of the view can also look still; it is not a frozen stream.
+        if black or raw["covered"]:
+            raw["frozen"] = False
 
         signature = edge_signature(gray, mask)
         level = _light_level(m.mean)
         reference = self._references[level]
         moved = not black and reference is not None and view_similarity(reference, signature) < t.moved_similarity
         raw["moved"] = moved
+        similarity = view_similarity(reference, signature) if reference is not None else None
 
         for name, debounce in self._debounce.items():
-            debounce.update(raw[name], now)
+            was = debounce.reported
+            debounce.update(raw[name], now, self._frozen_since() if name == "frozen" else None)
+            if debounce.reported and not was:  # the evidence when it is first reported, for the event
+                self._evidence[name] = self._explain(
+                    name, m=m, repeat=repeat, change=change, lost=lost, similarity=similarity, baseline=baseline
+                )
 
         # The moved problem ends by acceptance after a long time: the new view becomes the reference.
         if self._debounce["moved"].reported:
@@ -163,31 +195,55 @@ class ImageHealth:
             self._moved_since = None
 
         if healthy and not any(raw.values()):
-            self._learn(
-                change=change, sharpness=m.sharpness, baseline=baseline, cells=cells, signature=signature, level=level
-            )
+            self._learn(sharpness=m.sharpness, baseline=baseline, cells=cells, signature=signature, level=level)
 
-    def _frozen_limit(self) -> float:
-        """A stuck encoder re-quantises the same picture for a few GOPs (changes ~1), then repeats it
-        exactly (0); a live camera never drops far below its own quiet floor (sensor noise)."""
-        t = self.t
-        floor = self._change_floor.value
-        if floor is None:
-            return t.frozen_max_change
-        return max(t.frozen_max_change, min(t.frozen_change_cap, t.frozen_noise_ratio * floor))
+    def _frozen_since(self) -> float | None:
+        """When a picture found repeated now began to stand still: the run of small changes before it,
+        but no further back than the samples the repeat was looked for in."""
+        if self._still_since is None or not self._times:
+            return None
+        return max(self._still_since, self._times[0])
+
+    def _explain(
+        self,
+        name: str,
+        *,
+        m: ImageMetrics,
+        repeat: float | None,
+        change: float | None,
+        lost: float | None,
+        similarity: float | None,
+        baseline: RobustBaseline,
+    ) -> str:
+        """Why a problem was reported, in numbers an installer can check."""
+        if name == "frozen":
+            return (
+                f"picture repeated: change {repeat:.2f} to one of the last {len(self._recent) - 1} samples "
+                f"(limit {self.t.frozen_max_change:g}), {change:.2f} to the previous one"
+            )
+        if name == "black":
+            return f"dark picture: mean luma {m.mean:.1f}"
+        if name == "covered":
+            return f"{lost:.0%} of the detailed parts of the view lost their detail (limit {self.t.covered_cells:.0%})"
+        if name == "moved":
+            return f"view matches its reference at {similarity:.2f} (limit {self.t.moved_similarity:g})"
+        if name == "blurred":
+            return f"sharpness {m.sharpness:.1f}, {m.sharpness / (baseline.value or 1):.0%} of this camera's usual"
+        return ""
+
+    def evidence(self, name: str) -> str:
+        """The numbers behind a reported problem (empty if none)."""
+        return self._evidence.get(name, "") if self._debounce[name].reported else ""
 
     def _learn(
         self,
         *,
-        change: float | None,
         sharpness: float,
         baseline: RobustBaseline,
         cells: npt.NDArray[np.float32],
         signature: npt.NDArray[np.float32],
         level: int,
     ) -> None:
-        if change is not None:
-            self._change_floor.update(change)
         baseline.update(sharpness)
         if self._cells is None:
             # Start from the per-cell median of the first samples: detail that only passes
@@ -238,7 +294,7 @@ class ImageHealth:
             self._geometry(shape)
             for baseline, value in zip(self._sharpness, state["sharpness"], strict=True):
                 baseline.restore(float(value))
-            if state["cells"].size:
+            if state["cells"].shape == CELL_GRID:  # baselines of another grid are learned afresh
                 self._cells = state["cells"].astype(np.float32)
                 self._cell_samples = int(state["cell_samples"][0])
             for level, ref in enumerate(state["references"]):

@@ -1,0 +1,121 @@
+"""Real surveillance footage for tests and benchmarks, and the faults a real camera suffers, applied to it.
+
+The footage is OpenCV's ``vtest.avi`` (people walking past a fixed camera),
+shipped by Debian's ``opencv-doc`` package; nothing is downloaded or
+committed. Clips are made from it at test time: healthy (the footage
+looped back and forth), and each fault applied to it. Frames are BGR
+``uint8`` arrays; :func:`encode_decode_keyframes` passes them through a real
+H.264 encoder the way a camera would (constant bitrate, fixed GOP) and
+gives back the grayscale keyframes an agent samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, cast
+
+import av
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+Frame = npt.NDArray[np.uint8]
+
+
+def footage_missing() -> str | None:
+    """Why the real footage cannot be used here (None: it can)."""
+    if not VTEST.exists():
+        return f"{VTEST} is missing: install Debian's opencv-doc (scripts/setup.sh does)"
+    return None
+
+
+def real_frames(width: int = 640, height: int = 480) -> list[Frame]:
+    """Every frame of the footage (10 fps, about 80 s), resized."""
+    cap = cv2.VideoCapture(str(VTEST))
+    frames: list[Frame] = []
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(cast(Frame, cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)))
+    finally:
+        cap.release()
+    if not frames:
+        raise RuntimeError(f"cannot read {VTEST}")
+    return frames
+
+
+def looped(frames: list[Frame], count: int) -> Iterator[Frame]:
+    """``count`` frames, playing the footage forward and back (no jump at the loop point)."""
+    cycle = frames + frames[-2:0:-1]
+    for i in range(count):
+        yield cycle[i % len(cycle)]
+
+
+def empty_view(frames: list[Frame]) -> Frame:
+    """The view with nobody in it: the median of the footage's frames."""
+    median = np.median(np.stack(frames[:: max(1, len(frames) // 60)]), axis=0)
+    return cast(Frame, median.astype(np.uint8))
+
+
+def sensor_noise(frame: Frame, rng: np.random.Generator, sigma: float = 1.5) -> Frame:
+    noisy = frame.astype(np.float32) + rng.normal(0.0, sigma, frame.shape).astype(np.float32)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def covered(frame: Frame, share: float = 0.75, luma: int = 70) -> Frame:
+    """A flat panel over the middle ``share`` of the view; the edges stay live."""
+    h, w = frame.shape[:2]
+    side = share**0.5
+    y0, x0 = int(h * (1 - side) / 2), int(w * (1 - side) / 2)
+    out = frame.copy()
+    out[y0 : h - y0, x0 : w - x0] = luma
+    return out
+
+
+def turned(frame: Frame, shift: float = 0.35, tilt_deg: float = 4.0, zoom: float = 1.0) -> Frame:
+    """The camera knocked: the view shifted by ``shift`` of its width, tilted, zoomed; the rest filled in."""
+    h, w = frame.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), tilt_deg, zoom)
+    m[0, 2] += shift * w
+    return cast(Frame, cv2.warpAffine(frame, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+
+
+def encode_decode_keyframes(
+    frames: Iterable[Frame], *, fps: int = 10, gop: int = 20, kbps: int | None = 600, width: int = 320
+) -> list[npt.NDArray[np.uint8]]:
+    """Encode as a camera does (libx264, constant bitrate ``kbps`` or CRF if None, GOP ``gop``), decode, and
+    return the keyframes as grayscale ``width`` px wide: what the agent's image checks sample."""
+    encoder: av.VideoCodecContext | None = None
+    decoder = av.CodecContext.create("h264", "r")
+    out: list[npt.NDArray[np.uint8]] = []
+
+    def take(packets: Iterable[Any]) -> None:
+        for packet in packets:
+            key = packet.is_keyframe
+            for picture in decoder.decode(packet):
+                if key:
+                    gray = picture.to_ndarray(format="gray")
+                    h = round(gray.shape[0] * width / gray.shape[1])
+                    out.append(cast(Frame, cv2.resize(gray, (width, h), interpolation=cv2.INTER_AREA)))
+
+    for frame in frames:
+        if encoder is None:
+            encoder = av.CodecContext.create("libx264", "w")
+            encoder.width, encoder.height = frame.shape[1], frame.shape[0]
+            encoder.pix_fmt = "yuv420p"
+            encoder.time_base = Fraction(1, fps)
+            encoder.framerate = Fraction(fps, 1)
+            params = f"keyint={gop}:min-keyint={gop}:scenecut=0"
+            if kbps:
+                params += f":bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+            encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": params}
+        take(encoder.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+    if encoder is None:
+        raise ValueError("no frames")
+    take(encoder.encode(None))
+    return out

@@ -1,0 +1,96 @@
+"""Image verdicts on real surveillance footage (OpenCV's vtest.avi from Debian's opencv-doc), encoded as a camera
+encodes (libx264, constant bitrate, GOP 2 s) and sampled as the agent samples (one keyframe every 2 s).
+
+Each fault is applied to the real footage and must be named right within its debounce + 5 s; the healthy
+footage and a quiet street after a busy one are controls that must stay silent for 3 minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import pytest
+
+from agent.health.image_health import ImageHealth, ImageThresholds
+from agent.sim import footage, scenes
+from agent.sim.footage import Frame
+
+FPS = 10
+GOP = 20  # 2 s: one sample per 2 s, as the agent's default image_check_interval_s
+SAMPLE_S = GOP / FPS
+BUSY_S = 60  # healthy footage first, then the fault
+T = ImageThresholds()
+AFTER = {"black": T.black_after_s, "frozen": T.frozen_after_s, "covered": T.covered_after_s, "moved": T.moved_after_s}
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[Frame]:
+    missing = footage.footage_missing()
+    if missing:
+        pytest.fail(f"{missing}; run the README's test command (it installs it)")
+    return footage.real_frames(480, 360)
+
+
+def judge(clip: Iterable[Frame], kbps: int | None = 600) -> dict[str, float]:
+    """When each problem was first reported (seconds from the clip's start), sampling as the agent does."""
+    health = ImageHealth()
+    first: dict[str, float] = {}
+    for i, sample in enumerate(footage.encode_decode_keyframes(clip, fps=FPS, gop=GOP, kbps=kbps)):
+        now = i * SAMPLE_S
+        health.observe(sample, now)
+        for problem in health.problems():
+            first.setdefault(problem, now)
+    return first
+
+
+def seconds(clip: Iterator[Frame], n: float) -> Iterator[Frame]:
+    for _, frame in zip(range(int(n * FPS)), clip, strict=False):
+        yield frame
+
+
+@pytest.mark.parametrize("kbps", [600, None], ids=["cbr", "crf"])
+def test_frozen_from_the_start_is_reported(frames: list[Frame], kbps: int | None) -> None:
+    """The encoder is stuck when the agent starts: the same picture for ever, re-quantised by the rate control."""
+    got = judge([frames[0]] * (60 * FPS), kbps)
+    assert set(got) == {"frozen"}, got
+    assert got["frozen"] <= AFTER["frozen"] + 5
+
+
+def test_real_footage_for_three_minutes_raises_nothing(frames: list[Frame]) -> None:
+    assert judge(footage.looped(frames, 180 * FPS)) == {}
+
+
+def test_a_quiet_street_after_a_busy_one_is_not_frozen(frames: list[Frame]) -> None:
+    """People walk by for a minute, then the view is empty for two, with only the sensor's noise."""
+    rng = np.random.default_rng(7)
+    empty = footage.empty_view(frames)
+    quiet = (footage.sensor_noise(empty, rng) for _ in range(120 * FPS))
+    assert judge([*seconds(footage.looped(frames, 10**6), BUSY_S), *quiet]) == {}
+
+
+def test_covered_with_live_edges_is_covered_not_frozen(frames: list[Frame]) -> None:
+    clip = footage.looped(frames, (BUSY_S + 60) * FPS)
+    got = judge(footage.covered(f) if i >= BUSY_S * FPS else f for i, f in enumerate(clip))
+    assert "covered" in got and "frozen" not in got, got
+    assert BUSY_S <= got["covered"] <= BUSY_S + AFTER["covered"] + 5
+
+
+@pytest.mark.parametrize(("shift", "tilt", "zoom"), [(0.35, 4.0, 1.0), (0.3, -3.0, 1.0), (0.0, 2.0, 1.4)])
+def test_a_turned_camera_is_moved(frames: list[Frame], shift: float, tilt: float, zoom: float) -> None:
+    clip = footage.looped(frames, (BUSY_S + 60) * FPS)
+    got = judge(footage.turned(f, shift, tilt, zoom) if i >= BUSY_S * FPS else f for i, f in enumerate(clip))
+    assert "moved" in got, got
+    assert BUSY_S <= got["moved"] <= BUSY_S + AFTER["moved"] + 5
+    assert "frozen" not in got
+
+
+def test_a_turned_camera_on_our_own_street_scene_is_moved() -> None:
+    street = scenes.Street(seed=3)
+    clip = [
+        footage.turned(street.noisy(frame), 0.35, 4.0) if t >= BUSY_S else street.noisy(frame)
+        for t, frame in street.frames(BUSY_S + 40)
+    ]
+    got = judge(clip)
+    assert "moved" in got, got
+    assert BUSY_S <= got["moved"] <= BUSY_S + AFTER["moved"] + 5
