@@ -334,7 +334,8 @@ class Agent:
         for cam_id, watch in self.cameras.items():
             snap = watch.reader.stats.snapshot(now)
             image_problems = watch.image.problems() if watch.image is not None else ()
-            changes = watch.machine.update(snap, now, image_problems)
+            evidence = watch.image.evidence() if image_problems and watch.image is not None else None
+            changes = watch.machine.update(snap, now, image_problems, evidence)
             accepted = watch.image.accepted_views if watch.image is not None else 0
             verdict = watch.machine.verdict
             for change in changes:

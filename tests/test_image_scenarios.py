@@ -129,8 +129,11 @@ def test_faults_are_reported_and_ordinary_scenes_are_not(
         cleared = [h for h in healths if ts(h) > ts(with_fault[-1]) and fault not in h["problems"]]
         assert cleared, f"{fault}: never cleared after the fault ended"
         events = col.of(f"scn/{fault}/events")
-        assert any(e["type"] == "problem_started" and e["problem"] == fault for e in events)
-        assert any(e["type"] == "problem_ended" and e["problem"] == fault for e in events)
+        started = [e for e in events if e["type"] == "problem_started" and e["problem"] == fault]
+        assert started and any(e["type"] == "problem_ended" and e["problem"] == fault for e in events)
+        # The evidence, for the installer: what was measured.
+        assert started[0]["detail"].startswith(f"{fault}: ") and any(c.isdigit() for c in started[0]["detail"])
+        assert fault in with_fault[0].get("detail", ""), with_fault[0]
 
     accept = col.of("scn/accept/events")
     started = [e for e in accept if e["type"] == "problem_started" and e["problem"] == "moved"]

@@ -63,6 +63,11 @@ class ImageWatch:
         with self._lock:
             return self._health.problems()
 
+    def evidence(self) -> dict[str, str]:
+        """Why each reported problem was reported (the numbers measured)."""
+        with self._lock:
+            return {p: self._health.evidence(p) for p in self._health.problems()}
+
     @property
     def accepted_views(self) -> int:
         with self._lock:

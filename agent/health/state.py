@@ -13,7 +13,7 @@ reasons). Extra image problems (issue: image health) come in through
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -65,8 +65,19 @@ class HealthMachine:
         self.verdict = Verdict("unknown", (), started)
         self._low_fps = Debounce(thresholds.low_fps_after_s, thresholds.clear_after_s)
 
-    def update(self, s: StreamSnapshot, now: float, extra_problems: Iterable[str] = ()) -> list[Change]:
-        """Advance to ``now`` given the latest stream snapshot; return what changed."""
+    def update(
+        self,
+        s: StreamSnapshot,
+        now: float,
+        extra_problems: Iterable[str] = (),
+        evidence: Mapping[str, str] | None = None,
+    ) -> list[Change]:
+        """Advance to ``now`` given the latest stream snapshot; return what changed.
+
+        ``evidence``: for problems found elsewhere (the picture's), why, in words: it goes in the
+        events' and the health's ``detail`` so an installer sees what was measured.
+        """
+        evidence = evidence or {}
         old = self.verdict
         t = self.t
         recent = s.last_packet is not None and now - s.last_packet < t.offline_after_s
@@ -86,6 +97,7 @@ class HealthMachine:
                 found.add("low_fps")
             problems = tuple(sorted(found))
             new_state = "degraded" if problems else "online"
+            detail = "; ".join(f"{p}: {evidence[p]}" for p in problems if evidence.get(p))
         else:
             self._low_fps.reset()
             if old.state == "offline" and recent:
@@ -129,7 +141,8 @@ class HealthMachine:
         for p in sorted(set(old.problems) - set(problems)):
             changes.append(Change("problem_ended", now, problem=p, problems=problems))
         for p in sorted(set(problems) - set(old.problems)):
-            changes.append(Change("problem_started", now, problem=p, problems=problems, detail=detail))
+            why = f"{p}: {evidence[p]}" if evidence.get(p) else detail
+            changes.append(Change("problem_started", now, problem=p, problems=problems, detail=why))
         return changes
 
     def _fps_low(self, s: StreamSnapshot) -> bool:
