@@ -22,6 +22,10 @@ cp "$src"/models/*.toml /opt/camwatch/models/
 weights="$src/../shared/models"
 if [ -f "$weights/fastestdet.onnx" ]; then
   cp "$weights/fastestdet.onnx" "$weights/coco.names" "$weights/fastestdet.LICENSE" /opt/camwatch/models/
+  # YOLOX-nano too, when there: a ward switches to it with [detection] model = "yolox_nano"
+  if [ -f "$weights/yolox_nano_dynamic.onnx" ]; then
+    cp "$weights/yolox_nano_dynamic.onnx" "$weights/yolox_nano.LICENSE" /opt/camwatch/models/
+  fi
 else
   echo "no detection weights found in $weights: copy fastestdet.onnx, coco.names and fastestdet.LICENSE"
   echo "to /opt/camwatch/models/ (until then the agent runs without detection and says so)"

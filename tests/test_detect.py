@@ -115,3 +115,21 @@ def test_startup_errors_name_the_file(tmp_path: Path) -> None:
             (MANIFEST_DIR / "fastestdet.toml").read_text().replace('"fastestdet"\ninput', '"ssd"\ninput')
         )
         load_manifest(tmp_path / "m.toml")
+
+
+def test_yolox_nano_by_its_manifest_letterboxed_on_real_photos() -> None:
+    """YOLOX-nano's own preprocessing (aspect kept, top-left on a 114 canvas, raw 0-255): boxes map back."""
+    yolox = OnnxDetector(load_manifest(MANIFEST_DIR / "yolox_nano.toml"), MODELS, min_score=0.5)
+    assert yolox.manifest.resize == "letterbox" and (yolox.manifest.width, yolox.manifest.height) == (416, 320)
+    det = yolox.detect(image("astronaut.png"))
+    people = [i for i in range(len(det)) if yolox.classes[det.classes[i]] == "person"]
+    assert len(people) == 1 and det.scores[people[0]] >= 0.9  # the shared README: person 0.93
+    x1, y1, x2, y2 = det.boxes[people[0]]
+    assert x1 < 0.1 and y1 < 0.1 and 0.6 < x2 < 0.85 and y2 > 0.9  # in the portrait's own coordinates
+    cup = yolox.detect(image("coffee.png"))
+    assert "cup" in [yolox.classes[c] for c in cup.classes] and "person" not in [yolox.classes[c] for c in cup.classes]
+    # A wide frame: the same photo beside a grey half keeps its box on the photo's side.
+    wide = np.concatenate([image("astronaut.png"), np.full((512, 512, 3), 128, np.uint8)], axis=1)
+    det = yolox.detect(wide)
+    (p,) = [i for i in range(len(det)) if yolox.classes[det.classes[i]] == "person"]
+    assert det.boxes[p][2] < 0.45

@@ -40,6 +40,10 @@ class Manifest:
     scale: float
     classes_file: str
     licence: str = ""
+    # "stretch": the frame resized to the input; "letterbox": scaled keeping its aspect ratio and pasted
+    # at the top-left of an input-sized canvas filled with ``pad`` (YOLOX's own preprocessing)
+    resize: Literal["stretch", "letterbox"] = "stretch"
+    pad: int = 114
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -64,9 +68,19 @@ def load_manifest(path: Path) -> Manifest:
             scale=float(inp.get("scale", 255.0)),
             classes_file=str(raw["classes_file"]),
             licence=str(raw.get("licence", "")),
+            resize=_resize_mode(path, inp.get("resize", "stretch")),
+            pad=int(inp.get("pad", 114)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DetectorError(f"model manifest {path}: missing or bad key {exc}") from None
+
+
+def _resize_mode(path: Path, value: object) -> Literal["stretch", "letterbox"]:
+    if value == "stretch":
+        return "stretch"
+    if value == "letterbox":
+        return "letterbox"
+    raise DetectorError(f"model manifest {path}: input.resize must be stretch or letterbox, not {value!r}")
 
 
 def find_model(name: str, model_dir: Path | None = None) -> tuple[Manifest, Path]:
@@ -136,7 +150,9 @@ class OnnxDetector:
             raise DetectorError(f"model file {weights} cannot be loaded: {exc}") from None
         inputs = self.session.get_inputs()
         expected = [1, 3, manifest.height, manifest.width]
-        if len(inputs) != 1 or inputs[0].name != manifest.input_name or list(inputs[0].shape) != expected:
+        # A symbolic dimension (a model that runs at any size, e.g. YOLOX's dynamic export) takes the manifest's.
+        shape = [want if isinstance(got, str) else got for got, want in zip(inputs[0].shape, expected, strict=False)]
+        if len(inputs) != 1 or inputs[0].name != manifest.input_name or shape != expected:
             found = [(i.name, i.shape) for i in inputs]
             raise DetectorError(
                 f"model file {weights}: input {found}, the manifest expects {manifest.input_name} {expected}"
@@ -150,21 +166,41 @@ class OnnxDetector:
                 f"model file {weights}: unexpected output for layout {manifest.layout}: {exc}"
             ) from None
 
-    def preprocess(self, bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    def _fit(self, bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint8], float, float]:
+        """The frame at the input's size; and the share of the input's width and height it fills."""
         m = self.manifest
-        img = cv2.resize(bgr, (m.width, m.height), interpolation=cv2.INTER_LINEAR)
-        if m.channels == "rgb":
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        blob = np.asarray(img, dtype=np.float32).transpose(2, 0, 1)[np.newaxis] / np.float32(m.scale)
+        if m.resize == "stretch":
+            stretched = np.asarray(cv2.resize(bgr, (m.width, m.height), interpolation=cv2.INTER_LINEAR), np.uint8)
+            return stretched, 1.0, 1.0
+        h, w = bgr.shape[:2]
+        r = min(m.height / h, m.width / w)
+        nw, nh = max(1, round(w * r)), max(1, round(h * r))
+        canvas = np.full((m.height, m.width, 3), m.pad, dtype=np.uint8)
+        canvas[:nh, :nw] = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        return canvas, nw / m.width, nh / m.height
+
+    def preprocess(self, bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        return self._blob(self._fit(bgr)[0])
+
+    def _blob(self, img: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        m = self.manifest
+        pixels = cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if m.channels == "rgb" else img
+        blob = np.asarray(pixels, dtype=np.float32).transpose(2, 0, 1)[np.newaxis] / np.float32(m.scale)
         return np.ascontiguousarray(blob, dtype=np.float32)
 
     def detect(self, bgr: npt.NDArray[np.uint8]) -> Detections:
-        """Boxes normalised to ``bgr`` (no letterbox: the frame is resized to the input)."""
-        out: Any = self.session.run([self._output_name], {self.manifest.input_name: self.preprocess(bgr)})[0]
+        """Boxes normalised to ``bgr`` (whatever the manifest's resize: stretched or letterboxed)."""
+        img, fx, fy = self._fit(bgr)
+        out: Any = self.session.run([self._output_name], {self.manifest.input_name: self._blob(img)})[0]
         output = np.asarray(out, dtype=np.float32)
         m = self.manifest
         if m.layout == "fastestdet":
-            return decode_fastestdet(output, self.min_score)
-        if m.layout == "yolov8":
-            return decode_yolov8(output, (m.width, m.height), self.min_score)
-        return decode_yolox(output, (m.width, m.height), min_score=self.min_score)
+            found = decode_fastestdet(output, self.min_score)
+        elif m.layout == "yolov8":
+            found = decode_yolov8(output, (m.width, m.height), self.min_score)
+        else:
+            found = decode_yolox(output, (m.width, m.height), min_score=self.min_score)
+        if (fx, fy) != (1.0, 1.0) and len(found):
+            scale = np.array([fx, fy, fx, fy], np.float32)
+            found = Detections(np.clip(found.boxes / scale, 0.0, 1.0), found.scores, found.classes)
+        return found
