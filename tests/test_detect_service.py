@@ -102,8 +102,8 @@ def test_snapshot_goes_before_its_event_and_the_ended_event_points_back() -> Non
     model = ScriptedModel()
     svc, out = service(model)
     cam = svc.cameras["c"]
-    model.boxes = [(0.2, 0.2, 0.4, 0.8)]
-    for f in moving_frames(3):
+    for i, f in enumerate(moving_frames(3)):  # a person walking
+        model.boxes = [(0.2 + i * 0.1, 0.2, 0.4 + i * 0.1, 0.8)]
         cam.on_frame(f)
         drain(svc)
     kinds = [(e.kind, e.payload["type"] if isinstance(e.payload, dict) else "jpeg") for e in out]
@@ -124,9 +124,10 @@ def test_rate_limit_suppresses_a_crowd_and_counts_it() -> None:
     model = ScriptedModel()
     svc, out = service(model, max_events_per_min=3, min_hits=1)
     cam = svc.cameras["c"]
-    model.boxes = [(i * 0.1, 0.1, i * 0.1 + 0.06, 0.5) for i in range(8)]  # eight people at once
-    cam.on_frame(moving_frames(1)[0])
-    drain(svc)
+    for step, f in enumerate(moving_frames(2)):  # eight people at once, walking
+        model.boxes = [(i * 0.1, 0.1 + step * 0.1, i * 0.1 + 0.06, 0.5 + step * 0.1) for i in range(8)]
+        cam.on_frame(f)
+        drain(svc)
     started = [e for e in out if e.kind == "detection"]
     assert len(started) == 3 and cam.suppressed == 5
     model.boxes = []

@@ -71,7 +71,9 @@ def test_zones_and_masks_use_the_bottom_centre() -> None:
     )
     up_high = tr.update(dets((0, 0.9, (0.6, 0.1, 0.7, 0.3))), 0.0)  # outside the zone: no event yet
     assert up_high == []
-    in_zone = tr.update(dets((0, 0.9, (0.6, 0.3, 0.7, 0.7))), 0.5)
+    in_zone = []
+    for i, x in enumerate((0.6, 0.66, 0.72)):  # walking in the zone
+        in_zone += tr.update(dets((0, 0.9, (x, 0.3, x + 0.1, 0.7))), 0.5 + i * 0.5)
     assert [e.track.zones for e in in_zone] == [("crossing",)]
     masked = Tracker(LABELS, min_hits=1, masks=[[(0.0, 0.0), (0.3, 0.0), (0.3, 0.4), (0.0, 0.4)]])
     assert masked.update(dets((0, 0.9, (0.05, 0.1, 0.15, 0.3))), 0.0) == []
@@ -102,18 +104,20 @@ def test_a_fast_walker_near_the_camera_stays_one_track() -> None:
 def test_two_people_side_by_side_are_two_tracks() -> None:
     tr = Tracker(LABELS, min_hits=2)
     events = []
-    for i in range(3):
-        events += tr.update(
-            dets((0, 0.8, (0.1, 0.2, 0.25, 0.8)), (0, 0.75, (0.6 - i * 0.02, 0.2, 0.75 - i * 0.02, 0.8))), i * 0.5
-        )
+    for i in range(3):  # walking towards each other
+        a, b = 0.1 + i * 0.1, 0.6 - i * 0.1
+        events += tr.update(dets((0, 0.8, (a, 0.2, a + 0.15, 0.8)), (0, 0.75, (b, 0.2, b + 0.15, 0.8))), i * 0.5)
     assert [e.type for e in events] == ["detection_started", "detection_started"]
     assert events[0].track.id != events[1].track.id
 
 
 def test_a_part_inside_a_person_is_not_a_second_person() -> None:
     tr = Tracker(LABELS, min_hits=1)
-    person, torso = (0.2, 0.1, 0.4, 0.8), (0.28, 0.3, 0.38, 0.7)
-    events = tr.update(dets((0, 0.85, person), (0, 0.55, torso)), 0.0)
+    events = []
+    for i in range(2):  # walking: a person, and a weaker box of its torso inside
+        dx = i * 0.2
+        person, torso = (0.2 + dx, 0.1, 0.4 + dx, 0.8), (0.28 + dx, 0.3, 0.38 + dx, 0.7)
+        events += tr.update(dets((0, 0.85, person), (0, 0.55, torso)), i * 0.5)
     assert len(events) == 1 and len(tr.tracks) == 1
 
 
@@ -122,10 +126,37 @@ def test_weak_sightings_keep_a_track_but_do_not_start_one() -> None:
     assert tr.update(dets((0, 0.4, (0.1, 0.1, 0.3, 0.6))), 0.0) == []  # weak: no track
     assert tr.tracks == []
     tr.update(dets((0, 0.7, (0.1, 0.1, 0.3, 0.6))), 0.5)
-    tr.update(dets((0, 0.35, (0.11, 0.1, 0.31, 0.6))), 1.2)  # half hidden: keeps it alive, no hit
-    tr.update(dets((0, 0.7, (0.12, 0.1, 0.32, 0.6))), 2.0)
-    events = tr.update(dets((0, 0.7, (0.13, 0.1, 0.33, 0.6))), 2.5)
+    tr.update(dets((0, 0.35, (0.15, 0.1, 0.35, 0.6))), 1.2)  # half hidden: keeps it alive, no hit
+    tr.update(dets((0, 0.7, (0.2, 0.1, 0.4, 0.6))), 2.0)
+    events = tr.update(dets((0, 0.7, (0.25, 0.1, 0.45, 0.6))), 2.5)
     assert [e.type for e in events] == ["detection_started"] and events[0].track.hits == 3
+
+
+def test_a_still_object_never_starts_an_event_but_a_person_who_stops_did() -> None:
+    """A tripod or a cone that a small model calls a person does not move; a person who stops was seen walking."""
+    tr = Tracker(LABELS, min_hits=2, lost_after_s=2.0)
+    events = []
+    for i in range(20):  # a "person" that never moves, seen strongly in every sample
+        events += tr.update(dets((0, 0.9, (0.5 + 0.003 * (i % 2), 0.3, 0.55, 0.5))), i * 0.5)
+    assert events == []
+    for i in range(6):  # a person walks in, then stands still: one event, and it stays one
+        x = 0.1 + min(i, 3) * 0.05
+        events += tr.update(dets((0, 0.8, (x, 0.4, x + 0.1, 0.8))), 10 + i * 0.5)
+    assert [e.type for e in events] == ["detection_started"]
+
+
+def test_one_strong_frame_is_not_a_person_and_implausible_boxes_do_not_count() -> None:
+    tr = Tracker(LABELS, min_hits=2, lost_after_s=2.0)
+    events = []
+    for i, score in enumerate((0.95, 0.3, 0.32, 0.31, 0.5)):  # one lucky frame, then weak: median < 0.5
+        x = 0.1 + i * 0.05
+        events += tr.update(dets((0, score, (x, 0.4, x + 0.1, 0.8))), i * 0.5)
+    assert events == []
+    flat = Tracker(LABELS, min_hits=1)
+    for i in range(4):  # a "person" box lying flat (wider than tall), and one 1 % of the picture high
+        x = 0.1 + i * 0.1
+        flat.update(dets((0, 0.9, (x, 0.5, x + 0.4, 0.6)), (0, 0.9, (x, 0.2, x + 0.004, 0.21))), i * 0.5)
+    assert flat.tracks == [] and flat.implausible == 8
 
 
 def test_a_crowd_is_bounded() -> None:

@@ -94,3 +94,47 @@ def test_a_turned_camera_on_our_own_street_scene_is_moved() -> None:
     got = judge(clip)
     assert "moved" in got, got
     assert BUSY_S <= got["moved"] <= BUSY_S + AFTER["moved"] + 5
+
+
+# -- detection on real footage ---------------------------------------------------------------------
+
+
+def tracked_events(detector: object, clip: Iterable[Frame], detect_fps: float = 2.0, fps: float = FPS) -> list[str]:
+    """Run the real model and the tracker over a clip (at ``fps``) at ``detect_fps``; the person events started."""
+    from agent.detect.detector import OnnxDetector
+    from agent.detect.tracker import Tracker
+
+    assert isinstance(detector, OnnxDetector)
+    tracker = Tracker(detector.classes, watched=frozenset({"person"}), min_hits=2, lost_after_s=3.0)
+    started = []
+    step = round(fps / detect_fps)
+    for i, frame in enumerate(clip):
+        if i % step:
+            continue
+        tracker.picture_aspect = frame.shape[1] / frame.shape[0]
+        for event in tracker.update(detector.detect(frame), i / fps):
+            if event.type == "detection_started":
+                started.append(event.track.label)
+    return started
+
+
+@pytest.fixture(scope="module", params=["fastestdet", "yolox_nano"])
+def detector(request: pytest.FixtureRequest) -> object:
+    from agent.detect.detector import OnnxDetector, find_model
+
+    manifest, weights = find_model(request.param)
+    return OnnxDetector(manifest, weights, min_score=0.5)
+
+
+def test_no_phantom_people_on_an_empty_real_view(frames: list[Frame], detector: object) -> None:
+    """The real view with nobody in it (its median) and live sensor noise, the detector run on every sample:
+    the tripod, the cones and the sign post a small model scores as people never start an event."""
+    rng = np.random.default_rng(11)
+    empty = footage.empty_view(footage.real_frames(768, 576))
+    samples = (footage.sensor_noise(empty, rng) for _ in range(180 * 2))  # 3 minutes at 2 detections a second
+    assert tracked_events(detector, samples, detect_fps=2, fps=2) == []
+
+
+def test_people_walking_in_real_footage_start_events(detector: object) -> None:
+    started = tracked_events(detector, footage.real_frames(768, 576))
+    assert len(started) >= 5, started  # several people cross the hall in the 80 s

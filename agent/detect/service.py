@@ -185,6 +185,8 @@ class CameraDetection:
 
     def on_detections(self, det: Detections, job: Job) -> None:
         with self._lock:
+            h, w = job.bgr.shape[:2]
+            self.tracker.picture_aspect = w / h if h else self.tracker.picture_aspect  # boxes are normalised
             events = self.tracker.update(det, job.mono)
             for track in self.tracker.tracks:
                 if track.best_at == job.mono and track.last_seen == job.mono:

@@ -2,8 +2,14 @@
 
 A track of a watched class becomes an event (``detection_started``) once it
 was seen in ``min_hits`` samples inside a zone (anywhere if the camera has
-none); it ends (``detection_ended``) when not seen for ``lost_after_s``.
-Each track keeps its best-scoring sighting for the snapshot.
+none), **has moved** since it was first seen (a tripod, a cone or a sign post
+that a small model takes for a person never moves: it never starts an event;
+a person who stops still was seen walking in), and its sightings' **median**
+score reaches ``min_score`` (one lucky frame is not a person). Boxes that are
+not plausible for their label (too small in the picture; a "person" lying
+flat) are not sightings at all. It ends (``detection_ended``) when not seen
+for ``lost_after_s``. Each track keeps its best-scoring sighting for the
+snapshot.
 """
 
 from __future__ import annotations
@@ -26,6 +32,34 @@ def point_in_polygon(x: float, y: float, polygon: Polygon) -> bool:
 
 
 Box = tuple[float, float, float, float]
+MOVED_SHARE = 0.25  # a track has moved once its centre went this share of its height from where it began
+SCORES_KEPT = 16  # sightings' scores kept per track (the median is judged over these)
+
+
+@dataclass(frozen=True)
+class Plausible:
+    """What a box of one label must look like to count: its height as a share of the picture, its
+    height over its width (in picture units: the picture's aspect is applied)."""
+
+    min_height: float = 0.0
+    min_aspect: float = 0.0
+    max_aspect: float = float("inf")
+
+    def accepts(self, box: Box, picture_aspect: float) -> bool:
+        h, w = box[3] - box[1], (box[2] - box[0]) * picture_aspect
+        return h >= self.min_height and w > 0 and self.min_aspect <= h / w <= self.max_aspect
+
+
+# Sane defaults: a standing or walking person is taller than wide (a crouching one about square),
+# and at least ~3 % of the picture high (smaller boxes from a small model are mostly noise).
+DEFAULT_PLAUSIBLE: dict[str, Plausible] = {
+    "person": Plausible(min_height=0.03, min_aspect=0.8, max_aspect=6.0),
+    "bicycle": Plausible(min_height=0.03),
+    "motorbike": Plausible(min_height=0.03),
+    "car": Plausible(min_height=0.02),
+    "bus": Plausible(min_height=0.04),
+    "truck": Plausible(min_height=0.04),
+}
 
 
 def _centre(b: Box) -> tuple[float, float]:
@@ -72,6 +106,17 @@ class Track:
     best_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     best_at: float = 0.0
     velocity: tuple[float, float] = (0.0, 0.0)  # of the box centre, normalised units per second
+    first_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    scores: list[float] = field(default_factory=list)  # of the last sightings (bounded)
+    moved: bool = False  # its centre went further than MOVED_SHARE of its height from where it was first seen
+
+    def moved_far(self) -> bool:
+        (fx, fy), (x, y) = _centre(self.first_box), _centre(self.box)
+        height = max(self.box[3] - self.box[1], self.first_box[3] - self.first_box[1], 1e-6)
+        return bool(((x - fx) ** 2 + (y - fy) ** 2) ** 0.5 >= MOVED_SHARE * height)
+
+    def median_score(self) -> float:
+        return float(np.median(self.scores)) if self.scores else self.score
 
     def predicted(self, now: float) -> Box:
         """Where the box should be at ``now`` if the object kept going."""
@@ -117,8 +162,11 @@ class Tracker:
     max_tracks: int = 32  # per camera: bounds memory in a crowd (further objects are not tracked)
     zones: dict[str, Polygon] = field(default_factory=dict)
     masks: Sequence[Polygon] = ()
+    plausible: dict[str, Plausible] = field(default_factory=lambda: dict(DEFAULT_PLAUSIBLE))
+    picture_aspect: float = 16 / 9  # width over height of the frames (boxes are normalised to them)
     tracks: list[Track] = field(default_factory=list)
     untracked: int = 0  # detections ignored because max_tracks were alive
+    implausible: int = 0  # boxes dropped as not plausible for their label
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def _zones_of(self, box: tuple[float, float, float, float]) -> tuple[str, ...]:
@@ -146,6 +194,10 @@ class Tracker:
             box = (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
             if label not in self.watched or score < keep_score or self._masked(box):
                 continue
+            rule = self.plausible.get(label)
+            if rule is not None and not rule.accepts(box, self.picture_aspect):
+                self.implausible += 1
+                continue
             # A weaker box mostly inside a stronger one of the same class is a part of it
             # (a torso, a head): not a second object.
             if any(lbl == label and _inside(box, other) >= self.part_of for lbl, other in taken):
@@ -165,12 +217,14 @@ class Tracker:
                 if len(self.tracks) >= self.max_tracks:
                     self.untracked += 1
                     continue
-                track = Track(next(self._ids), label, box, score, now, now)
+                track = Track(next(self._ids), label, box, score, now, now, first_box=box, scores=[score])
                 self.tracks.append(track)
             else:
                 unmatched.remove(best_j)
                 track = self.tracks[best_j]
                 track.observe(box, score, now)
+                track.scores = [*track.scores[-(SCORES_KEPT - 1) :], score]
+                track.moved = track.moved or track.moved_far()
                 if strong:
                     track.hits += 1
             zones = self._zones_of(track.box)
@@ -179,7 +233,7 @@ class Tracker:
                 track.best_score, track.best_box, track.best_at = score, track.box, now
             if track.started:
                 track.zones = tuple(dict.fromkeys((*track.zones, *zones)))  # every zone it was in
-            elif track.hits >= self.min_hits and in_zone:
+            elif track.hits >= self.min_hits and in_zone and track.moved and track.median_score() >= self.min_score:
                 track.started = True
                 track.zones = zones
                 events.append(TrackEvent("detection_started", track))
