@@ -58,6 +58,25 @@ def write_test_clip(path: Path, *, seconds: float, width: int, height: int, fps:
 CLIP_MAGIC = b"CWAU1\n"  # the same in gst_rtsp_server.py
 
 
+def x264_encoder(
+    width: int, height: int, *, fps: int, gop: int, kbps: int | None = None, repeat_headers: bool = False
+) -> av.VideoCodecContext:
+    """libx264 as a camera runs it: fixed GOP, no scene cuts, low latency; CRF, or a constant ``kbps``."""
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height = width, height
+    codec.pix_fmt = "yuv420p"
+    codec.time_base = Fraction(1, fps)
+    codec.framerate = Fraction(fps, 1)
+    codec.gop_size = gop
+    params = f"keyint={gop}:min-keyint={gop}:scenecut=0"
+    if repeat_headers:
+        params += ":repeat-headers=1"
+    if kbps:
+        params += f":bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+    codec.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": params}
+    return codec
+
+
 def write_au_clip(path: Path, frames: Iterable[np.ndarray], *, fps: int, gop: int) -> Path:
     """Encode BGR frames (all the same size) to H.264 access units for a ``clip:`` mount.
 
@@ -74,17 +93,7 @@ def write_au_clip(path: Path, frames: Iterable[np.ndarray], *, fps: int, gop: in
 
         for frame in frames:
             if codec is None:
-                codec = av.CodecContext.create("libx264", "w")
-                codec.width, codec.height = frame.shape[1], frame.shape[0]
-                codec.pix_fmt = "yuv420p"
-                codec.time_base = Fraction(1, fps)
-                codec.framerate = Fraction(fps, 1)
-                codec.gop_size = gop
-                codec.options = {
-                    "preset": "ultrafast",
-                    "tune": "zerolatency",
-                    "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1",
-                }
+                codec = x264_encoder(frame.shape[1], frame.shape[0], fps=fps, gop=gop, repeat_headers=True)
             write(codec.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
         if codec is None:
             raise ValueError("no frames to encode")

@@ -12,7 +12,6 @@ gives back the grayscale keyframes an agent samples.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,6 +19,8 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from agent.sim.clips import x264_encoder
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 Frame = npt.NDArray[np.uint8]
@@ -105,15 +106,7 @@ def encode_decode_keyframes(
 
     for frame in frames:
         if encoder is None:
-            encoder = av.CodecContext.create("libx264", "w")
-            encoder.width, encoder.height = frame.shape[1], frame.shape[0]
-            encoder.pix_fmt = "yuv420p"
-            encoder.time_base = Fraction(1, fps)
-            encoder.framerate = Fraction(fps, 1)
-            params = f"keyint={gop}:min-keyint={gop}:scenecut=0"
-            if kbps:
-                params += f":bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={kbps}"
-            encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": params}
+            encoder = x264_encoder(frame.shape[1], frame.shape[0], fps=fps, gop=gop, kbps=kbps)
         take(encoder.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
     if encoder is None:
         raise ValueError("no frames")
