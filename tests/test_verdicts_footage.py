@@ -138,3 +138,25 @@ def test_no_phantom_people_on_an_empty_real_view(frames: list[Frame], detector: 
 def test_people_walking_in_real_footage_start_events(detector: object) -> None:
     started = tracked_events(detector, footage.real_frames(768, 576))
     assert len(started) >= 5, started  # several people cross the hall in the 80 s
+
+
+def test_a_bus_passing_and_dusk_to_night_are_not_problems(frames: list[Frame]) -> None:
+    """Controls for moved and covered: a bus-sized block crossing 40 % of the real view, then dusk to night."""
+    rng = np.random.default_rng(3)
+    h, w = frames[0].shape[:2]
+    bus = np.ascontiguousarray(np.flipud(frames[400][: int(h * 0.63), : int(w * 0.63)]))  # real texture, 40 %
+    clip = []
+    for i, frame in enumerate(footage.looped(frames, 150 * FPS)):
+        t = i / FPS
+        out = frame
+        if BUSY_S <= t < BUSY_S + 8:  # it crosses the view in 8 s
+            x = int((t - BUSY_S) / 8 * (w + bus.shape[1])) - bus.shape[1]
+            out = frame.copy()
+            lo, hi = max(0, x), min(w, x + bus.shape[1])
+            if hi > lo:
+                out[h - bus.shape[0] :, lo:hi] = bus[:, lo - x : hi - x]
+        elif t >= BUSY_S + 30:  # dusk over a minute, then night with the sensor's noise
+            light = max(0.3, 1 - 0.7 * (t - BUSY_S - 30) / 60)
+            out = footage.sensor_noise((frame * light).astype(np.uint8), rng, 1.0 + 2.0 * (1 - light))
+        clip.append(out)
+    assert judge(clip) == {}
