@@ -74,8 +74,11 @@ def rss_mb(pid: int) -> float:
 # -- 1. inference ------------------------------------------------------------------------
 
 
+MODEL = ["fastestdet"]  # the model under test (--model)
+
+
 def bench_inference(runs: int = 60) -> dict[str, float]:
-    manifest, model_dir = find_model("fastestdet")
+    manifest, model_dir = find_model(MODEL[0])
     frame = scenes.WalkThrough().frame(45)
     out = {}
     for threads in (1, 2):
@@ -102,6 +105,7 @@ def write_config(
         f'[mqtt]\nport = {port}\ntopic_prefix = "{PREFIX}"',
         "[health]\nstats_s = 5",
         "[detection]",
+        f'model = "{MODEL[0]}"',
     ]
     for key, value in detection.items():
         lines.append(f"{key} = {json.dumps(value)}")
@@ -284,11 +288,13 @@ def main() -> int:
     ap.add_argument("--loops", type=int, default=5, help="walk-throughs per camera in the latency part")
     ap.add_argument("--latency-cameras", type=int, default=4)
     ap.add_argument("--skip", choices=["latency", "cpu"], action="append", default=[])
+    ap.add_argument("--model", default="fastestdet", help="a manifest under models/ (e.g. yolox_nano)")
     args = ap.parse_args()
+    MODEL[0] = args.model
 
     tmp = Path(tempfile.mkdtemp(prefix="camwatch-bench-"))
     broker = Mosquitto(tmp).start()
-    result: dict[str, Any] = {"bench": "detect", "model": "fastestdet"}
+    result: dict[str, Any] = {"bench": "detect", "model": args.model}
     try:
         result["inference"] = bench_inference()
         if "latency" not in args.skip:
