@@ -183,3 +183,13 @@ def test_detail_that_only_passes_through_is_not_the_cells_own() -> None:
         frames.append(live(f, rng))
     history = run(health, frames)
     assert all(not p for _, p in history), [h for h in history if h[1]]
+
+
+def test_a_view_without_structure_has_no_reference_and_is_never_moved() -> None:
+    """Snow (a test pattern of random noise, or a dead sensor's static) cannot be 'turned': moved is not judged."""
+    rng = np.random.default_rng(4)
+    health = ImageHealth()
+    for i in range(60):
+        health.observe(rng.integers(0, 255, (180, 320), dtype=np.uint8), i * 2.0)
+    assert "moved" not in health.problems()
+    assert all(r is None for r in health._references)

@@ -60,6 +60,7 @@ class ImageThresholds:
     covered_cells: float = 0.6  # share of detailed cells that lost their detail
     moved_similarity: float = 0.45  # edge-signature correlation with the reference below this
     reference_samples: int = 10  # healthy samples averaged into the moved reference
+    reference_stability: float = 0.6  # how well those samples must agree with their mean to make one
 
 
 def _light_level(mean: float) -> int:
@@ -267,7 +268,13 @@ class ImageHealth:
             acc = self._reference_acc[level]
             acc.append(signature)
             if len(acc) >= self.t.reference_samples:
-                self._references[level] = np.mean(acc, axis=0).astype(np.float32)
+                reference = np.mean(acc, axis=0).astype(np.float32)
+                # Only a view with structure has a reference: its samples must agree with their mean
+                # (a street: 0.8-0.9). Noise, snow or a screen of static (0.3) has none, and "moved"
+                # is not judged until a stable view is learned.
+                stability = float(np.mean([view_similarity(reference, s) for s in acc]))
+                if stability >= self.t.reference_stability:
+                    self._references[level] = reference
                 acc.clear()
 
     # -- persistence: baselines survive a restart -------------------------------
