@@ -187,7 +187,7 @@ class CameraDetection:
         with self._lock:
             h, w = job.bgr.shape[:2]
             self.tracker.picture_aspect = w / h if h else self.tracker.picture_aspect  # boxes are normalised
-            events = self.tracker.update(det, job.mono)
+            events = self.tracker.update(det, job.mono, job.bgr)
             for track in self.tracker.tracks:
                 if track.best_at == job.mono and track.last_seen == job.mono:
                     self._best[track.id] = job.bgr  # shared by all tracks seen in this frame

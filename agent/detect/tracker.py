@@ -21,6 +21,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from agent.detect.decoders import Detections
 from agent.health.image import Polygon
@@ -34,6 +35,13 @@ def point_in_polygon(x: float, y: float, polygon: Polygon) -> bool:
 Box = tuple[float, float, float, float]
 MOVED_SHARE = 0.25  # a track has moved once its centre went this share of its height from where it began
 SCORES_KEPT = 16  # sightings' scores kept per track (the median is judged over these)
+FIRST_GATE = 0.8  # how far (in track sizes) a track seen once may have gone: its speed is not known yet
+KNOWN_GATE = 0.5  # the same for a track whose speed is known (its prediction is good)
+UNSEEN_GATE = 0.25  # added per second a track went unseen (at most 4 s)
+HUE_BINS, SAT_BINS = 12, 4
+UNLIKE = 0.6  # appearance distance beyond which a detection is not the same object
+APPEARANCE_WEIGHT = 1.0  # cost of appearance against distance (in track sizes)
+APPEARANCE_LEARN = 0.3  # how fast a track's colours follow what it looks like now
 
 
 @dataclass(frozen=True)
@@ -66,21 +74,52 @@ def _centre(b: Box) -> tuple[float, float]:
     return (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
 
 
-def match_cost(track_box: Box, box: Box) -> float | None:
+def match_cost(
+    track_box: Box, box: Box, unseen_s: float = 0.0, aspect: float = 1.0, gate: float = FIRST_GATE
+) -> float | None:
     """How far ``box`` is from a track's predicted box, in units of the track's size (None: no match).
 
     Overlap alone fails at 2 fps: a person walking across the view near the
     camera moves half a body width between samples. So a detection matches
-    when its centre is within 0.8 of the track's larger side from the
-    prediction and its size is similar (within 2x).
+    when its centre is within ``gate`` of the track's larger side from the
+    prediction (further the longer the track went unseen: a walker behind a
+    post comes out where its path led, give or take) and its size is similar
+    (within 2x). Distances are measured in the picture (``aspect``: its width
+    over its height; boxes are normalised to it).
     """
-    tw, th = track_box[2] - track_box[0], track_box[3] - track_box[1]
-    w, h = box[2] - box[0], box[3] - box[1]
+    tw, th = (track_box[2] - track_box[0]) * aspect, track_box[3] - track_box[1]
+    w, h = (box[2] - box[0]) * aspect, box[3] - box[1]
     if min(tw, th, w, h) <= 0 or not (0.5 <= w / tw <= 2.0 and 0.5 <= h / th <= 2.0):
         return None
     (tx, ty), (x, y) = _centre(track_box), _centre(box)
-    distance = ((tx - x) ** 2 + (ty - y) ** 2) ** 0.5 / max(tw, th)
-    return distance if distance <= 0.8 else None
+    distance = (((tx - x) * aspect) ** 2 + (ty - y) ** 2) ** 0.5 / max(tw, th)
+    return distance if distance <= gate + UNSEEN_GATE * min(unseen_s, 4.0) else None
+
+
+Histogram = npt.NDArray[np.float32]
+
+
+def appearance(image: npt.NDArray[np.uint8], box: Box) -> Histogram | None:
+    """Colour of what is inside a box (hue and saturation of its middle, normalised): what tells two people
+    walking side by side apart when their paths cross."""
+    h, w = image.shape[:2]
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    x0, x1 = int((box[0] + 0.2 * bw) * w), int((box[2] - 0.2 * bw) * w)
+    y0, y1 = int((box[1] + 0.1 * bh) * h), int((box[3] - 0.1 * bh) * h)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 2 or y1 - y0 < 4:
+        return None
+    hsv = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_BGR2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, [HUE_BINS, SAT_BINS], [0, 180, 0, 256]).astype(np.float32)
+    total = float(hist.sum())
+    return hist / total if total > 0 else None
+
+
+def appearance_distance(a: Histogram | None, b: Histogram | None) -> float:
+    """Bhattacharyya distance, 0 (same colours) .. 1 (nothing alike); 0 when either is unknown."""
+    if a is None or b is None:
+        return 0.0
+    return float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA))
 
 
 def _inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -109,6 +148,7 @@ class Track:
     first_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     scores: list[float] = field(default_factory=list)  # of the last sightings (bounded)
     moved: bool = False  # its centre went further than MOVED_SHARE of its height from where it was first seen
+    colours: Histogram | None = None  # its appearance, learned over its sightings
 
     def moved_far(self) -> bool:
         (fx, fy), (x, y) = _centre(self.first_box), _centre(self.box)
@@ -118,9 +158,9 @@ class Track:
     def median_score(self) -> float:
         return float(np.median(self.scores)) if self.scores else self.score
 
-    def predicted(self, now: float) -> Box:
-        """Where the box should be at ``now`` if the object kept going."""
-        dt = min(now - self.last_seen, 2.0)
+    def predicted(self, now: float, horizon_s: float = 3.0) -> Box:
+        """Where the box should be at ``now`` if the object kept going (for at most ``horizon_s``)."""
+        dt = min(now - self.last_seen, horizon_s)
         dx, dy = self.velocity[0] * dt, self.velocity[1] * dt
         b = self.box
         return (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
@@ -135,6 +175,14 @@ class Track:
             a = 1.0 if seen_once else 0.5
             self.velocity = (a * v[0] + (1 - a) * self.velocity[0], a * v[1] + (1 - a) * self.velocity[1])
         self.box, self.score, self.last_seen = box, score, now
+
+    def learn_colours(self, colours: Histogram | None) -> None:
+        if colours is None:
+            return
+        if self.colours is None:
+            self.colours = colours
+        else:
+            self.colours = ((1 - APPEARANCE_LEARN) * self.colours + APPEARANCE_LEARN * colours).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -181,12 +229,9 @@ class Tracker:
     def alive(self) -> bool:
         return bool(self.tracks)
 
-    def update(self, det: Detections, now: float) -> list[TrackEvent]:
-        """Take one sample's detections; returns tracks that started or ended."""
-        events: list[TrackEvent] = []
-        keep_score = self.keep_score if self.keep_score is not None else 0.6 * self.min_score
-        unmatched = list(range(len(self.tracks)))
-        taken: list[tuple[str, tuple[float, float, float, float]]] = []  # boxes used in this sample
+    def _candidates(self, det: Detections, keep_score: float) -> list[tuple[str, float, Box]]:
+        """This sample's boxes worth tracking, best score first: watched, unmasked, plausible, not a part."""
+        out: list[tuple[str, float, Box]] = []
         for i in np.argsort(-det.scores):
             label = self.labels[int(det.classes[i])] if int(det.classes[i]) < len(self.labels) else "?"
             score = float(det.scores[i])
@@ -200,18 +245,52 @@ class Tracker:
                 continue
             # A weaker box mostly inside a stronger one of the same class is a part of it
             # (a torso, a head): not a second object.
-            if any(lbl == label and _inside(box, other) >= self.part_of for lbl, other in taken):
+            if any(lbl == label and _inside(box, other) >= self.part_of for lbl, _, other in out):
                 continue
-            taken.append((label, box))
-            best_j, best_cost = None, float("inf")
-            for j in unmatched:
-                if self.tracks[j].label != label:
+            out.append((label, score, box))
+        return out
+
+    def _assign(
+        self, found: list[tuple[str, float, Box]], colours: list[Histogram | None], now: float
+    ) -> dict[int, int]:
+        """Detection index -> track index: the cheapest pairs first (distance from where each track was
+        heading plus how unlike it the detection looks), each track and detection used once."""
+        pairs: list[tuple[float, int, int]] = []
+        for j, track in enumerate(self.tracks):
+            predicted = track.predicted(now, self.lost_after_s)
+            unseen = max(0.0, now - track.last_seen)
+            for i, (label, _, box) in enumerate(found):
+                if track.label != label:
                     continue
-                cost = match_cost(self.tracks[j].predicted(now), box)
-                if cost is not None and cost < best_cost:
-                    best_j, best_cost = j, cost
+                gate = FIRST_GATE if track.hits <= 1 and len(track.scores) <= 1 else KNOWN_GATE
+                cost = match_cost(predicted, box, unseen, self.picture_aspect, gate)
+                if cost is None:
+                    continue
+                unlike = appearance_distance(track.colours, colours[i])
+                if unlike > UNLIKE:
+                    continue
+                pairs.append((cost + APPEARANCE_WEIGHT * unlike, i, j))
+        assigned: dict[int, int] = {}
+        used: set[int] = set()
+        for _, i, j in sorted(pairs):
+            if i in assigned or j in used:
+                continue
+            assigned[i] = j
+            used.add(j)
+        return assigned
+
+    def update(self, det: Detections, now: float, image: npt.NDArray[np.uint8] | None = None) -> list[TrackEvent]:
+        """Take one sample's detections (and the picture they were found in, for their colours); returns
+        tracks that started or ended."""
+        events: list[TrackEvent] = []
+        keep_score = self.keep_score if self.keep_score is not None else 0.6 * self.min_score
+        found = self._candidates(det, keep_score)
+        colours = [appearance(image, box) if image is not None else None for _, _, box in found]
+        assigned = self._assign(found, colours, now)
+        for i, (label, score, box) in enumerate(found):
             strong = score >= self.min_score
-            if best_j is None:
+            j = assigned.get(i)
+            if j is None:
                 if not strong:
                     continue
                 if len(self.tracks) >= self.max_tracks:
@@ -220,13 +299,13 @@ class Tracker:
                 track = Track(next(self._ids), label, box, score, now, now, first_box=box, scores=[score])
                 self.tracks.append(track)
             else:
-                unmatched.remove(best_j)
-                track = self.tracks[best_j]
+                track = self.tracks[j]
                 track.observe(box, score, now)
                 track.scores = [*track.scores[-(SCORES_KEPT - 1) :], score]
                 track.moved = track.moved or track.moved_far()
                 if strong:
                     track.hits += 1
+            track.learn_colours(colours[i])
             zones = self._zones_of(track.box)
             in_zone = bool(zones) or not self.zones
             if in_zone and score > track.best_score:  # the best sighting where the camera watches

@@ -112,3 +112,20 @@ def encode_decode_keyframes(
         raise ValueError("no frames")
     take(encoder.encode(None))
     return out
+
+
+def encode_decode(frames: Iterable[Frame], *, fps: int = 10, gop: int = 20, kbps: int | None = 1000) -> Iterator[Frame]:
+    """Every frame through a camera's encoder (libx264, constant bitrate ``kbps`` or CRF) and back, as BGR."""
+    encoder: av.VideoCodecContext | None = None
+    decoder = av.CodecContext.create("h264", "r")
+    for frame in frames:
+        if encoder is None:
+            encoder = x264_encoder(frame.shape[1], frame.shape[0], fps=fps, gop=gop, kbps=kbps)
+            encoder.thread_count = 1  # the same pictures every run (threaded rate control is not repeatable)
+        for packet in encoder.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+            for picture in decoder.decode(packet):
+                yield cast(Frame, picture.to_ndarray(format="bgr24"))
+    if encoder is not None:
+        for packet in encoder.encode(None):
+            for picture in decoder.decode(packet):
+                yield cast(Frame, picture.to_ndarray(format="bgr24"))
