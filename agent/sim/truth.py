@@ -49,12 +49,12 @@ class People:
             for person, box in boxes:
                 seen[person].append(box)
         out = set()
-        for person, boxes in seen.items():
-            if len(boxes) < min_s * TRUTH_FPS:
+        for person, track in seen.items():
+            if len(track) < min_s * TRUTH_FPS:
                 continue
-            h = float(np.median([b[3] - b[1] for b in boxes]))
-            cx = [(b[0] + b[2]) / 2 * TRUTH_SIZE[0] / TRUTH_SIZE[1] for b in boxes]  # in picture heights
-            cy = [(b[1] + b[3]) / 2 for b in boxes]
+            h = float(np.median([b[3] - b[1] for b in track]))
+            cx = [(b[0] + b[2]) / 2 * TRUTH_SIZE[0] / TRUTH_SIZE[1] for b in track]  # in picture heights
+            cy = [(b[1] + b[3]) / 2 for b in track]
             if max(((x - cx[0]) ** 2 + (y - cy[0]) ** 2) ** 0.5 for x, y in zip(cx, cy, strict=True)) >= h:
                 out.add(person)
         return out
