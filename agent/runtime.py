@@ -191,6 +191,7 @@ class Agent:
             zones=dict(cam.zones),
             masks=cam.masks,
             now=self.started_mono,
+            crops=d.motion_crops,
         )
         interval = 1.0 / d.detect_fps
         if cam.detection_url == cam.stream_url:

@@ -20,14 +20,14 @@ cp -r "$src/agent" "$src/center" "$src/pyproject.toml" "$src/README.md" /opt/cam
 mkdir -p /opt/camwatch/models
 cp "$src"/models/*.toml /opt/camwatch/models/
 weights="$src/../shared/models"
-if [ -f "$weights/fastestdet.onnx" ]; then
-  cp "$weights/fastestdet.onnx" "$weights/coco.names" "$weights/fastestdet.LICENSE" /opt/camwatch/models/
-  # YOLOX-nano too, when there: a ward switches to it with [detection] model = "yolox_nano"
-  if [ -f "$weights/yolox_nano_dynamic.onnx" ]; then
-    cp "$weights/yolox_nano_dynamic.onnx" "$weights/yolox_nano.LICENSE" /opt/camwatch/models/
+if [ -f "$weights/yolox_nano_dynamic.onnx" ]; then
+  # YOLOX-nano, the default model; FastestDet too, when there ([detection] model = "fastestdet")
+  cp "$weights/yolox_nano_dynamic.onnx" "$weights/coco.names" "$weights/yolox_nano.LICENSE" /opt/camwatch/models/
+  if [ -f "$weights/fastestdet.onnx" ]; then
+    cp "$weights/fastestdet.onnx" "$weights/fastestdet.LICENSE" /opt/camwatch/models/
   fi
 else
-  echo "no detection weights found in $weights: copy fastestdet.onnx, coco.names and fastestdet.LICENSE"
+  echo "no detection weights found in $weights: copy yolox_nano_dynamic.onnx, coco.names and yolox_nano.LICENSE"
   echo "to /opt/camwatch/models/ (until then the agent runs without detection and says so)"
 fi
 if [ ! -f /etc/camwatch/ward.toml ]; then

@@ -50,7 +50,7 @@ def test_check_config_summary_line(tmp_path: Path) -> None:
     p.write_text('ward = "p1"\n[[cameras]]\nid = "a"\nurl = "rtsp://10.0.0.1/x"\n', encoding="utf-8")
     r = camwatch("check-config", str(p))
     assert r.returncode == 0, r.stderr
-    summary = f"{p}: OK: ward p1, 1 camera(s) (1 enabled), broker 127.0.0.1:1883; detection on: model fastestdet"
+    summary = f"{p}: OK: ward p1, 1 camera(s) (1 enabled), broker 127.0.0.1:1883; detection on: model yolox_nano"
     assert r.stdout.startswith(summary), r.stdout  # the model is found in ../shared/models beside the checkout
 
 

@@ -29,6 +29,7 @@ class ScriptedModel:
 
     def __init__(self) -> None:
         self.classes = ["person", "bicycle", "car"]
+        self.input_size = (352, 352)
         self.boxes: list[tuple[float, float, float, float]] = []
         self.fail = False
         self.calls = 0

@@ -139,4 +139,4 @@ def test_one_walker_is_one_event_with_a_snapshot_and_swaying_trees_are_none(
     sway = stats["cameras"]["sway"]["detection"]
     assert sway["inferences"] >= 10 and sway["events"] == 0
     # The empty street after the walker left needed no inference (the stats waited for that).
-    assert stats["detector"]["model"] == "fastestdet" and stats["detector"]["inference_ms"] > 0
+    assert stats["detector"]["model"] == "yolox_nano" and stats["detector"]["inference_ms"] > 0

@@ -21,9 +21,9 @@ def corrupt_models(tmp_path: Path) -> Path:
     d = tmp_path / "models"
     d.mkdir()
     shutil.copy(SHARED_MODELS / "coco.names", d)
-    data = bytearray((SHARED_MODELS / "fastestdet.onnx").read_bytes())
+    data = bytearray((SHARED_MODELS / "yolox_nano_dynamic.onnx").read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte: the sha256 must catch it
-    (d / "fastestdet.onnx").write_bytes(bytes(data))
+    (d / "yolox_nano_dynamic.onnx").write_bytes(bytes(data))
     return d
 
 
@@ -38,10 +38,10 @@ def test_required_detection_with_a_corrupt_model_refuses_to_start(tmp_path: Path
     )
     r = camwatch("run", "--config", str(cfg), timeout=30)
     assert r.returncode == 1
-    assert f"{corrupt_models / 'fastestdet.onnx'}: sha256" in r.stderr and "does not match" in r.stderr
+    assert f"{corrupt_models / 'yolox_nano_dynamic.onnx'}: sha256" in r.stderr and "does not match" in r.stderr
     assert "Traceback" not in r.stderr
     check = camwatch("check-config", str(cfg))
-    assert check.returncode == 1 and "fastestdet.onnx: sha256" in check.stderr
+    assert check.returncode == 1 and "yolox_nano_dynamic.onnx: sha256" in check.stderr
 
 
 def test_check_config_names_a_missing_model_and_unknown_labels(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_check_config_names_a_missing_model_and_unknown_labels(tmp_path: Path) -
     cam = [{"id": "a", "url": "rtsp://127.0.0.1:9/x"}]
     cfg = write_config(tmp_path / "w1.toml", "w", 1883, "cw", cam, detection={"enabled": True, "model_dir": str(empty)})
     r = camwatch("check-config", str(cfg))
-    assert r.returncode == 1 and f"fastestdet.onnx not found in {empty}" in r.stderr
+    assert r.returncode == 1 and f"yolox_nano_dynamic.onnx not found in {empty}" in r.stderr
     assert "without detection" in r.stderr  # required = false: health would still run
     cfg = write_config(
         tmp_path / "w2.toml",
@@ -61,10 +61,10 @@ def test_check_config_names_a_missing_model_and_unknown_labels(tmp_path: Path) -
         detection={"labels": ["person", "persn"], "model_dir": str(SHARED_MODELS)},
     )
     r = camwatch("check-config", str(cfg))
-    assert r.returncode == 1 and "'persn' not among the classes of model fastestdet" in r.stderr
+    assert r.returncode == 1 and "'persn' not among the classes of model yolox_nano" in r.stderr
     cfg = write_config(tmp_path / "w3.toml", "w", 1883, "cw", cam, detection={"model_dir": str(SHARED_MODELS)})
     r = camwatch("check-config", str(cfg))
-    assert r.returncode == 0 and "detection on: model fastestdet, 1 camera(s), 2 fps" in r.stdout
+    assert r.returncode == 0 and "detection on: model yolox_nano, 1 camera(s), 2 fps" in r.stdout
 
 
 def test_health_goes_on_without_a_usable_model(
@@ -96,5 +96,5 @@ def test_health_goes_on_without_a_usable_model(
     assert status is not None and "detector_unavailable" in status["problems"]
     assert health is not None, agent.log_text()[-2000:]
     assert stats is not None and "sha256" in stats["detector"]["problem"]
-    assert "detection off:" in agent.log_text() and "fastestdet.onnx: sha256" in agent.log_text()
+    assert "detection off:" in agent.log_text() and "yolox_nano_dynamic.onnx: sha256" in agent.log_text()
     assert not col.schema_errors, col.schema_errors

@@ -164,3 +164,48 @@ def test_a_crowd_is_bounded() -> None:
     crowd = [(0, 0.8, (i * 0.09, 0.1, i * 0.09 + 0.05, 0.3)) for i in range(10)]
     tr.update(dets(*crowd), 0.0)
     assert len(tr.tracks) == 5 and tr.untracked == 5
+
+
+def _picture(people: list[tuple[tuple[float, float, float, float], tuple[int, int, int]]]) -> np.ndarray:
+    """A grey 640x360 picture with each person a patch of their clothes' colour (BGR) at their box."""
+    img = np.full((360, 640, 3), 128, np.uint8)
+    for (x1, y1, x2, y2), colour in people:
+        img[int(y1 * 360) : int(y2 * 360), int(x1 * 640) : int(x2 * 640)] = colour
+    return img
+
+
+def test_two_walkers_who_meet_and_turn_back_keep_their_own_tracks_by_their_colours() -> None:
+    """A person in red walks right, one in blue walks left; they meet and each turns back. Where each was
+    heading, the other now is: the predictions alone would swap them; their colours keep each on its own."""
+    red, blue = (30, 30, 200), (200, 60, 30)
+
+    def walk(images: bool) -> tuple[int, list[float]]:
+        tr = Tracker(LABELS, min_hits=2, lost_after_s=3.0, picture_aspect=16 / 9)
+        started = 0
+        for i in range(16):
+            step = i if i <= 8 else 16 - i  # they meet at i = 8, then go back the way they came
+            a = (0.28 + 0.025 * step, 0.4, 0.31 + 0.025 * step, 0.6)
+            b = (0.72 - 0.025 * step, 0.4, 0.75 - 0.025 * step, 0.6)
+            seen = [(a, red), (b, blue)]
+            events = tr.update(dets(*[(0, 0.9, box) for box, _ in seen]), i * 0.5, _picture(seen) if images else None)
+            started += sum(1 for e in events if e.type == "detection_started")
+        return started, [t.first_box[0] - t.box[0] for t in tr.tracks]  # where each began, less where it is
+
+    started, drift = walk(images=True)
+    assert started == 2
+    assert all(abs(d) < 0.05 for d in drift), drift  # each track is back where its person began
+    _, blind = walk(images=False)
+    assert any(abs(d) > 0.3 for d in blind), blind  # without colours they swap (what this guards against)
+
+
+def test_a_walker_hidden_behind_a_post_for_two_seconds_is_one_event() -> None:
+    tr = Tracker(LABELS, min_hits=2, lost_after_s=3.0, picture_aspect=16 / 9)
+    events = []
+    for i in range(20):
+        if 6 <= i < 10:  # behind the post: not detected for 2 s, still walking
+            events += tr.update(dets(), i * 0.5)
+            continue
+        x = 0.1 + 0.02 * i
+        events += tr.update(dets((0, 0.8, (x, 0.4, x + 0.04, 0.65))), i * 0.5)
+    events += tr.expire(100.0)
+    assert [e.type for e in events] == ["detection_started", "detection_ended"]

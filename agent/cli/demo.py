@@ -247,7 +247,7 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:
                 print("camwatch demo: center not started (it needs Mosquitto: MQTT v5 sessions)", flush=True)
             agent = Agent(config)
             if agent.detection is not None:
-                print("camwatch demo: detection on (model fastestdet, 2 fps per camera)", flush=True)
+                print(f"camwatch demo: detection on (model {config.detection.model}, 2 fps per camera)", flush=True)
             else:
                 print("camwatch demo: detection off (model not found beside the checkout)", flush=True)
             agent_thread = threading.Thread(target=agent.run, name="agent", daemon=True)

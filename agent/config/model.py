@@ -110,7 +110,10 @@ class DetectionConfig(_Strict):
         None, description="run detection; unset = on when the model's weights are found, off (logged) when not"
     )
     required: bool = Field(False, description="refuse to start when the detector cannot run (else health goes on)")
-    model: Id = Field("fastestdet", description="model manifest name (models/<name>.toml)")
+    model: Id = Field(
+        "yolox_nano",
+        description="model manifest name (models/<name>.toml): yolox_nano, or fastestdet (lighter, less precise)",
+    )
     model_dir: Path | None = Field(
         None, description="directory with the weights (and optionally manifests); default: models/, ../shared/models"
     )
@@ -124,6 +127,12 @@ class DetectionConfig(_Strict):
     lost_after_s: float = Field(3.0, gt=0, le=3600, description="a track not seen this long ends (detection_ended)")
     motion_min_area: float = Field(
         0.002, ge=0, le=1, description="share of the unmasked picture that must change to run the detector"
+    )
+    motion_crops: int = Field(
+        2,
+        ge=0,
+        le=8,
+        description="per frame, windows of the model's input size over small moving things looked at closer (0: off)",
     )
     queue_max: int = Field(32, ge=1, le=1000, description="frames waiting for the detector; the oldest are dropped")
     max_events_per_min: int = Field(

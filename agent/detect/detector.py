@@ -166,6 +166,10 @@ class OnnxDetector:
                 f"model file {weights}: unexpected output for layout {manifest.layout}: {exc}"
             ) from None
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.manifest.width, self.manifest.height
+
     def _fit(self, bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint8], float, float]:
         """The frame at the input's size; and the share of the input's width and height it fills."""
         m = self.manifest

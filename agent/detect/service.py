@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from agent.detect.crops import Box, explained, from_window, merge, windows_for
 from agent.detect.decoders import Detections
 from agent.detect.motion import MotionGate
 from agent.detect.snapshot import render_snapshot
@@ -37,12 +38,19 @@ log = logging.getLogger(__name__)
 BGR = npt.NDArray[np.uint8]
 MOTION_WIDTH = 160  # motion is judged on a tiny grayscale copy
 DETECT_WIDTH = 640  # what is queued (and what snapshots are made from): at most this wide
+CROP_WIDTH = 1280  # windows over small moving things are cut from the frame at most this wide
+MAX_REGIONS = 16  # moving things per frame considered for a closer look
 MIN_SIDE = 32  # frames smaller than this are skipped (counted), not fed to the model
 BETTER_SNAPSHOT = 0.1  # an ended track re-sends its snapshot if its best score rose this much
 
 
 class Model(Protocol):
     classes: list[str]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The model's input (width, height): the size of a window cut where motion is."""
+        ...
 
     def detect(self, bgr: BGR) -> Detections: ...
 
@@ -84,6 +92,8 @@ class Job:
     camera: CameraDetection
     bgr: BGR
     mono: float
+    frame: Frame | None = None  # the decoded frame, for windows cut larger than bgr (only with regions)
+    regions: list[Box] = field(default_factory=list)  # small moving things (normalised), for a closer look
 
 
 class JobQueue:
@@ -135,12 +145,14 @@ class CameraDetection:
     gate: MotionGate
     masks: Sequence[Polygon] = ()
     limit: RateLimit = field(default_factory=lambda: RateLimit(20, time.monotonic()))
+    crops: int = 0  # windows per frame over small moving things (0: the whole frame only)
     # counters (each written by one thread only)
     frames: int = 0  # frames offered at detect_fps
     skipped: int = 0  # frames the model cannot take (too small, unreadable)
     queued: int = 0
     dropped: int = 0  # queued frames dropped because the detector was saturated
     inferences: int = 0
+    window_inferences: int = 0  # of them, on windows where something small moved
     errors: int = 0
     events: int = 0
     suppressed: int = 0  # detection_started events over the rate limit
@@ -174,7 +186,27 @@ class CameraDetection:
             log.debug("camera %s: frame skipped for detection: %s", self.camera_id, exc)
             return
         self.queued += 1
-        self.service.submit(Job(self, bgr, frame.mono))
+        regions = self.gate.regions(MAX_REGIONS) if self.crops > 0 else []
+        self.service.submit(Job(self, bgr, frame.mono, frame if regions else None, regions))
+
+    def look_closer(self, det: Detections, job: Job) -> Detections:
+        """The whole frame's detections, and what windows of the model's input size over small moving things
+        the whole-frame pass left unexplained found (worker thread)."""
+        unexplained = [r for r in job.regions if not explained(r, det)]
+        if not unexplained or job.frame is None:
+            return det
+        model = self.service.model
+        width, height = job.frame.scaled_size(min(CROP_WIDTH, job.frame.width))
+        windows = windows_for(unexplained, width, height, model.input_size, self.crops)
+        if not windows:
+            return det
+        hi = job.bgr if width == job.bgr.shape[1] else job.frame.bgr(width=width)
+        parts = [det]
+        for window in windows:
+            x0, y0, x1, y1 = window
+            parts.append(from_window(model.detect(np.ascontiguousarray(hi[y0:y1, x0:x1])), window, width, height))
+            self.window_inferences += 1
+        return merge(parts)
 
     @property
     def gated(self) -> int:
@@ -282,6 +314,7 @@ class CameraDetection:
             "dropped": self.dropped,
             "skipped": self.skipped,
             "inferences": self.inferences,
+            "window_inferences": self.window_inferences,
             "errors": self.errors,
             "events": self.events,
             "suppressed": self.suppressed,
@@ -325,6 +358,7 @@ class DetectionService:
         zones: dict[str, Polygon] | None = None,
         masks: Sequence[Polygon] = (),
         now: float | None = None,
+        crops: int = 0,
     ) -> CameraDetection:
         tracker = Tracker(
             labels=self.model.classes,
@@ -342,6 +376,7 @@ class DetectionService:
             MotionGate(min_fraction=motion_min_area),
             masks=masks,
             limit=RateLimit(max_events_per_min, time.monotonic() if now is None else now),
+            crops=crops,
         )
         self.cameras[camera_id] = cam
         return cam
@@ -374,7 +409,7 @@ class DetectionService:
         cam = job.camera
         started = time.perf_counter()
         try:
-            det = self.model.detect(job.bgr)
+            det = cam.look_closer(self.model.detect(job.bgr), job)
         except Exception as exc:  # an odd frame or a runtime failure must not end detection
             cam.errors += 1
             if not self._error_logged:

@@ -129,3 +129,49 @@ def encode_decode(frames: Iterable[Frame], *, fps: int = 10, gop: int = 20, kbps
         for packet in encoder.encode(None):
             for picture in decoder.decode(packet):
                 yield cast(Frame, picture.to_ndarray(format="bgr24"))
+
+
+def far_view(frame: Frame, empty: Frame, scale: float = 0.5) -> Frame:
+    """The view as a camera further away would see it: the footage shrunk by ``scale`` in the middle of the
+    picture, its empty view (shrunk the same, mirrored outwards) around it. People become ``scale`` as tall."""
+    h, w = frame.shape[:2]
+    sw, sh = round(w * scale), round(h * scale)
+    x0, y0 = (w - sw) // 2, (h - sh) // 2
+    small_empty = cv2.resize(empty, (sw, sh), interpolation=cv2.INTER_AREA)
+    out = cv2.copyMakeBorder(small_empty, y0, h - sh - y0, x0, w - sw - x0, cv2.BORDER_REFLECT)
+    out[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)
+    return cast(Frame, out)
+
+
+TREE = VTEST.with_name("tree.avi")  # a tree in the wind, filmed through a window (opencv-doc too)
+
+
+TREE_ONLY = 50  # frames of tree.avi before a hand comes into view
+
+
+def tree_frames() -> list[Frame]:
+    """The first frames of ``tree.avi`` (15 fps; 68 readable), before a hand comes into view: leaves and
+    branches moving in the wind, real motion that is not a person. Play them with :func:`looped`."""
+    if not TREE.exists():
+        raise RuntimeError(f"{TREE} is missing: install Debian's opencv-doc (scripts/setup.sh does)")
+    cap = cv2.VideoCapture(str(TREE))
+    frames: list[Frame] = []
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(cast(Frame, frame))
+    finally:
+        cap.release()
+    return frames[:TREE_ONLY]
+
+
+def with_tree(view: Frame, tree: Frame, share: float = 0.3) -> Frame:
+    """A tree moving in the wind in the bottom-left corner of ``view``, ``share`` of its width."""
+    h, w = view.shape[:2]
+    tw = int(w * share)
+    th = tw * tree.shape[0] // tree.shape[1]
+    out = view.copy()
+    out[h - th :, :tw] = cv2.resize(tree, (tw, th), interpolation=cv2.INTER_AREA)
+    return out

@@ -39,6 +39,15 @@ class People:
 
     frames: dict[int, list[tuple[int, Box]]]
 
+    def far(self, scale: float) -> People:
+        """The same people in :func:`agent.sim.footage.far_view` (shrunk by ``scale`` about the middle)."""
+        o = (1 - scale) / 2
+
+        def shrink(b: Box) -> Box:
+            return (o + b[0] * scale, o + b[1] * scale, o + b[2] * scale, o + b[3] * scale)
+
+        return People({f: [(p, shrink(b)) for p, b in boxes] for f, boxes in self.frames.items()})
+
     def at(self, t: float) -> list[tuple[int, Box]]:
         return self.frames.get(round(t * TRUTH_FPS), [])
 
@@ -108,6 +117,7 @@ def run_detection(
     lost_after_s: float = 3.0,
     motion_min_area: float = 0.002,
     max_events_per_min: int = 20,
+    crops: int = 0,
 ) -> DetectionRun:
     """Play ``(t, bgr)`` frames (already at the camera's detect_fps) through the agent's detection path."""
     emitted: list[Emitted] = []
@@ -121,6 +131,7 @@ def run_detection(
         motion_min_area=motion_min_area,
         max_events_per_min=max_events_per_min,
         now=0.0,
+        crops=crops,
     )
     sightings: dict[int, list[tuple[float, Box]]] = defaultdict(list)
     last_t = 0.0

@@ -42,7 +42,8 @@ class Frame:
     def height(self) -> int:
         return int(self._frame.height)
 
-    def _scaled(self, width: int | None) -> tuple[int, int]:
+    def scaled_size(self, width: int | None) -> tuple[int, int]:
+        """The (width, height) :meth:`bgr` and :meth:`gray` give for ``width``."""
         if width is None or width >= self.width:
             return self.width, self.height
         height = max(2, round(self.height * width / self.width) // 2 * 2)
@@ -50,13 +51,13 @@ class Frame:
 
     def bgr(self, width: int | None = None) -> npt.NDArray[np.uint8]:
         """BGR (OpenCV order) uint8 array, optionally scaled down to ``width``."""
-        w, h = self._scaled(width)
+        w, h = self.scaled_size(width)
         out: Any = self._frame.to_ndarray(format="bgr24", width=w, height=h)
         return np.asarray(out, dtype=np.uint8)
 
     def gray(self, width: int | None = None) -> npt.NDArray[np.uint8]:
         """Luma plane as a uint8 array, optionally scaled down to ``width`` (cheap: swscale)."""
-        w, h = self._scaled(width)
+        w, h = self.scaled_size(width)
         out: Any = self._frame.to_ndarray(format="gray", width=w, height=h)
         return np.asarray(out, dtype=np.uint8)
 
