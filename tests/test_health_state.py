@@ -156,3 +156,19 @@ def test_uptime_ratio_ignores_unknown() -> None:
     assert ratio == 40.0 / 50.0
     covered, ratio = u.ratio(200.0)  # window slides: only the last 100 s count
     assert covered == 100.0 and ratio == 1.0
+
+
+def test_a_slow_first_packet_is_not_called_stalled_once_packets_flow() -> None:
+    """The first packet came after offline_after_s (a slow camera, a busy server): from then on packets
+    arrive, so the verdict waits online_after_s and says online; it never says stalled in between."""
+    m = HealthMachine(T, started=0.0)
+    assert m.update(StreamSnapshot(connected=True), 4.0) == []
+    assert m.update(flowing(5.5, 5.5), 5.6) == []  # the first packet, 5.5 s after the start
+    assert m.update(flowing(5.5, 6.5), 6.6) == []
+    changes = m.update(flowing(5.5, 7.6), 7.6)
+    assert [(c.from_state, c.to_state) for c in changes] == [("unknown", "online")]
+    assert m.verdict.since == 5.5
+    never = HealthMachine(T, started=0.0)  # no packet at all: stalled at offline_after_s, as before
+    assert [c.to_state for c in never.update(StreamSnapshot(connected=True), 5.0) if c.type == "state_changed"] == [
+        "offline"
+    ]

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from agent.config.model import DetectionConfig
-from agent.detect.detector import OnnxDetector, find_model
+from agent.detect.detector import OnnxDetector
 from agent.health.image_health import ImageHealth, ImageThresholds
+from agent.runtime import build_detector
 from agent.sim import footage, scenes, truth
 from agent.sim.footage import Frame
 
@@ -103,8 +104,9 @@ def test_a_turned_camera_on_our_own_street_scene_is_moved() -> None:
 
 @pytest.fixture(scope="module", params=["fastestdet", "yolox_nano"])
 def detector(request: pytest.FixtureRequest) -> OnnxDetector:
-    manifest, weights = find_model(request.param)
-    return OnnxDetector(manifest, weights, min_score=0.5)
+    model = build_detector(DetectionConfig(model=request.param, enabled=True))  # as the agent builds it
+    assert model is not None
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +133,8 @@ def test_people_crossing_a_real_view_are_reported_once_each(camera_footage: list
     """The default model on the real footage, at 2 detections a second, against who really crossed it
     (bench/data/vtest_people.csv): issue 13's targets."""
     config = DetectionConfig()
-    manifest, weights = find_model(config.model)
-    model = OnnxDetector(manifest, weights, min_score=config.min_score)
+    model = build_detector(config.model_copy(update={"enabled": True}))
+    assert model is not None
     run = truth.run_detection(
         model,
         ((i / FPS, f) for i, f in enumerate(camera_footage) if i % round(FPS / config.detect_fps) == 0),

@@ -100,8 +100,10 @@ class HealthMachine:
             detail = "; ".join(f"{p}: {evidence[p]}" for p in problems if evidence.get(p))
         else:
             self._low_fps.reset()
-            if old.state == "offline" and recent:
-                return []  # packets are back; wait online_after_s before saying so
+            if recent and old.state in ("offline", "unknown"):
+                # Packets flow (back, or for the first time after a slow start): wait online_after_s
+                # before saying so, and never call a camera whose packets are arriving stalled.
+                return []
             dead = old.state != "unknown" or failed_after_last_packet or now - self.started >= t.offline_after_s
             if not dead:
                 return []
