@@ -33,21 +33,28 @@ def footage_missing() -> str | None:
     return None
 
 
-def real_frames(width: int = 640, height: int = 480) -> list[Frame]:
-    """Every frame of the footage (10 fps, about 80 s), resized."""
-    cap = cv2.VideoCapture(str(VTEST))
+def read_video(path: Path, size: tuple[int, int] | None = None) -> list[Frame]:
+    """Every readable frame of a video file as BGR, resized to ``size`` (width, height) if given."""
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: install Debian's opencv-doc (scripts/setup.sh does)")
+    cap = cv2.VideoCapture(str(path))
     frames: list[Frame] = []
     try:
         while True:
             ok, frame = cap.read()
             if not ok:
                 break
-            frames.append(cast(Frame, cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)))
+            frames.append(cast(Frame, frame if size is None else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)))
     finally:
         cap.release()
     if not frames:
-        raise RuntimeError(f"cannot read {VTEST}")
+        raise RuntimeError(f"cannot read {path}")
     return frames
+
+
+def real_frames(width: int = 640, height: int = 480) -> list[Frame]:
+    """Every frame of the footage (10 fps, about 80 s), resized."""
+    return read_video(VTEST, (width, height))
 
 
 def looped(frames: list[Frame], count: int) -> Iterator[Frame]:
@@ -152,19 +159,7 @@ TREE_ONLY = 50  # frames of tree.avi before a hand comes into view
 def tree_frames() -> list[Frame]:
     """The first frames of ``tree.avi`` (15 fps; 68 readable), before a hand comes into view: leaves and
     branches moving in the wind, real motion that is not a person. Play them with :func:`looped`."""
-    if not TREE.exists():
-        raise RuntimeError(f"{TREE} is missing: install Debian's opencv-doc (scripts/setup.sh does)")
-    cap = cv2.VideoCapture(str(TREE))
-    frames: list[Frame] = []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(cast(Frame, frame))
-    finally:
-        cap.release()
-    return frames[:TREE_ONLY]
+    return read_video(TREE)[:TREE_ONLY]
 
 
 def with_tree(view: Frame, tree: Frame, share: float = 0.3) -> Frame:
