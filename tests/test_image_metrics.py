@@ -137,3 +137,12 @@ def test_robust_baseline_learns_the_median_and_freezes_during_a_fault() -> None:
     for _ in range(200):  # a long fault while frozen: nothing learned
         b.update(3.0, learn=False)
     assert b.value == learned
+
+
+def test_a_ticking_clock_nobody_masked_does_not_hide_a_repeated_picture(scene: np.ndarray) -> None:
+    rng = np.random.default_rng(4)
+    ticking = scene.copy()
+    ticking[:15, :90] = 255 - ticking[:15, :90]  # the clock's strip changed, the view did not
+    assert picture_change(scene, ticking) < 0.05
+    noisy = (scene.astype(np.float32) + rng.normal(0, 2, scene.shape)).clip(0, 255).astype(np.uint8)
+    assert picture_change(scene, noisy) > 1.0  # sensor noise is everywhere: it cannot hide in a few cells

@@ -60,6 +60,26 @@ def test_frozen_from_the_start_is_reported(frames: list[Frame], kbps: int | None
     assert got["frozen"] <= AFTER["frozen"] + 5
 
 
+@pytest.mark.parametrize("kbps", [600, None], ids=["cbr", "crf"])
+def test_frozen_from_the_start_with_an_unmasked_clock_ticking_is_reported(
+    frames: list[Frame], kbps: int | None
+) -> None:
+    """The picture is stuck but the camera still burns its clock into it every second (no mask set): the
+    clock is not the view."""
+    got = judge([footage.with_clock(frames[0], i / FPS) for i in range(60 * FPS)], kbps)
+    assert set(got) == {"frozen"}, got
+    assert got["frozen"] <= AFTER["frozen"] + 5
+
+
+def test_a_quiet_street_with_its_clock_ticking_is_not_frozen(frames: list[Frame]) -> None:
+    """People walk by for a minute, then the view is empty for two with the sensor's noise; the clock ticks."""
+    rng = np.random.default_rng(9)
+    empty = footage.empty_view(frames)
+    busy = seconds(footage.looped(frames, 10**6), BUSY_S)
+    clip = [*busy, *(footage.sensor_noise(empty, rng) for _ in range(120 * FPS))]
+    assert judge(footage.with_clock(f, i / FPS) for i, f in enumerate(clip)) == {}
+
+
 def test_real_footage_for_three_minutes_raises_nothing(frames: list[Frame]) -> None:
     assert judge(footage.looped(frames, 180 * FPS)) == {}
 

@@ -92,18 +92,38 @@ def looks_black(m: ImageMetrics, dark_ratio: float = 0.98, bright_limit: float =
     return m.dark_fraction >= dark_ratio and m.bright_p999 < bright_limit
 
 
+REPEAT_GRID = (24, 18)  # cells (across, down) a repeat is judged over
+TICKING_SHARE = 0.05  # the most-changed share of cells left out: where an on-screen clock ticks
+
+
 def picture_change(a: Gray, b: Gray, mask: Mask | None = None) -> float:
-    """Mean absolute luma difference of two samples of one camera (0 = identical pictures).
+    """Mean absolute luma difference of two samples of one camera, outside the small part of the picture
+    that changed most (0 = the same picture).
 
     A frozen encoder repeats the same picture (≈ 0); a live camera's sensor
-    noise keeps this above its own floor even when the scene is still.
+    noise keeps this above its own floor everywhere, even when the scene is
+    still. Most cameras burn a clock into the picture (an OSD the installer
+    may not have masked): it ticks every second, also over a frozen scene.
+    Judged cell by cell, the ``TICKING_SHARE`` of cells that changed most are
+    left out, so a frozen view with a ticking clock still repeats, while sensor
+    noise, which is everywhere, does not hide in a few cells.
     """
     if a.shape != b.shape:
         raise ValueError(f"samples differ in size: {a.shape} vs {b.shape}")
-    diff = cv2.absdiff(a, b)
+    diff = cv2.absdiff(a, b).astype(np.float32)
+    cells = REPEAT_GRID
     if mask is not None:
-        return float(diff[~mask].mean())
-    return float(diff.mean())
+        valid = (~mask).astype(np.float32)
+        diff *= valid
+        share = cv2.resize(valid, cells, interpolation=cv2.INTER_AREA)
+        sums = cv2.resize(diff, cells, interpolation=cv2.INTER_AREA)
+        per_cell = sums[share > 0.25] / share[share > 0.25]
+        if per_cell.size == 0:
+            return 0.0
+    else:
+        per_cell = cv2.resize(diff, cells, interpolation=cv2.INTER_AREA).ravel()
+    kept = np.sort(per_cell.ravel())[: max(1, round(per_cell.size * (1 - TICKING_SHARE)))]
+    return float(kept.mean())
 
 
 def _gradient(gray: Gray) -> npt.NDArray[np.float32]:

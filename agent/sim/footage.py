@@ -11,6 +11,7 @@ gives back the grayscale keyframes an agent samples.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -169,4 +170,16 @@ def with_tree(view: Frame, tree: Frame, share: float = 0.3) -> Frame:
     th = tw * tree.shape[0] // tree.shape[1]
     out = view.copy()
     out[h - th :, :tw] = cv2.resize(tree, (tw, th), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def with_clock(frame: Frame, t: float, start: float = 1_796_000_000.0) -> Frame:
+    """The camera's on-screen clock burnt into the top-left corner, as most cameras do (date and time,
+    white on a dark outline), ticking each second of ``t``."""
+    text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start + int(t)))
+    out = frame.copy()
+    scale = frame.shape[0] / 400  # about 1/20 of the picture high, as cameras' OSDs are by default
+    org = (int(10 * scale), int(34 * scale))
+    cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(2, int(4 * scale)), cv2.LINE_AA)
+    cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
     return out
