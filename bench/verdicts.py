@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from agent.config.model import DetectionConfig  # noqa: E402
 from agent.detect.detector import OnnxDetector  # noqa: E402
 from agent.errors import DetectorError  # noqa: E402
-from agent.health.image import RobustBaseline, picture_change  # noqa: E402
+from agent.health.image import RobustBaseline  # noqa: E402
 from agent.health.image_health import ImageHealth, ImageThresholds  # noqa: E402
 from agent.runtime import build_detector  # noqa: E402
 from agent.sim import footage, truth  # noqa: E402
@@ -65,12 +65,25 @@ def judge(keyframes: list[np.ndarray]) -> dict[str, float]:
     return first
 
 
+def whole_change(a: np.ndarray, b: np.ndarray) -> float:
+    """The change measure before: mean |Δluma| over the whole picture (an on-screen clock counts)."""
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def whole_picture_repeat_at(keyframes: list[np.ndarray], limit: float = 0.1) -> float | None:
+    """When a sample first repeated one of the last 3 by the whole-picture measure (None: never)."""
+    for i in range(1, len(keyframes)):
+        if any(whole_change(keyframes[j], keyframes[i]) <= limit for j in range(max(0, i - 3), i)):
+            return i * SAMPLE_S
+    return None
+
+
 def old_frozen(keyframes: list[np.ndarray]) -> float | None:
     """The rule before: change <= max(0.05, min(1.0, 0.35 x the learned quiet floor)) for frozen_after_s."""
     floor = RobustBaseline(quantile=0.1)
     since = None
     for i in range(1, len(keyframes)):
-        change = picture_change(keyframes[i - 1], keyframes[i])
+        change = whole_change(keyframes[i - 1], keyframes[i])
         limit = 0.05 if floor.value is None else max(0.05, min(1.0, 0.35 * floor.value))
         now = i * SAMPLE_S
         if change <= limit:
@@ -187,15 +200,21 @@ def bench_image(trials: int, minutes: float) -> dict[str, object]:
     frames = footage.real_frames(480, 360)
     rng = np.random.default_rng(5)
     started = time.process_time()
-    faults: dict[str, list[float | None]] = {f: [] for f in ("frozen", "frozen_from_start", "covered", "moved")}
+    names = ("frozen", "frozen_from_start", "frozen_from_start_clock", "covered", "moved")
+    faults: dict[str, list[float | None]] = {f: [] for f in names}
     wrong_names: dict[str, int] = {f: 0 for f in faults}
     old_frozen_at: list[float | None] = []
+    clock_whole_repeat: list[float | None] = []
     for trial in range(trials):
         offset = trial * len(frames) // trials
         busy = list(footage.looped(frames[offset:] + frames[:offset], HEALTHY_S * FPS))
         variants = {
             "frozen": busy + [busy[-1]] * (FAULT_S * FPS),
             "frozen_from_start": [frames[offset]] * ((HEALTHY_S + FAULT_S) * FPS),
+            # the same with the camera's clock burnt in, ticking, and no mask set for it
+            "frozen_from_start_clock": [
+                footage.with_clock(frames[offset], i / FPS) for i in range((HEALTHY_S + FAULT_S) * FPS)
+            ],
             "covered": busy + [footage.covered(f) for f in footage.looped(frames[offset:], FAULT_S * FPS)],
             "moved": busy
             + [
@@ -206,7 +225,7 @@ def bench_image(trials: int, minutes: float) -> dict[str, object]:
         for name, clip in variants.items():
             keys = samples(clip)
             got = judge(keys)
-            fault_at = 0.0 if name == "frozen_from_start" else float(HEALTHY_S)
+            fault_at = 0.0 if name.startswith("frozen_from_start") else float(HEALTHY_S)
             problem = "frozen" if name.startswith("frozen") else name
             at = got.get(problem)
             faults[name].append(None if at is None else at - fault_at)
@@ -214,6 +233,8 @@ def bench_image(trials: int, minutes: float) -> dict[str, object]:
             if name == "frozen_from_start":
                 old = old_frozen(keys)
                 old_frozen_at.append(old)
+            if name == "frozen_from_start_clock":
+                clock_whole_repeat.append(whole_picture_repeat_at(keys))
     # Controls: the footage itself, and a quiet view after a busy minute.
     control_false: dict[str, int] = {}
     live = samples(footage.looped(frames, int(minutes * 60 * FPS)))
@@ -223,6 +244,9 @@ def bench_image(trials: int, minutes: float) -> dict[str, object]:
     quiet_clip += [footage.sensor_noise(empty, rng) for _ in range(int((minutes * 60 - HEALTHY_S) * FPS))]
     quiet = samples(quiet_clip)
     control_false["quiet_after_busy"] = len(judge(quiet))
+    control_false["quiet_after_busy_clock"] = len(
+        judge(samples(footage.with_clock(f, i / FPS) for i, f in enumerate(quiet_clip)))
+    )
     old_quiet = old_frozen(quiet)
 
     def summary(name: str) -> dict[str, object]:
@@ -246,6 +270,8 @@ def bench_image(trials: int, minutes: float) -> dict[str, object]:
             "frozen_from_start_recall": len(old_found) / len(old_frozen_at),
             "frozen_from_start_p95_s": round(percentile(old_found, 0.95), 1) if old_found else None,
             "quiet_after_busy_false_frozen_at_s": old_quiet,
+            "frozen_from_start_clock_whole_picture_repeat_found": sum(t is not None for t in clock_whole_repeat)
+            / len(clock_whole_repeat),
         },
         "cpu_s": round(time.process_time() - started, 1),
     }

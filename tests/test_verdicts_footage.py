@@ -201,3 +201,28 @@ def test_a_bus_passing_and_dusk_to_night_are_not_problems(frames: list[Frame]) -
             out = footage.sensor_noise((frame * light).astype(np.uint8), rng, 1.0 + 2.0 * (1 - light))
         clip.append(out)
     assert judge(clip) == {}
+
+
+def test_knocked_at_night_is_moved_and_day_to_night_and_back_is_not(frames: list[Frame]) -> None:
+    """The reference view is kept per light level: a camera knocked after dusk (light down to 30 %, more
+    noise) is still found moved; dusk to night and back to day on its own raises nothing."""
+    rng = np.random.default_rng(3)
+
+    def light_at(t: float, dawn: bool) -> float:
+        if t < BUSY_S:
+            return 1.0
+        if dawn and t >= 180:
+            return min(1.0, 0.3 + 0.7 * (t - 180) / 60)
+        return max(0.3, 1 - 0.7 * (t - BUSY_S) / 60)
+
+    def clip(knock_at: float | None, dawn: bool) -> Iterator[Frame]:
+        for i, frame in enumerate(footage.looped(frames, 280 * FPS)):
+            t = i / FPS
+            light = light_at(t, dawn)
+            view = footage.turned(frame, 0.35, 4.0) if knock_at is not None and t >= knock_at else frame
+            yield footage.sensor_noise((view * light).astype(np.uint8), rng, 1.0 + 2.0 * (1 - light))
+
+    knocked = judge(clip(200.0, dawn=False))
+    assert set(knocked) == {"moved"}, knocked
+    assert 200 <= knocked["moved"] <= 200 + AFTER["moved"] + 5
+    assert judge(clip(None, dawn=True)) == {}
