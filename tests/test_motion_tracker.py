@@ -209,3 +209,15 @@ def test_a_walker_hidden_behind_a_post_for_two_seconds_is_one_event() -> None:
         events += tr.update(dets((0, 0.8, (x, 0.4, x + 0.04, 0.65))), i * 0.5)
     events += tr.expire(100.0)
     assert [e.type for e in events] == ["detection_started", "detection_ended"]
+
+
+def test_someone_walking_in_at_the_edge_has_moved_by_their_inner_side() -> None:
+    """Entering from the left, the box is cut by the picture's edge: its middle moves half as fast as the
+    person. Their inner side shows how far they came: the event starts at the second sighting."""
+    tr = Tracker(LABELS, min_hits=2, lost_after_s=3.0, picture_aspect=16 / 9)
+    first = tr.update(dets((0, 0.8, (0.0, 0.2, 0.10, 0.7))), 0.0)
+    second = tr.update(dets((0, 0.8, (0.0, 0.2, 0.19, 0.7))), 0.5)  # inner side 0.09 of the width on
+    assert first == [] and [e.type for e in second] == ["detection_started"]
+    still = Tracker(LABELS, min_hits=2, lost_after_s=3.0, picture_aspect=16 / 9)
+    for i in range(6):  # something standing at the edge (a post half in view) never starts one
+        assert still.update(dets((0, 0.8, (0.0, 0.2, 0.05 + 0.003 * (i % 2), 0.7))), i * 0.5) == []

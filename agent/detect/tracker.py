@@ -70,6 +70,21 @@ DEFAULT_PLAUSIBLE: dict[str, Plausible] = {
 }
 
 
+BORDER = 0.01  # a box side this close to the picture's edge was cut by it
+
+
+def _shift(a0: float, a1: float, b0: float, b1: float) -> float:
+    """How far a box moved along one axis, from its sides (a0, a1) to (b0, b1), normalised: by the side the
+    picture's edge did not cut when one did, else by its middle."""
+    low = min(a0, b0) <= BORDER
+    high = max(a1, b1) >= 1 - BORDER
+    if low and not high:
+        return b1 - a1
+    if high and not low:
+        return b0 - a0
+    return (b0 + b1 - a0 - a1) / 2
+
+
 def _centre(b: Box) -> tuple[float, float]:
     return (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
 
@@ -150,10 +165,15 @@ class Track:
     moved: bool = False  # its centre went further than MOVED_SHARE of its height from where it was first seen
     colours: Histogram | None = None  # its appearance, learned over its sightings
 
-    def moved_far(self) -> bool:
-        (fx, fy), (x, y) = _centre(self.first_box), _centre(self.box)
-        height = max(self.box[3] - self.box[1], self.first_box[3] - self.first_box[1], 1e-6)
-        return bool(((x - fx) ** 2 + (y - fy) ** 2) ** 0.5 >= MOVED_SHARE * height)
+    def moved_far(self, aspect: float = 1.0) -> bool:
+        """Whether it went a quarter of its height from where it was first seen (in the picture: ``aspect``
+        is its width over its height). Someone walking in at the picture's edge has a box the edge cuts:
+        its inner side shows how far they came, its middle only half of it."""
+        a, b = self.first_box, self.box
+        dx = _shift(a[0], a[2], b[0], b[2]) * aspect
+        dy = _shift(a[1], a[3], b[1], b[3])
+        height = max(b[3] - b[1], a[3] - a[1], 1e-6)
+        return bool((dx**2 + dy**2) ** 0.5 >= MOVED_SHARE * height)
 
     def median_score(self) -> float:
         return float(np.median(self.scores)) if self.scores else self.score
@@ -302,7 +322,7 @@ class Tracker:
                 track = self.tracks[j]
                 track.observe(box, score, now)
                 track.scores = [*track.scores[-(SCORES_KEPT - 1) :], score]
-                track.moved = track.moved or track.moved_far()
+                track.moved = track.moved or track.moved_far(self.picture_aspect)
                 if strong:
                     track.hits += 1
             track.learn_colours(colours[i])
