@@ -22,6 +22,7 @@ from agent.clock import Clock, rfc3339
 from agent.config.model import AgentConfig, CameraConfig, DetectionConfig
 from agent.detect.detector import OnnxDetector, find_model
 from agent.detect.service import CameraDetection, DetectionService, Emitted
+from agent.detect.tracker import Plausible
 from agent.errors import DetectorError, ModelNotFound
 from agent.health import HealthMachine, Thresholds, UptimeTracker
 from agent.health.image_health import ImageHealth
@@ -192,6 +193,7 @@ class Agent:
             masks=cam.masks,
             now=self.started_mono,
             crops=d.motion_crops,
+            plausible={label: Plausible(p.min_height, p.min_aspect, p.max_aspect) for label, p in d.plausible.items()},
         )
         interval = 1.0 / d.detect_fps
         if cam.detection_url == cam.stream_url:

@@ -48,6 +48,14 @@ def test_minimal_config_has_defaults() -> None:
         ({"ward": "w", "cameras": [{"url": "rtsp://h/x"}]}, "cameras[0].id: required key is missing"),
         ({"ward": "w", "mqtt": {"password": "p"}}, "mqtt: Value error, password is set but username is not"),
         ({}, "ward: required key is missing"),
+        (
+            {"ward": "w", "detection": {"plausible": {"person": {"min_height": 2}}}},
+            "detection.plausible.person.min_height: Input should be less than or equal to 1",
+        ),
+        (
+            {"ward": "w", "detection": {"labels": ["car"], "plausible": {"person": {}}}},
+            "detection: Value error, plausible: 'person' not in labels",
+        ),
     ],
 )
 def test_each_mistake_is_named_with_its_key(raw: dict, expected: str) -> None:
@@ -55,6 +63,12 @@ def test_each_mistake_is_named_with_its_key(raw: dict, expected: str) -> None:
     key, _, message = expected.partition(": ")
     message = message.removeprefix("Value error, ")
     assert any(p.startswith(key + ":") and message in p for p in problems), problems
+
+
+def test_plausible_boxes_per_label_are_configurable() -> None:
+    raw = {"ward": "w", "detection": {"plausible": {"person": {"min_height": 0.06, "min_aspect": 1.2}}}}
+    p = parse_config(raw).detection.plausible["person"]
+    assert (p.min_height, p.min_aspect, p.max_aspect) == (0.06, 1.2, 100.0)
 
 
 def test_all_problems_reported_at_once() -> None:

@@ -18,6 +18,7 @@ from agent.detect.decoders import Detections
 from agent.detect.detector import OnnxDetector, find_model
 from agent.detect.service import DetectionService, Emitted, Job, JobQueue, RateLimit
 from agent.detect.snapshot import render_snapshot
+from agent.detect.tracker import DEFAULT_PLAUSIBLE, Plausible
 from agent.sim import scenes
 from agent.stream.frames import Frame
 
@@ -227,3 +228,19 @@ def test_real_model_walker_makes_one_event_and_the_empty_street_none(detector: O
     assert events[0]["label"] == "person"
     sway = run_scene(detector, list(scenes.swaying_street(seconds=20)), fps=10)
     assert sway == []
+
+
+def test_a_plausibility_rule_from_config_replaces_that_labels_default() -> None:
+    """A ward whose cameras look down from high poles raises the person's minimum height: smaller boxes are
+    not sightings; the other labels keep their defaults."""
+    model = ScriptedModel()
+    strict = Plausible(min_height=0.5, min_aspect=0.8, max_aspect=6.0)
+    svc, out = service(model, plausible={"person": strict})
+    cam = svc.cameras["c"]
+    assert cam.tracker.plausible["person"] == strict and cam.tracker.plausible["car"] == DEFAULT_PLAUSIBLE["car"]
+    for i, frame in enumerate(moving_frames(6)):
+        x = 0.06 + i * 0.03
+        model.boxes = [(x, 0.33, x + 0.1, 0.78)]  # 45 % of the picture high: under this ward's 50 %
+        cam.on_frame(frame)
+        drain(svc)
+    assert not [e for e in out if e.kind == "detection"] and cam.tracker.implausible > 0

@@ -105,6 +105,20 @@ PolygonConfig = Annotated[list[Point], Field(min_length=3)]
 WATCHED_LABELS = ("person", "bicycle", "car", "motorbike", "bus", "truck")
 
 
+class PlausibleConfig(_Strict):
+    """What a box of one label must look like to count as a sighting (boxes of a small model that are not)."""
+
+    min_height: float = Field(0.0, ge=0, le=1, description="its height as a share of the picture's, at least")
+    min_aspect: float = Field(0.0, ge=0, le=100, description="its height over its width (in the picture), at least")
+    max_aspect: float = Field(100.0, gt=0, le=100, description="its height over its width, at most")
+
+    @model_validator(mode="after")
+    def _order(self) -> PlausibleConfig:
+        if self.max_aspect < self.min_aspect:
+            raise ValueError("max_aspect must be >= min_aspect")
+        return self
+
+
 class DetectionConfig(_Strict):
     enabled: bool | None = Field(
         None, description="run detection; unset = on when the model's weights are found, off (logged) when not"
@@ -138,6 +152,18 @@ class DetectionConfig(_Strict):
     max_events_per_min: int = Field(
         20, ge=1, le=6000, description="per camera: detection_started events beyond this are suppressed (counted)"
     )
+    plausible: dict[str, PlausibleConfig] = Field(
+        default_factory=dict,
+        description="per label, what its boxes must look like (replaces that label's default rule: a person is "
+        "at least 3 % of the picture high and 0.8-6 times taller than wide)",
+    )
+
+    @model_validator(mode="after")
+    def _plausible_labels(self) -> DetectionConfig:
+        unknown = [label for label in self.plausible if label not in self.labels]
+        if unknown:
+            raise ValueError(f"plausible: {', '.join(map(repr, unknown))} not in labels {self.labels}")
+        return self
 
 
 class StreamConfig(_Strict):

@@ -28,7 +28,7 @@ from agent.detect.crops import Box, explained, from_window, merge, windows_for
 from agent.detect.decoders import Detections
 from agent.detect.motion import MotionGate
 from agent.detect.snapshot import render_snapshot
-from agent.detect.tracker import Track, Tracker, TrackEvent
+from agent.detect.tracker import DEFAULT_PLAUSIBLE, Plausible, Track, Tracker, TrackEvent
 from agent.health.image import Mask, Polygon, mask_from_polygons
 from agent.publish.payloads import detection_payload, new_event_id
 from agent.stream.frames import Frame
@@ -359,6 +359,7 @@ class DetectionService:
         masks: Sequence[Polygon] = (),
         now: float | None = None,
         crops: int = 0,
+        plausible: dict[str, Plausible] | None = None,
     ) -> CameraDetection:
         tracker = Tracker(
             labels=self.model.classes,
@@ -368,6 +369,7 @@ class DetectionService:
             lost_after_s=lost_after_s,
             zones=dict(zones or {}),
             masks=masks,
+            plausible={**DEFAULT_PLAUSIBLE, **(plausible or {})},
         )
         cam = CameraDetection(
             camera_id,
