@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from agent.config.model import DetectionConfig  # noqa: E402
 from agent.detect.detector import OnnxDetector, find_model  # noqa: E402
 from agent.sim import scenes  # noqa: E402
 from agent.sim.clips import write_au_clip  # noqa: E402
@@ -74,7 +75,7 @@ def rss_mb(pid: int) -> float:
 # -- 1. inference ------------------------------------------------------------------------
 
 
-MODEL = ["fastestdet"]  # the model under test (--model)
+MODEL = [DetectionConfig().model]  # the model under test (--model; default: the agent's default)
 
 
 def bench_inference(runs: int = 60) -> dict[str, float]:
@@ -288,7 +289,7 @@ def main() -> int:
     ap.add_argument("--loops", type=int, default=5, help="walk-throughs per camera in the latency part")
     ap.add_argument("--latency-cameras", type=int, default=4)
     ap.add_argument("--skip", choices=["latency", "cpu"], action="append", default=[])
-    ap.add_argument("--model", default="fastestdet", help="a manifest under models/ (e.g. yolox_nano)")
+    ap.add_argument("--model", default=MODEL[0], help="a manifest under models/ (yolox_nano, fastestdet)")
     args = ap.parse_args()
     MODEL[0] = args.model
 
