@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from agent.health.image import looks_black, mask_from_polygons, measure, picture_change
+from agent.health.image_health import ImageThresholds
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 
@@ -146,3 +147,12 @@ def test_a_ticking_clock_nobody_masked_does_not_hide_a_repeated_picture(scene: n
     assert picture_change(scene, ticking) < 0.05
     noisy = (scene.astype(np.float32) + rng.normal(0, 2, scene.shape)).clip(0, 255).astype(np.uint8)
     assert picture_change(scene, noisy) > 1.0  # sensor noise is everywhere: it cannot hide in a few cells
+
+
+def test_a_small_thing_moving_over_a_noiseless_view_is_not_a_repeat(scene: np.ndarray) -> None:
+    """A test pattern's ball (or a clean camera's only moving thing) in the middle of the view still counts:
+    only the top and bottom rows, where clocks are burnt in, may be left out."""
+    moved = scene.copy()
+    h, w = scene.shape
+    moved[h // 2 : h // 2 + 10, w // 2 : w // 2 + 10] = 255 - moved[h // 2 : h // 2 + 10, w // 2 : w // 2 + 10]
+    assert picture_change(scene, moved) > ImageThresholds().frozen_max_change

@@ -93,37 +93,45 @@ def looks_black(m: ImageMetrics, dark_ratio: float = 0.98, bright_limit: float =
 
 
 REPEAT_GRID = (24, 18)  # cells (across, down) a repeat is judged over
-TICKING_SHARE = 0.05  # the most-changed share of cells left out: where an on-screen clock ticks
+OSD_ROWS = 3  # rows of cells at the top and at the bottom: where cameras burn their clock and name
+TICKING_SHARE = 0.05  # at most this share of all cells, the most changed in those rows, is left out
 
 
 def picture_change(a: Gray, b: Gray, mask: Mask | None = None) -> float:
-    """Mean absolute luma difference of two samples of one camera, outside the small part of the picture
-    that changed most (0 = the same picture).
+    """Mean absolute luma difference of two samples of one camera, leaving out where an on-screen clock
+    ticks (0 = the same picture).
 
     A frozen encoder repeats the same picture (≈ 0); a live camera's sensor
     noise keeps this above its own floor everywhere, even when the scene is
-    still. Most cameras burn a clock into the picture (an OSD the installer
-    may not have masked): it ticks every second, also over a frozen scene.
-    Judged cell by cell, the ``TICKING_SHARE`` of cells that changed most are
-    left out, so a frozen view with a ticking clock still repeats, while sensor
-    noise, which is everywhere, does not hide in a few cells.
+    still. Most cameras burn a clock into the top or bottom of the picture (an
+    OSD the installer may not have masked): it ticks every second, also over
+    a frozen view. Judged cell by cell, the cells that changed most in the top
+    and bottom ``OSD_ROWS`` rows, at most ``TICKING_SHARE`` of all cells, are
+    left out: a frozen view with a ticking clock still repeats, while sensor
+    noise (everywhere) and a small thing moving in the view (not only at the
+    picture's edge) still count.
     """
     if a.shape != b.shape:
         raise ValueError(f"samples differ in size: {a.shape} vs {b.shape}")
     diff = cv2.absdiff(a, b).astype(np.float32)
-    cells = REPEAT_GRID
     if mask is not None:
         valid = (~mask).astype(np.float32)
-        diff *= valid
-        share = cv2.resize(valid, cells, interpolation=cv2.INTER_AREA)
-        sums = cv2.resize(diff, cells, interpolation=cv2.INTER_AREA)
-        per_cell = sums[share > 0.25] / share[share > 0.25]
-        if per_cell.size == 0:
-            return 0.0
+        share = cv2.resize(valid, REPEAT_GRID, interpolation=cv2.INTER_AREA)
+        sums = cv2.resize(diff * valid, REPEAT_GRID, interpolation=cv2.INTER_AREA)
+        cells = np.where(share > 0.25, sums / np.maximum(share, 1e-6), np.nan)
     else:
-        per_cell = cv2.resize(diff, cells, interpolation=cv2.INTER_AREA).ravel()
-    kept = np.sort(per_cell.ravel())[: max(1, round(per_cell.size * (1 - TICKING_SHARE)))]
-    return float(kept.mean())
+        cells = cv2.resize(diff, REPEAT_GRID, interpolation=cv2.INTER_AREA)
+    edge = np.zeros(cells.shape, dtype=bool)
+    edge[:OSD_ROWS] = True
+    edge[-OSD_ROWS:] = True
+    edge &= ~np.isnan(cells)
+    leave_out = min(int(edge.sum()), round(cells.size * TICKING_SHARE))
+    if leave_out:
+        edge_values = np.where(edge, cells, -np.inf).ravel()
+        cells = cells.copy().ravel()
+        cells[np.argsort(edge_values)[-leave_out:]] = np.nan
+    kept = cells[~np.isnan(cells)]
+    return float(kept.mean()) if kept.size else 0.0
 
 
 def _gradient(gray: Gray) -> npt.NDArray[np.float32]:
