@@ -211,18 +211,18 @@ def test_knocked_at_night_is_moved_and_day_to_night_and_back_is_not(frames: list
     def light_at(t: float, dawn: bool) -> float:
         if t < BUSY_S:
             return 1.0
-        if dawn and t >= 180:
-            return min(1.0, 0.3 + 0.7 * (t - 180) / 60)
-        return max(0.3, 1 - 0.7 * (t - BUSY_S) / 60)
+        if dawn and t >= 120:
+            return min(1.0, 0.3 + 0.7 * (t - 120) / 50)
+        return max(0.3, 1 - 0.7 * (t - BUSY_S) / 50)
 
-    def clip(knock_at: float | None, dawn: bool) -> Iterator[Frame]:
-        for i, frame in enumerate(footage.looped(frames, 280 * FPS)):
+    def clip(knock_at: float | None, dawn: bool, length_s: int) -> Iterator[Frame]:
+        for i, frame in enumerate(footage.looped(frames, length_s * FPS)):
             t = i / FPS
             light = light_at(t, dawn)
             view = footage.turned(frame, 0.35, 4.0) if knock_at is not None and t >= knock_at else frame
             yield footage.sensor_noise((view * light).astype(np.uint8), rng, 1.0 + 2.0 * (1 - light))
 
-    knocked = judge(clip(200.0, dawn=False))
+    knocked = judge(clip(150.0, dawn=False, length_s=170))  # dark from 90 s on
     assert set(knocked) == {"moved"}, knocked
-    assert 200 <= knocked["moved"] <= 200 + AFTER["moved"] + 5
-    assert judge(clip(None, dawn=True)) == {}
+    assert 150 <= knocked["moved"] <= 150 + AFTER["moved"] + 5
+    assert judge(clip(None, dawn=True, length_s=190)) == {}
