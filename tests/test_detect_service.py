@@ -244,3 +244,21 @@ def test_a_plausibility_rule_from_config_replaces_that_labels_default() -> None:
         cam.on_frame(frame)
         drain(svc)
     assert not [e for e in out if e.kind == "detection"] and cam.tracker.implausible > 0
+
+
+def test_a_backlog_sheds_the_closer_look_first() -> None:
+    """While the detector keeps up, frames carry where small things moved; once frames wait, they do not
+    (and no decoded frame is kept for it: the frames here are no larger than what is queued)."""
+    model = ScriptedModel()
+    svc, _ = service(model, crops=2)
+    cam = svc.cameras["c"]
+    rng = np.random.default_rng(2)
+    base = rng.integers(40, 200, (180, 320, 3), dtype=np.uint8)
+    jobs = []
+    for i in range(7):
+        img = base.copy()
+        img[60:70, 20 + i * 30 : 26 + i * 30] = 255  # something small moves
+        cam.on_frame(frame_of(img, i * 0.5))
+        jobs.append(svc.queue._jobs[-1])
+    assert any(job.regions for job in jobs[1:3])
+    assert all(not job.regions for job in jobs[5:]) and all(job.frame is None for job in jobs)

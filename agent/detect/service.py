@@ -40,6 +40,7 @@ MOTION_WIDTH = 160  # motion is judged on a tiny grayscale copy
 DETECT_WIDTH = 640  # what is queued (and what snapshots are made from): at most this wide
 CROP_WIDTH = 1280  # windows over small moving things are cut from the frame at most this wide
 MAX_REGIONS = 16  # moving things per frame considered for a closer look
+WINDOW_BACKLOG = 4  # queued frames beyond which frames get no closer look (load shed before anything else)
 MIN_SIDE = 32  # frames smaller than this are skipped (counted), not fed to the model
 BETTER_SNAPSHOT = 0.1  # an ended track re-sends its snapshot if its best score rose this much
 
@@ -92,7 +93,7 @@ class Job:
     camera: CameraDetection
     bgr: BGR
     mono: float
-    frame: Frame | None = None  # the decoded frame, for windows cut larger than bgr (only with regions)
+    frame: Frame | None = None  # the decoded frame, when larger than bgr, for windows cut from it
     regions: list[Box] = field(default_factory=list)  # small moving things (normalised), for a closer look
 
 
@@ -186,21 +187,28 @@ class CameraDetection:
             log.debug("camera %s: frame skipped for detection: %s", self.camera_id, exc)
             return
         self.queued += 1
-        regions = self.gate.regions(MAX_REGIONS) if self.crops > 0 else []
-        self.service.submit(Job(self, bgr, frame.mono, frame if regions else None, regions))
+        # A closer look only while the detector keeps up (a backlog sheds it first), and the decoded frame
+        # kept for it only when it is larger than what is queued anyway: memory stays bounded.
+        keeping_up = self.crops > 0 and len(self.service.queue) < WINDOW_BACKLOG
+        regions = self.gate.regions(MAX_REGIONS) if keeping_up else []
+        larger = frame if regions and frame.width > bgr.shape[1] else None
+        self.service.submit(Job(self, bgr, frame.mono, larger, regions))
 
     def look_closer(self, det: Detections, job: Job) -> Detections:
         """The whole frame's detections, and what windows of the model's input size over small moving things
         the whole-frame pass left unexplained found (worker thread)."""
         unexplained = [r for r in job.regions if not explained(r, det)]
-        if not unexplained or job.frame is None:
+        if not unexplained:
             return det
         model = self.service.model
-        width, height = job.frame.scaled_size(min(CROP_WIDTH, job.frame.width))
+        if job.frame is None:
+            height, width = job.bgr.shape[:2]
+        else:
+            width, height = job.frame.scaled_size(min(CROP_WIDTH, job.frame.width))
         windows = windows_for(unexplained, width, height, model.input_size, self.crops)
         if not windows:
             return det
-        hi = job.bgr if width == job.bgr.shape[1] else job.frame.bgr(width=width)
+        hi = job.bgr if job.frame is None or width == job.bgr.shape[1] else job.frame.bgr(width=width)
         parts = [det]
         for window in windows:
             x0, y0, x1, y1 = window
