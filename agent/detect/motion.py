@@ -39,11 +39,8 @@ class MotionGate:
         if mask is not None:
             diff &= ~mask
         self._changed = diff
-        if mask is not None:
-            valid = ~mask
-            n = int(valid.sum())
-            return float(np.count_nonzero(diff & valid)) / n if n else 0.0
-        return float(np.count_nonzero(diff)) / diff.size
+        n = diff.size if mask is None else int(diff.size - np.count_nonzero(mask))
+        return float(np.count_nonzero(diff)) / n if n else 0.0
 
     def should_detect(self, gray: Gray, mask: Mask | None = None, track_alive: bool = False) -> bool:
         self.frames += 1
