@@ -96,3 +96,127 @@ class Mosquitto:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+PKI = DEPLOY / "camwatch-pki"
+# Debian's /etc/mosquitto/mosquitto.conf as the package ships it (used when this machine's is missing).
+DEBIAN_STOCK_CONF = """pid_file /run/mosquitto/mosquitto.pid
+
+persistence true
+persistence_location /var/lib/mosquitto/
+
+log_dest file /var/log/mosquitto/mosquitto.log
+
+include_dir /etc/mosquitto/conf.d
+"""
+
+
+def run_pki(*args: str) -> str:
+    """Run deploy/camwatch-pki; its output, or RuntimeError with its error."""
+    done = subprocess.run([str(PKI), *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"camwatch-pki {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+class ShippedMosquitto:
+    """Mosquitto started from Debian's stock mosquitto.conf plus exactly the shipped ``deploy/mosquitto`` files.
+
+    The files are copied under ``root`` with only their paths (``/etc``, ``/var``,
+    ``/run``) moved there, the listeners' ports swapped for free loopback ports, and,
+    as root, ``user root`` added (Mosquitto would drop to a user that cannot read a
+    temp dir). ``pki`` is a directory made by ``deploy/camwatch-pki``.
+    """
+
+    SHIPPED_PORTS = (1883, 8883, 8884)
+
+    def __init__(self, root: Path, pki: Path) -> None:
+        self.root = root
+        self.pki = pki
+        self.ports = {p: free_port() for p in self.SHIPPED_PORTS}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = root / "var/log/mosquitto/mosquitto.log"
+
+    @property
+    def local_port(self) -> int:
+        return self.ports[1883]
+
+    @property
+    def password_port(self) -> int:
+        return self.ports[8883]
+
+    @property
+    def cert_port(self) -> int:
+        return self.ports[8884]
+
+    def _moved(self, text: str) -> str:
+        for path in ("/etc/mosquitto", "/var/lib/mosquitto", "/var/log/mosquitto", "/run/mosquitto"):
+            text = text.replace(path, f"{self.root}{path}")
+        lines = []
+        for line in text.splitlines():
+            words = line.split()
+            if words[:1] == ["listener"] and int(words[1]) in self.ports:
+                line = f"listener {self.ports[int(words[1])]} 127.0.0.1"
+            lines.append(line)
+        return "\n".join(lines) + "\n"
+
+    def install(self) -> ShippedMosquitto:
+        etc = self.root / "etc/mosquitto"
+        (etc / "conf.d").mkdir(parents=True, exist_ok=True)
+        (etc / "camwatch").mkdir(exist_ok=True)
+        for d in ("var/lib/mosquitto", "var/log/mosquitto", "run/mosquitto"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        stock = Path("/etc/mosquitto/mosquitto.conf")
+        main = stock.read_text() if stock.exists() else DEBIAN_STOCK_CONF
+        if os.geteuid() == 0:
+            main += "user root\n"
+        (etc / "mosquitto.conf").write_text(self._moved(main))
+        (etc / "conf.d/camwatch.conf").write_text(self._moved((DEPLOY / "mosquitto/conf.d/camwatch.conf").read_text()))
+        shutil.copy(DEPLOY / "mosquitto/camwatch.acl", etc / "camwatch/acl")
+        self.reload_pki()
+        return self
+
+    def reload_pki(self) -> None:
+        """Copy the PKI directory's broker files in (and SIGHUP a running broker, as ``systemctl reload`` does)."""
+        etc = self.root / "etc/mosquitto/camwatch"
+        for name in ("ca.pem", "crl.pem", "broker.pem", "broker.key", "passwd"):
+            shutil.copy(self.pki / name, etc / name)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(1)
+            time.sleep(0.3)
+
+    def start(self) -> ShippedMosquitto:
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.root / "etc/mosquitto/mosquitto.conf")], stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 5.0
+        while not all(_listening(p) for p in self.ports.values()) and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        if not all(_listening(p) for p in self.ports.values()):
+            self.stop()
+            raise RuntimeError(f"mosquitto did not start from the shipped config: {self.log_text()[-2000:]}")
+        return self
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,285 @@
+"""The shipped broker config (deploy/mosquitto on Debian's stock mosquitto.conf), attacked by a careless or
+hostile ward: each attack refused, and its victim unharmed.
+
+Mosquitto runs from exactly the shipped files (paths and ports moved into a temp dir), with a PKI made by
+deploy/camwatch-pki. Clients speak MQTT 5, so a refused publish comes back with its reason code.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from agent.sim.mosquitto import MOSQUITTO, ShippedMosquitto, run_pki
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Client:
+    """A paho MQTT 5 client that records what happens to it."""
+
+    client: mqtt.Client
+    connack: list[Any] = field(default_factory=list)
+    disconnects: list[Any] = field(default_factory=list)
+    pubacks: dict[int, Any] = field(default_factory=dict)
+    subacks: dict[int, list[Any]] = field(default_factory=dict)
+    messages: list[mqtt.MQTTMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.connack) and not self.connack[-1].is_failure and not self.disconnects
+
+    def publish(self, topic: str, payload: bytes | str, *, retain: bool = False, timeout: float = 5.0) -> Any:
+        """Publish at QoS 1 and return the PUBACK's reason code (None: no PUBACK came)."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        return wait_until(lambda: self.pubacks.get(info.mid), timeout)
+
+    def subscribe(self, topic: str, timeout: float = 5.0) -> Any:
+        _, mid = self.client.subscribe(topic, qos=1)
+        codes = wait_until(lambda: self.subacks.get(mid), timeout)
+        return codes[0] if codes else None
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def connect(
+    port: int,
+    client_id: str,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    ca: Path | None = None,
+    cert: tuple[Path, Path] | None = None,
+    will: tuple[str, bytes] | None = None,
+    persistent: bool = False,
+    timeout: float = 5.0,
+) -> Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    rec = Client(client)
+    if user is not None:
+        client.username_pw_set(user, password)
+    if ca is not None:
+        client.tls_set(
+            ca_certs=str(ca),
+            certfile=str(cert[0]) if cert else None,
+            keyfile=str(cert[1]) if cert else None,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    client.on_connect = lambda c, u, f, rc, p: rec.connack.append(rc)
+    client.on_connect_fail = lambda c, u: rec.connack.append(mqtt.ReasonCode(PacketTypes.CONNACK, "Unspecified error"))
+    client.on_disconnect = lambda c, u, f, rc, p: rec.disconnects.append(rc)
+    client.on_publish = lambda c, u, mid, rc, p: rec.pubacks.__setitem__(mid, rc)
+    client.on_subscribe = lambda c, u, mid, rcs, p: rec.subacks.__setitem__(mid, rcs)
+    client.on_message = lambda c, u, m: rec.messages.append(m)
+    props = None
+    if persistent:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+    client.connect_async("127.0.0.1", port, keepalive=30, clean_start=not persistent, properties=props)
+    client.loop_start()
+    wait_until(lambda: rec.connack or rec.disconnects, timeout)
+    return rec
+
+
+def refused(port: int, **kw: Any) -> bool:
+    """Whether a login is refused (the client is closed either way)."""
+    c = connect(port, "someone", timeout=2.0, **kw)
+    try:
+        return not c.connected
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def shipped(workdir: Path) -> Iterator[tuple[ShippedMosquitto, dict[str, str]]]:
+    """The shipped broker with a PKI: wards 'a' and 'b'; returns the broker and every user's password."""
+    if not os.path.exists(MOSQUITTO):
+        pytest.fail("mosquitto is not installed: run the README's test command (it installs it)")
+    pki = workdir / "pki"
+    run_pki("init", str(pki), "localhost", "127.0.0.1")
+    run_pki("ward", str(pki), "a")
+    run_pki("ward", str(pki), "b")
+    passwords = {
+        "center": _env(pki / "center.env")["CAMWATCH_MQTT_PASSWORD"],
+        "a": _env(pki / "wards/a/agent.env")["CAMWATCH_MQTT_PASSWORD"],
+        "b": _env(pki / "wards/b/agent.env")["CAMWATCH_MQTT_PASSWORD"],
+    }
+    broker = ShippedMosquitto(workdir / "root", pki).install().start()
+    yield broker, passwords
+    broker.stop()
+
+
+def _env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def _ward(broker: ShippedMosquitto, ward: str, passwords: dict[str, str], client_id: str, **kw: Any) -> Client:
+    return connect(
+        broker.password_port, client_id, user=ward, password=passwords[ward], ca=broker.pki / "ca.pem", **kw
+    )
+
+
+def _center(broker: ShippedMosquitto, passwords: dict[str, str], **kw: Any) -> Client:
+    c = connect(broker.local_port, "camwatch-center", user="center", password=passwords["center"], **kw)
+    assert c.connected, c.connack
+    assert c.subscribe("camwatch/#") == 1
+    return c
+
+
+def test_the_shipped_config_starts_on_debians_stock_layout(shipped: tuple[ShippedMosquitto, dict[str, str]]) -> None:
+    broker, _ = shipped
+    conf = (broker.root / "etc/mosquitto/mosquitto.conf").read_text()
+    assert "persistence_location" in conf and "include_dir" in conf  # Debian's own lines, kept
+    assert "Error" not in broker.log_text()
+
+
+def test_anonymous_and_wrong_passwords_are_refused(shipped: tuple[ShippedMosquitto, dict[str, str]]) -> None:
+    broker, passwords = shipped
+    ca = broker.pki / "ca.pem"
+    assert refused(broker.local_port)
+    assert refused(broker.password_port, ca=ca)
+    assert refused(broker.password_port, user="a", password=passwords["b"], ca=ca)
+    assert refused(broker.local_port, user="center", password="guess")
+    # The WAN listener speaks only TLS: a plain connection gets nowhere.
+    assert refused(broker.password_port, user="a", password=passwords["a"])
+    ok = _ward(broker, "a", passwords, "camwatch-agent-a")
+    assert ok.connected
+    ok.close()
+
+
+def test_a_ward_cannot_take_over_another_wards_session_or_fire_its_will(
+    shipped: tuple[ShippedMosquitto, dict[str, str]],
+) -> None:
+    broker, passwords = shipped
+    center = _center(broker, passwords)
+    victim = _ward(broker, "b", passwords, "camwatch-agent-b", will=("camwatch/b/agent/status", b'{"state":"offline"}'))
+    assert victim.connected
+    assert victim.publish("camwatch/b/agent/status", b'{"state":"online"}', retain=True) == 0
+    # Ward a logs in with b's client id (and with the center's): its client id is replaced by its user name.
+    for stolen in ("camwatch-agent-b", "b", "camwatch-center", "center"):
+        thief = _ward(broker, "a", passwords, stolen)
+        assert thief.connected
+        thief.close()
+    time.sleep(0.5)
+    assert victim.connected, victim.disconnects
+    assert center.connected, center.disconnects
+    statuses = [m.payload for m in center.messages if m.topic == "camwatch/b/agent/status"]
+    assert statuses == [b'{"state":"online"}'], "b's last will fired"
+    victim.close()
+    center.close()
+
+
+def test_a_ward_cannot_wipe_the_centers_persistent_session(shipped: tuple[ShippedMosquitto, dict[str, str]]) -> None:
+    broker, passwords = shipped
+    center = _center(broker, passwords, persistent=True)
+    center.close()  # the center is stopped: the broker queues for its session
+    ward = _ward(broker, "b", passwords, "camwatch-agent-b")
+    assert ward.publish("camwatch/b/cam1/events", b'{"id":"1"}') == 0
+    # A hostile ward connects with the center's client id and a clean start: the center's session must not go.
+    for stolen in ("camwatch-center", "center"):
+        thief = _ward(broker, "a", passwords, stolen)
+        assert thief.connected
+        thief.close()
+    assert ward.publish("camwatch/b/cam1/events", b'{"id":"2"}') == 0
+    back = connect(
+        broker.local_port, "camwatch-center", user="center", password=passwords["center"], persistent=True
+    )
+    assert back.connected
+    assert back.connack[-1] == 0
+    got = wait_until(lambda: [m.payload for m in back.messages if m.topic == "camwatch/b/cam1/events"] or None, 5)
+    assert got == [b'{"id":"1"}', b'{"id":"2"}'], "the center's queued messages were lost"
+    back.close()
+    ward.close()
+
+
+def test_a_ward_writes_only_its_own_topics_and_reads_nothing(shipped: tuple[ShippedMosquitto, dict[str, str]]) -> None:
+    broker, passwords = shipped
+    center = _center(broker, passwords)
+    a = _ward(broker, "a", passwords, "camwatch-agent-a")
+    assert a.publish("camwatch/a/cam1/events", b"mine") == 0
+    for topic in ("camwatch/b/cam1/events", "camwatch/b/agent/status", "camwatch/center/x", "other/topic"):
+        rc = a.publish(topic, b"forged")
+        assert rc is not None and rc.is_failure and rc.getName() == "Not authorized", (topic, rc)
+    # A ward reads nothing (Mosquitto grants the subscription, then delivers nothing through it).
+    a.subscribe("camwatch/#")
+    b = _ward(broker, "b", passwords, "camwatch-agent-b")
+    assert b.publish("camwatch/b/cam1/events", b"b's") == 0
+    assert b.publish("camwatch/b/agent/status", b"b's", retain=True) == 0
+    time.sleep(0.3)
+    assert a.messages == []
+    assert [m.topic for m in center.messages] == ["camwatch/a/cam1/events", "camwatch/b/cam1/events", "camwatch/b/agent/status"]
+    b.close()
+    a.close()
+    center.close()
+
+
+def test_the_center_reads_everything_and_writes_nothing(shipped: tuple[ShippedMosquitto, dict[str, str]]) -> None:
+    broker, passwords = shipped
+    center = _center(broker, passwords)
+    for topic in ("camwatch/center/cam1/events", "camwatch/a/agent/status", "camwatch/x"):
+        rc = center.publish(topic, b"{}")
+        assert rc is not None and rc.is_failure, topic
+    center.close()
+
+
+def test_an_oversized_message_is_refused(shipped: tuple[ShippedMosquitto, dict[str, str]]) -> None:
+    broker, passwords = shipped
+    center = _center(broker, passwords)
+    a = _ward(broker, "a", passwords, "camwatch-agent-a")
+    assert a.publish("camwatch/a/cam1/snapshot/1", b"x" * 500_000) == 0  # a large snapshot goes
+    a.client.publish("camwatch/a/cam1/snapshot/2", b"x" * 20_000_000, qos=1)
+    assert wait_until(lambda: a.disconnects, 10), "a 20 MB message was taken"
+    time.sleep(0.3)
+    assert [m.topic for m in center.messages] == ["camwatch/a/cam1/snapshot/1"]
+    a.close()
+    center.close()
+
+
+def test_client_certificates_authenticate_wards(shipped: tuple[ShippedMosquitto, dict[str, str]], workdir: Path) -> None:
+    broker, _ = shipped
+    pki = broker.pki
+    ca = pki / "ca.pem"
+    center = _center(broker, shipped[1])
+    a_cert = (pki / "wards/a/a.pem", pki / "wards/a/a.key")
+    a = connect(broker.cert_port, "camwatch-agent-b", ca=ca, cert=a_cert)
+    assert a.connected, a.connack
+    assert a.publish("camwatch/a/cam1/events", b"by cert") == 0
+    assert a.publish("camwatch/b/cam1/events", b"forged").is_failure
+    a.close()
+    # No certificate, or one from another CA: refused.
+    assert refused(broker.cert_port, ca=ca)
+    other = workdir / "other-pki"
+    run_pki("init", str(other), "localhost", "127.0.0.1")
+    run_pki("ward", str(other), "a")
+    assert refused(broker.cert_port, ca=ca, cert=(other / "wards/a/a.pem", other / "wards/a/a.key"))
+    # A revoked ward: neither its certificate nor its password works after the broker reloads.
+    b_cert = (pki / "wards/b/b.pem", pki / "wards/b/b.key")
+    saved = [p.read_bytes() for p in b_cert]
+    run_pki("revoke", str(pki), "b")
+    for p, data in zip(b_cert, saved, strict=True):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    broker.reload_pki()
+    assert refused(broker.cert_port, ca=ca, cert=b_cert)
+    time.sleep(0.3)
+    assert [m.payload for m in center.messages] == [b"by cert"]
+    center.close()
