@@ -258,6 +258,7 @@ class Agent:
             problems=self.agent_problems(),
             reason=reason,
             hostname=socket.gethostname(),
+            refused=getattr(getattr(self, "publisher", None), "refusal", None),
         )
 
     def agent_problems(self) -> list[str]:
@@ -267,6 +268,9 @@ class Agent:
             problems.append("outbox_overflow")
         if self.outbox.problem is not None:
             problems.append("outbox_unwritable")
+        publisher = getattr(self, "publisher", None)  # the will is built while the publisher is being made
+        if publisher is not None and publisher.refusal is not None:
+            problems.append("publish_refused")
         return problems
 
     def _check_state_dir(self) -> None:
@@ -430,7 +434,7 @@ class Agent:
             "rss_bytes": rss_bytes(),
             "threads": thread_count(),
             "fds": open_fds(),
-            "outbox": self.outbox.counts(),
+            "outbox": {**self.outbox.counts(), "refused": self.publisher.refused},
             "cameras": cameras,
             "detector": self._detector_stats(),
         }

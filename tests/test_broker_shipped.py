@@ -7,6 +7,7 @@ deploy/camwatch-pki. Clients speak MQTT 5, so a refused publish comes back with 
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import threading
@@ -19,11 +20,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent.sim.mosquitto import MOSQUITTO, ShippedMosquitto, run_pki
-from tests.conftest import wait_until
+from agent.sim.rtsp import free_port
+from tests.conftest import AgentProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -133,9 +135,7 @@ def _env(path: Path) -> dict[str, str]:
 
 
 def _ward(broker: ShippedMosquitto, ward: str, passwords: dict[str, str], client_id: str, **kw: Any) -> Client:
-    return connect(
-        broker.password_port, client_id, user=ward, password=passwords[ward], ca=broker.pki / "ca.pem", **kw
-    )
+    return connect(broker.password_port, client_id, user=ward, password=passwords[ward], ca=broker.pki / "ca.pem", **kw)
 
 
 def _center(broker: ShippedMosquitto, passwords: dict[str, str], **kw: Any) -> Client:
@@ -200,9 +200,7 @@ def test_a_ward_cannot_wipe_the_centers_persistent_session(shipped: tuple[Shippe
         assert thief.connected
         thief.close()
     assert ward.publish("camwatch/b/cam1/events", b'{"id":"2"}') == 0
-    back = connect(
-        broker.local_port, "camwatch-center", user="center", password=passwords["center"], persistent=True
-    )
+    back = connect(broker.local_port, "camwatch-center", user="center", password=passwords["center"], persistent=True)
     assert back.connected
     assert back.connack[-1] == 0
     got = wait_until(lambda: [m.payload for m in back.messages if m.topic == "camwatch/b/cam1/events"] or None, 5)
@@ -226,7 +224,11 @@ def test_a_ward_writes_only_its_own_topics_and_reads_nothing(shipped: tuple[Ship
     assert b.publish("camwatch/b/agent/status", b"b's", retain=True) == 0
     time.sleep(0.3)
     assert a.messages == []
-    assert [m.topic for m in center.messages] == ["camwatch/a/cam1/events", "camwatch/b/cam1/events", "camwatch/b/agent/status"]
+    assert [m.topic for m in center.messages] == [
+        "camwatch/a/cam1/events",
+        "camwatch/b/cam1/events",
+        "camwatch/b/agent/status",
+    ]
     b.close()
     a.close()
     center.close()
@@ -254,7 +256,9 @@ def test_an_oversized_message_is_refused(shipped: tuple[ShippedMosquitto, dict[s
     center.close()
 
 
-def test_client_certificates_authenticate_wards(shipped: tuple[ShippedMosquitto, dict[str, str]], workdir: Path) -> None:
+def test_client_certificates_authenticate_wards(
+    shipped: tuple[ShippedMosquitto, dict[str, str]], workdir: Path
+) -> None:
     broker, _ = shipped
     pki = broker.pki
     ca = pki / "ca.pem"
@@ -283,3 +287,60 @@ def test_client_certificates_authenticate_wards(shipped: tuple[ShippedMosquitto,
     time.sleep(0.3)
     assert [m.payload for m in center.messages] == [b"by cert"]
     center.close()
+
+
+def test_an_agent_whose_ward_is_not_its_login_loses_nothing(
+    shipped: tuple[ShippedMosquitto, dict[str, str]], workdir: Path
+) -> None:
+    """ward.toml says ward b, but the agent logs in as a: every publish is refused. It says so once, in plain
+    words, keeps everything queued, and once the broker lets it write, all of it arrives."""
+    broker, passwords = shipped
+    center = _center(broker, passwords)
+    config = write_config(
+        workdir / "ward.toml",
+        "b",
+        broker.password_port,
+        "camwatch",
+        [{"id": "cam1", "url": f"rtsp://127.0.0.1:{free_port()}/nothing"}],
+        mqtt={"username": "a", "password": passwords["a"], "ca_file": str(broker.pki / "ca.pem")},
+    )
+    agent = AgentProcess(config, workdir / "agent.log").start()
+    try:
+        assert wait_until(lambda: "refused a message" in agent.log_text(), 15), agent.log_text()
+        line = next(x for x in agent.log_text().splitlines() if "refused a message" in x)
+        assert "Not authorized" in line and "ward = 'b'" in line and "'a'" in line, line
+        # The camera goes offline meanwhile: its change is queued, not lost.
+        assert wait_until(lambda: "state_changed on cam1" in agent.log_text(), 15), agent.log_text()
+        time.sleep(1.0)
+        assert not [m for m in center.messages if m.topic.startswith("camwatch/b/")]
+        # The center's admin lets user a write ward b's topics (systemctl reload mosquitto).
+        acl = broker.root / "etc/mosquitto/camwatch/acl"
+        acl.write_text(acl.read_text() + "\nuser a\ntopic write camwatch/b/#\n")
+        broker.reload_pki()
+
+        def topics() -> set[str]:
+            return {m.topic for m in center.messages}
+
+        want = {"camwatch/b/agent/status", "camwatch/b/cam1/health", "camwatch/b/cam1/events"}
+        assert wait_until(lambda: want <= topics(), 30), topics()
+        events = [json.loads(m.payload) for m in center.messages if m.topic == "camwatch/b/cam1/events"]
+        assert any(e["type"] == "state_changed" and e["to"] == "offline" for e in events), events
+        status = wait_until(
+            lambda: [
+                s
+                for m in center.messages
+                if m.topic == "camwatch/b/agent/status"
+                and "publish_refused" not in (s := json.loads(m.payload))["problems"]
+            ],
+            15,
+        )
+        assert status, [m.payload for m in center.messages if m.topic == "camwatch/b/agent/status"]
+        stats = wait_until(
+            lambda: [json.loads(m.payload) for m in center.messages if m.topic == "camwatch/b/agent/stats"], 10
+        )
+        assert stats and stats[-1]["outbox"]["refused"] >= 1
+        assert sum("refused a message" in x for x in agent.log_text().splitlines()) == 1
+        assert "takes this agent's messages again" in agent.log_text()
+    finally:
+        agent.stop()
+        center.close()

@@ -80,6 +80,63 @@ def test_an_old_ack_of_another_message_is_not_taken_for_a_reused_id(make_box: Ca
     assert box.counts()["sent"] == 1
 
 
+def test_a_refused_message_goes_back_in_line_and_is_never_taken_for_delivered(make_box: Callable[..., Outbox]) -> None:
+    box = make_box()
+    for i in range(4):
+        box.put(msg("state", i))
+    sent = {}
+    for mid in (11, 12, 13):
+        m = box.next_unsent()
+        assert m is not None
+        box.mark_sent(m, mid)
+        sent[mid] = m.topic
+    # The broker takes t/0, refuses t/1 and t/2 (its ACL): they wait again, in order, before t/3.
+    assert box.ack(11)
+    assert box.refuse(12) == "t/1"
+    assert box.refuse(13) == "t/2"
+    counts = box.counts()
+    assert (counts["pending"], counts["inflight"], counts["sent"], counts["dropped"]) == (3, 0, 1, 0)
+    assert drain(box) == ["t/1", "t/2", "t/3"]
+    assert box.counts()["pending"] == 0
+
+
+def test_a_refusal_before_mark_sent_and_one_in_the_middle_of_the_flight(make_box: Callable[..., Outbox]) -> None:
+    box = make_box()
+    for i in range(3):
+        box.put(msg("state", i))
+    first = box.next_unsent()
+    assert first is not None
+    assert box.refuse(21) is None  # the refusal overtook mark_sent
+    box.mark_sent(first, 21)
+    again = box.next_unsent()
+    assert again is not None and again.topic == "t/0"
+    box.mark_sent(again, 22)
+    second = box.next_unsent()
+    assert second is not None and second.topic == "t/1"
+    box.mark_sent(second, 23)
+    assert box.refuse(22) == "t/0"  # t/1 is still in flight: not sent twice at once
+    nxt = box.next_unsent()
+    assert nxt is not None and nxt.topic == "t/0"
+    box.mark_sent(nxt, 24)
+    nxt = box.next_unsent()
+    assert nxt is not None and nxt.topic == "t/2"
+    box.mark_sent(nxt, 25)
+    assert box.ack(23) and box.ack(24) and box.ack(25)
+    assert box.next_unsent() is None
+    assert box.counts()["sent"] == 3
+
+
+def test_an_undeliverable_message_is_dropped_and_counted(make_box: Callable[..., Outbox]) -> None:
+    box = make_box()
+    box.put(msg("snapshot", 0))
+    box.put(msg("state", 1))
+    big = box.next_unsent()
+    assert big is not None
+    box.drop(big)
+    assert box.counts()["dropped"] == 1
+    assert drain(box) == ["t/1"]
+
+
 def test_overflow_drops_snapshots_then_detections_never_state_changes(make_box: Callable[..., Outbox]) -> None:
     box = make_box(max_messages=4)
     box.put(msg("state", 0))

@@ -73,7 +73,7 @@ class DurableOutbox:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._cursor = 0  # highest row handed to the publisher in this run
-        self._inflight: dict[int, int | OutMessage] = {}  # mid -> row seq, or a message kept in memory
+        self._inflight: dict[int, tuple[OutMessage, bool]] = {}  # mid -> (message, kept in memory, not in a row)
         self._early_acks = EarlyAcks(clock)
         self._spill: deque[OutMessage] = deque()  # written nowhere durable (the disk refused)
         self._acked: list[int] = []  # rows acknowledged, deleted in one batch by the publishing thread
@@ -144,11 +144,13 @@ class DurableOutbox:
         with self._lock:
             self._flush_acks()
             if self._db is not None:
+                # Rows in flight are skipped: after a refusal the cursor goes back, past some of them.
+                flying = [m.seq for m, in_memory in self._inflight.values() if not in_memory]
                 try:
                     row = self._db.execute(
                         "SELECT seq, topic, payload, json, kind, camera, late, created FROM outbox WHERE seq > ? "
-                        "ORDER BY seq LIMIT 1",
-                        (self._cursor,),
+                        f"AND seq NOT IN ({','.join('?' * len(flying))}) ORDER BY seq LIMIT 1",
+                        (self._cursor, *flying),
                     ).fetchone()
                 except sqlite3.Error as exc:
                     self._fail(f"cannot read the outbox {self.path}: {exc}")
@@ -168,10 +170,13 @@ class DurableOutbox:
                 self._spill.popleft()
             else:
                 self._cursor = max(self._cursor, message.seq)
-            if self._early_acks.take(mid):
-                self._done(message.seq if not in_memory else message)
-                return
-            self._inflight[mid] = message if in_memory else message.seq
+            early = self._early_acks.take(mid)
+            if early is True:
+                self._done(message, in_memory)
+            elif early is False:
+                self._put_back(message, in_memory)
+            else:
+                self._inflight[mid] = (message, in_memory)
 
     def ack(self, mid: int) -> bool:
         with self._lock:
@@ -179,16 +184,50 @@ class DurableOutbox:
             if item is None:
                 self._early_acks.add(mid)
                 return False
-            self._done(item)
+            self._done(*item)
             return True
 
-    def _done(self, item: int | OutMessage) -> None:
+    def refuse(self, mid: int) -> str | None:
+        """The broker refused ``mid``: its message goes back in line (in order); its topic, if it was ours."""
+        with self._lock:
+            item = self._inflight.pop(mid, None)
+            if item is None:
+                self._early_acks.add(mid, ok=False)
+                return None
+            self._put_back(*item)
+            return item[0].topic
+
+    def _put_back(self, message: OutMessage, in_memory: bool) -> None:
+        if in_memory:
+            self._spill.appendleft(message)
+        else:
+            self._cursor = min(self._cursor, message.seq - 1)
+
+    def drop(self, message: OutMessage) -> None:
+        """Give up on an unsent message that can never be delivered (counted as dropped)."""
+        with self._lock:
+            if self._spill and self._spill[0] is message:
+                self._spill.popleft()
+            elif self._db is not None:
+                self._cursor = max(self._cursor, message.seq)
+                try:
+                    row = self._db.execute("DELETE FROM outbox WHERE seq = ? RETURNING size", (message.seq,)).fetchone()
+                except sqlite3.Error as exc:
+                    self._fail(f"cannot update the outbox {self.path}: {exc}")
+                    return
+                if row is None:
+                    return
+                self._rows -= 1
+                self._bytes -= row[0]
+            self.dropped += 1
+
+    def _done(self, message: OutMessage, in_memory: bool) -> None:
         self.sent += 1
-        if isinstance(item, int):
+        if not in_memory:
             # Deleting is left to the publishing thread, in batches: PUBACKs arrive on MQTT's
             # network thread, which must not wait for the disk. A delete lost in a crash only
             # means the message is sent once more (receivers dedup by id).
-            self._acked.append(item)
+            self._acked.append(message.seq)
 
     def _flush_acks(self) -> None:
         if not self._acked or self._db is None:
@@ -261,7 +300,7 @@ class DurableOutbox:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            in_db_not_pending = len(self._acked) + sum(1 for v in self._inflight.values() if isinstance(v, int))
+            in_db_not_pending = len(self._acked) + sum(1 for _, in_memory in self._inflight.values() if not in_memory)
             pending = max(0, self._rows - in_db_not_pending)
             return {
                 "pending": pending + len(self._spill),

@@ -6,6 +6,13 @@ which does the publishing: birth and every camera's retained health after
 each (re)connect, then the outbox in order, a bounded number in flight.
 Messages handed to paho stay in its session until PUBACK and are resent by
 it after a reconnect; only then are they removed from the outbox.
+
+The agent speaks MQTT 5, so a PUBACK says whether the broker took the
+message: one it refused (its ACL, a quota) is never taken for delivered. It
+goes back in line in the outbox; the publisher says so once (log, agent
+problem ``publish_refused``), holds its queue, and tries again with backoff
+(5 s doubling to 5 min), first with its birth and health, so the moment the
+broker's ACL or the ward's config is fixed everything waiting goes out.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from agent.redact import redact
 log = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 20
+REFUSED_RETRY_S = (5.0, 300.0)  # after a refused publish, the queue waits this long (doubling) before trying again
 LATE_AFTER_S = 5.0  # a message sent this long after it was queued is "replayed"
 RECONNECT_MAX_S = 3  # the broker is tried again at least this often while it cannot be reached
 
@@ -140,6 +148,17 @@ class MqttPublisher:
         self.connects = 0
         self.seq = 0  # this process's connection number: its birth and its will carry it
         self.last_error: str | None = None
+        self.refused = 0  # messages the broker refused (a PUBACK reason code of 0x80 or more)
+        self.refusal: tuple[str, str] | None = None  # (topic, reason) of the last refusal, until one is taken again
+        self._hold_until = float("-inf")  # no publishing before this (monotonic), after a refusal
+        self._hold_s = REFUSED_RETRY_S[0]
+        self._held = False
+        self._logged_refusal: str | None = None  # the reason said in the log, until messages are taken again
+        self._direct_lock = threading.Lock()
+        self._direct: dict[int, str] = {}  # mid -> topic of a message published outside the outbox (birth, health)
+        self._unclaimed: dict[int, str] = {}  # refusals of mids not (yet) known: reason
+        self._after_hold: set[int] = set()  # mids published since the last hold ended: one taken clears the refusal
+        self.max_packet: int | None = None  # the broker's Maximum Packet Size (its CONNACK), if it said one
         self._pump_thread: threading.Thread | None = None
         self.client = self._make_client(client_id)
 
@@ -147,12 +166,9 @@ class MqttPublisher:
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         c = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
-        )
+        # MQTT 5: a PUBACK carries a reason code, so a publish the broker refuses is known as refused.
+        # No session is kept at the broker (the outbox is the agent's memory): clean start, no expiry.
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         configure_client(client, c, "agent.publish.paho")
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_pre_connect = self._on_pre_connect
@@ -187,6 +203,7 @@ class MqttPublisher:
             return
         self.last_error = None
         self.connects += 1
+        self.max_packet = getattr(properties, "MaximumPacketSize", None)
         log.info("connected to broker %s:%s", self.config.host, self.config.port)
         with self._cond:
             self._connected = True
@@ -210,9 +227,98 @@ class MqttPublisher:
             log.warning("lost the broker connection (%s); reconnecting", reason)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            topic = self.outbox.refuse(mid)
+            if topic is None:
+                with self._direct_lock:
+                    topic = self._direct.pop(mid, None)
+                    if topic is None:  # published moments ago: the publishing thread claims it
+                        self._unclaimed[mid] = str(reason)
+                        return
+            self._refused(topic, str(reason))
+            return
+        with self._direct_lock:
+            self._direct.pop(mid, None)
+            taken_after_hold = mid in self._after_hold
+        if taken_after_hold and self.refusal is not None:
+            self._taken_again()
         if self.outbox.ack(mid):
             with self._cond:
                 self._cond.notify_all()
+
+    # -- refusals ----------------------------------------------------------------
+
+    def _refused(self, topic: str, reason: str) -> None:
+        """The broker refused a message: it stays queued; hold the queue and say why, once."""
+        self.refused += 1
+        self.refusal = (topic, reason)
+        now = self._clock()
+        with self._cond:
+            if now >= self._hold_until:
+                self._hold_until = now + self._hold_s
+                self._hold_s = min(self._hold_s * 2, REFUSED_RETRY_S[1])
+                self._held = True
+            with self._direct_lock:
+                self._after_hold.clear()
+        if self._logged_refusal != reason:
+            self._logged_refusal = reason
+            log.error(
+                "the broker refused a message on %s (%s): nothing is lost, it stays queued and is tried again; %s",
+                topic,
+                reason,
+                self.refusal_hint(topic, reason),
+            )
+
+    def refusal_hint(self, topic: str, reason: str) -> str:
+        """What to check, in plain words, when the broker refuses a topic."""
+        own = f"{self.topics.prefix}/{self.topics.ward}/"
+        if "authori" not in reason.lower():
+            return "the broker gave that reason; see its log"
+        who = (
+            f"broker user {self.config.username.get_secret_value()!r}"
+            if self.config.username is not None
+            else "the client certificate's name (CN)"
+            if self.config.cert_file is not None
+            else "an anonymous login"
+        )
+        if topic.startswith(own):
+            return (
+                f"this agent's login ({who}) may not write {own}#: the broker's user for a ward must be the ward id, "
+                f"and ward.toml says ward = {self.topics.ward!r} (a typo in one of the two?)"
+            )
+        return f"this agent's login ({who}) may not write there (its ACL)"
+
+    def _taken_again(self) -> None:
+        log.info("the broker takes this agent's messages again")
+        self.refusal = None
+        self._logged_refusal = None
+        self._hold_s = REFUSED_RETRY_S[0]
+        with self._direct_lock:
+            self._after_hold.clear()
+
+    def _held_now(self) -> bool:
+        return self._clock() < self._hold_until
+
+    def _publish_direct(self, topic: str, data: bytes, retain: bool) -> None:
+        """A QoS 1 publish outside the outbox (birth, retained health), its refusal watched for."""
+        info = self.client.publish(topic, data, qos=1, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            return
+        self._track(info.mid, topic, direct=True)
+
+    def _track(self, mid: int, topic: str, *, direct: bool) -> None:
+        """After a publish: claim a refusal that came first, or remember the mid for the one to come."""
+        with self._direct_lock:
+            reason = self._unclaimed.pop(mid, None)
+            if reason is None:
+                if direct:
+                    if len(self._direct) > 10_000:  # acks lost with a connection: forget them
+                        self._direct.clear()
+                    self._direct[mid] = topic
+                if self.refusal is not None:
+                    self._after_hold.add(mid)
+        if reason is not None:
+            self._refused(topic, reason)
 
     # -- public API ------------------------------------------------------------
 
@@ -223,7 +329,9 @@ class MqttPublisher:
     def start(self) -> None:
         """Start connecting (in the background: a broker that is down does not block)."""
         try:
-            self.client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
+            self.client.connect_async(
+                self.config.host, self.config.port, keepalive=self.config.keepalive_s, clean_start=True
+            )
         except (OSError, ValueError) as exc:
             log.error("cannot start MQTT connection: %s", redact(exc))
         self.client.loop_start()
@@ -234,8 +342,8 @@ class MqttPublisher:
         """Publish a camera's retained health now if connected; it is re-sent after every reconnect."""
         with self._health_lock:
             self._health[camera] = payload
-        if self._connected:
-            self.client.publish(self.topics.health(camera), encode(payload), qos=1, retain=True)
+        if self._connected and not self._held_now():
+            self._publish_direct(self.topics.health(camera), encode(payload), retain=True)
 
     def send(self, message: OutMessage) -> None:
         """Queue a QoS 1 message (event, snapshot) for in-order, at-least-once delivery."""
@@ -249,8 +357,8 @@ class MqttPublisher:
             self.client.publish(self.topics.agent_stats, encode(payload), qos=0, retain=False)
 
     def republish_birth(self) -> None:
-        if self._connected:
-            self.client.publish(self.topics.agent_status, encode(self._status(self._birth)), qos=1, retain=True)
+        if self._connected and not self._held_now():
+            self._publish_direct(self.topics.agent_status, encode(self._status(self._birth)), retain=True)
 
     def stop(self, final_status: dict[str, Any] | None = None, timeout: float = 3.0) -> None:
         """Publish the final status (clean shutdown), drain briefly, disconnect."""
@@ -279,10 +387,16 @@ class MqttPublisher:
         while not self._stopping:
             with self._cond:
                 self._cond.wait(timeout=1.0)
+                if self._held and not self._held_now():
+                    self._held = False  # a refusal's wait is over: birth and health first, then the queue
+                    self._fresh_connection = True
                 fresh = self._fresh_connection
                 self._fresh_connection = False
                 connected = self._connected
-            if not connected:
+            if not connected or self._held_now():
+                if fresh:
+                    with self._cond:
+                        self._fresh_connection = True  # announce once the hold is over
                 continue
             try:
                 if fresh:
@@ -299,15 +413,15 @@ class MqttPublisher:
         newer knowledge than the last will the broker sent meanwhile, and the
         center fills the cut with it.
         """
-        self.client.publish(self.topics.agent_status, encode(self._status(self._birth)), qos=1, retain=True)
+        self._publish_direct(self.topics.agent_status, encode(self._status(self._birth)), retain=True)
         with self._health_lock:
             health = list(self._health.items())
         now = rfc3339(self._wall())
         for camera, payload in health:
-            self.client.publish(self.topics.health(camera), encode({**payload, "ts": now}), qos=1, retain=True)
+            self._publish_direct(self.topics.health(camera), encode({**payload, "ts": now}), retain=True)
 
     def _drain(self) -> None:
-        while self._connected and not self._stopping:
+        while self._connected and not self._stopping and not self._held_now():
             if self.outbox.counts()["inflight"] >= MAX_INFLIGHT:
                 return
             msg = self.outbox.next_unsent()
@@ -320,6 +434,17 @@ class MqttPublisher:
                 data = encode(payload)
             else:
                 data = payload
+            if self.max_packet is not None and len(data) + len(msg.topic) + 64 > self.max_packet:
+                # The broker would drop the connection on it, again after every reconnect.
+                log.error(
+                    "a %s of %d bytes on %s is larger than the broker takes (%d bytes): dropped",
+                    msg.kind,
+                    len(data),
+                    msg.topic,
+                    self.max_packet,
+                )
+                self.outbox.drop(msg)
+                continue
             if self._pace is not None:
                 wait = self._pace.delay(len(data))
                 if wait > 0:
@@ -332,3 +457,4 @@ class MqttPublisher:
                 log.warning("publish to %s failed: %s", msg.topic, mqtt.error_string(info.rc))
                 return
             self.outbox.mark_sent(msg, info.mid)
+            self._track(info.mid, msg.topic, direct=False)

@@ -37,11 +37,13 @@ class Outbox(Protocol):
     def next_unsent(self) -> OutMessage | None: ...
     def mark_sent(self, message: OutMessage, mid: int) -> None: ...
     def ack(self, mid: int) -> bool: ...
+    def refuse(self, mid: int) -> str | None: ...
+    def drop(self, message: OutMessage) -> None: ...
     def counts(self) -> dict[str, int]: ...
 
 
 class EarlyAcks:
-    """PUBACKs that came before ``mark_sent`` recorded their message id.
+    """PUBACKs that came before ``mark_sent`` recorded their message id, with whether each was a success.
 
     paho's network thread can be faster than the publishing thread, so an ack
     may arrive first. Acks of messages that are not the outbox's (retained
@@ -56,18 +58,20 @@ class EarlyAcks:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._acks: dict[int, float] = {}
+        self._acks: dict[int, tuple[float, bool]] = {}
 
-    def add(self, mid: int) -> None:
+    def add(self, mid: int, ok: bool = True) -> None:
         now = self._clock()
-        self._acks[mid] = now
+        self._acks[mid] = (now, ok)
         if len(self._acks) > self.KEEP:
-            self._acks = {m: t for m, t in self._acks.items() if now - t <= self.RACE_S}
+            self._acks = {m: v for m, v in self._acks.items() if now - v[0] <= self.RACE_S}
 
-    def take(self, mid: int) -> bool:
-        """Whether ``mid``'s ack already came (moments ago); forgets it either way."""
-        at = self._acks.pop(mid, None)
-        return at is not None and self._clock() - at <= self.RACE_S
+    def take(self, mid: int) -> bool | None:
+        """``mid``'s ack if it already came (moments ago): True taken, False refused; forgets it either way."""
+        got = self._acks.pop(mid, None)
+        if got is None or self._clock() - got[0] > self.RACE_S:
+            return None
+        return got[1]
 
     def __len__(self) -> int:
         return len(self._acks)
@@ -115,10 +119,36 @@ class MemoryOutbox:
             if self._unsent and self._unsent[0] is message:
                 self._unsent.popleft()
             message.mid = mid
-            if self._early_acks.take(mid):
+            early = self._early_acks.take(mid)
+            if early is True:
                 self.sent += 1
-                return
-            self._inflight[mid] = message
+            elif early is False:
+                self._put_back(message)
+            else:
+                self._inflight[mid] = message
+
+    def refuse(self, mid: int) -> str | None:
+        """The broker refused ``mid``: its message goes back in line (in order); its topic, if it was ours."""
+        with self._lock:
+            msg = self._inflight.pop(mid, None)
+            if msg is None:
+                self._early_acks.add(mid, ok=False)
+                return None
+            self._put_back(msg)
+            return msg.topic
+
+    def _put_back(self, message: OutMessage) -> None:
+        i = 0
+        while i < len(self._unsent) and self._unsent[i].seq < message.seq:
+            i += 1
+        self._unsent.insert(i, message)
+
+    def drop(self, message: OutMessage) -> None:
+        """Give up on an unsent message that can never be delivered (counted as dropped)."""
+        with self._lock:
+            if message in self._unsent:
+                self._unsent.remove(message)
+                self.dropped += 1
 
     def ack(self, mid: int) -> bool:
         with self._lock:

@@ -151,6 +151,7 @@ def agent_payload(
     problems: list[str] | None = None,
     reason: str | None = None,
     hostname: str | None = None,
+    refused: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "schema": "camwatch.agent/1",
@@ -166,6 +167,8 @@ def agent_payload(
         payload["reason"] = reason
     if hostname:
         payload["hostname"] = hostname
+    if refused is not None:
+        payload["refused"] = {"topic": refused[0], "reason": refused[1]}
     return payload
 
 

@@ -156,9 +156,8 @@ class ShippedMosquitto:
         lines = []
         for line in text.splitlines():
             words = line.split()
-            if words[:1] == ["listener"] and int(words[1]) in self.ports:
-                line = f"listener {self.ports[int(words[1])]} 127.0.0.1"
-            lines.append(line)
+            moved = words[:1] == ["listener"] and int(words[1]) in self.ports
+            lines.append(f"listener {self.ports[int(words[1])]} 127.0.0.1" if moved else line)
         return "\n".join(lines) + "\n"
 
     def install(self) -> ShippedMosquitto:
