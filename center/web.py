@@ -123,6 +123,29 @@ class Sessions:
         self.store.drop_session(token_sha256(token))
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that a spreadsheet will not run: text starting like a formula gets a leading apostrophe.
+
+    Ward-supplied names reach the report; ``=HYPERLINK(...)`` in one must stay text (OWASP's CSV injection advice).
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+class SafeCsv:
+    """A csv writer whose every cell goes through :func:`csv_cell`."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: list[object]) -> None:
+        self._writer.writerow([csv_cell(v) for v in row])
+
+
 def build_app(config: CenterConfig, store: Store, service: CenterIngest | None = None) -> FastAPI:
     app = FastAPI(
         title="camwatch center API",
@@ -439,7 +462,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         lang = lang_of(request)
         begin, stop, per_camera, per_ward, city = _report(period, start, end)
         out = io.StringIO()
-        w = csv.writer(out)
+        w = SafeCsv(csv.writer(out))
         w.writerow(
             [
                 t("ward", lang),

@@ -36,6 +36,8 @@ def test_camera_states_end_to_end(
         {"id": "badpath", "url": shared_rtsp.url("nope")},
         {"id": "closed", "url": f"rtsp://{'admin'}:{CAM_PASSWORD}@127.0.0.1:{free_port()}/x"},
         {"id": "audio", "url": shared_rtsp.url("audio")},
+        # The form some DVRs take: credentials in the query string.
+        {"id": "dvr", "url": f"rtsp://127.0.0.1:{free_port()}/live?channel=1&user=admin&password={QS_CANARY}"},
     ]
     col = collector_factory(mosquitto.port, prefix)
     agent = agent_factory(write_config(workdir / "ward.toml", "w1", mosquitto.port, prefix, cams))
@@ -51,6 +53,7 @@ def test_camera_states_end_to_end(
         ("badpath", "offline", "not_found"),
         ("closed", "offline", "unreachable"),
         ("audio", "offline", "no_video"),
+        ("dvr", "offline", "unreachable"),
     ]:
         found = col.wait_for(f"w1/{cam}/health", state_is(state, problem), 15)
         assert found, f"{cam}: expected {state} {problem}, got {col.last(f'w1/{cam}/health')}"
@@ -100,9 +103,10 @@ def test_camera_states_end_to_end(
     assert col.wait_for("w1/agent/status", lambda p: p.get("reason") == "shutdown", 5)
     log = agent.log_text()
     assert "auth_failed" in log or "refused the credentials" in log
-    assert CAM_PASSWORD not in log
+    assert CAM_PASSWORD not in log and QS_CANARY not in log
+    assert "password=***" in log  # the dvr camera's URL, said with its password masked
     for _topic, payload, _ in col.messages:
-        assert CAM_PASSWORD not in str(payload)
+        assert CAM_PASSWORD not in str(payload) and QS_CANARY not in str(payload)
 
 
 def test_unwritable_state_dir_is_reported_and_monitoring_goes_on(
@@ -207,6 +211,7 @@ def test_camera_that_never_works_does_not_disturb_others(
 
 
 MQTT_CANARY = "Mqtt-Canary-91b2"
+QS_CANARY = "Qs-Canary-3e8d"  # a camera password given in the URL's query string
 
 
 def test_broker_with_password_and_no_secret_leaks(

@@ -32,8 +32,8 @@ T0 = float(int(time.time()) // 3600 * 3600 - 6 * 3600)  # six hours ago, on the 
 class Ward:
     """A ward agent's voice: QoS 1 publishes, waited for."""
 
-    def __init__(self, port: int) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ward-w1", protocol=mqtt.MQTTv311)
+    def __init__(self, port: int, client_id: str = "ward-w1") -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 

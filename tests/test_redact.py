@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from agent.redact import RedactingFilter, redact, register_secret
+from agent.redact import RedactingFilter, redact, register_secret, register_url_secrets
 
 
 @pytest.mark.parametrize(
@@ -18,10 +18,32 @@ from agent.redact import RedactingFilter, redact, register_secret
         ("rtsp://admin@10.0.0.1/ch1", "rtsp://admin@10.0.0.1/ch1"),
         ("two: rtsp://a:b1@h1/x rtsp://c:d2@h2/y", "two: rtsp://a:***@h1/x rtsp://c:***@h2/y"),
         ("mail me at user@example.com", "mail me at user@example.com"),
+        # Credentials in query strings, as some DVRs take them
+        (
+            "rtsp://10.0.0.9:554/cam/realmonitor?channel=1&subtype=0&user=admin&password=Hx9!q",
+            "rtsp://10.0.0.9:554/cam/realmonitor?channel=1&subtype=0&user=admin&password=***",
+        ),
+        ("open 'rtsp://h/live?pwd=abc;x=1' failed", "open 'rtsp://h/live?pwd=***;x=1' failed"),
+        ("http://h/snap.jpg?PassWord=a%20b&token=t0k#frag", "http://h/snap.jpg?PassWord=***&token=***#frag"),
+        ("rtsp://h/live?channel=1&passive=2", "rtsp://h/live?channel=1&passive=2"),
+        # Authorization headers
+        ("Authorization: Basic YWRtaW46c2VjcmV0", "Authorization: Basic ***"),
+        ("{'Authorization': 'Bearer eyJhbGciOi.x.y', 'Host': 'h'}", "{'Authorization': 'Bearer ***', 'Host': 'h'}"),
+        (
+            'Proxy-Authorization: Digest username="admin", response="6629fae4"\nnext line',
+            "Proxy-Authorization: Digest ***\nnext line",
+        ),
+        ("authorization failed for user x", "authorization failed for user x"),
     ],
 )
 def test_url_passwords_are_masked(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+def test_query_string_secrets_of_a_url_are_registered() -> None:
+    register_url_secrets("rtsp://cam.local/live?user=admin&password=Qs-Canary-55&channel=1")
+    assert redact("ffmpeg said: bad credential Qs-Canary-55") == "ffmpeg said: bad credential ***"
+    assert "admin" in redact("user admin")  # a user name is not a secret
 
 
 def test_registered_secrets_are_masked_anywhere() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.config.model import check_url
 from agent.errors import CameraAuthFailed, CameraError, CameraNotFound, CameraUnreachable, NoVideo, StreamStalled
-from agent.redact import redact, register_secret
+from agent.redact import redact, register_url_secrets
 from agent.stream.frames import Frame, FrameSampler, Tap
 from agent.stream.reader import CameraReader
 
@@ -133,11 +133,7 @@ def cmd_probe(url: str, *, snapshot: str | None, as_json: bool, seconds: float, 
     except ValueError as exc:
         print(f"camwatch probe: the URL {redact(url)} {exc}", file=sys.stderr)
         return 2
-    from urllib.parse import unquote, urlsplit
-
-    password = urlsplit(url).password
-    if password:
-        register_secret(unquote(password))
+    register_url_secrets(url)
     try:
         result = probe(url, seconds=seconds, timeout=timeout, snapshot=snapshot)
     except CameraError as exc:  # not expected: probe() reports camera faults in its result

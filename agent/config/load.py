@@ -10,13 +10,13 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
 from agent.config.model import AgentConfig
 from agent.errors import ConfigError
-from agent.redact import register_secret
+from agent.redact import register_secret, register_url_secrets
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -179,9 +179,7 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> A
             register_secret(secret.get_secret_value())
     for cam in config.cameras:
         for url in (cam.url, cam.detect_url):
-            password = urlsplit(url).password if url else None
-            if password:  # written literally in the file: mask it wherever it shows up
-                register_secret(unquote(password))
+            register_url_secrets(url)  # written literally in the file: mask them wherever they show up
     return config
 
 
