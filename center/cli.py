@@ -1,4 +1,5 @@
-"""``camwatch center --config PATH``: the service; ``... add-user NAME --role ROLE``; ``... add-token NAME``."""
+"""``camwatch center --config PATH``: the service; ``... add-user NAME --role ROLE``, ``remove-user NAME``,
+``add-token NAME``, ``revoke-token NAME``, ``list-users``."""
 
 from __future__ import annotations
 
@@ -122,6 +123,7 @@ def cmd_add_user(path: str, name: str, role: str) -> int:
     if store is None:
         return 1
     store.put_user(name, role, hash_password(password), time.time())
+    store.audit("cli", "user_added", f"{name} ({role})", "cli", time.time())
     store.close()
     print(f"user {name} ({role}) saved")
     return 0
@@ -141,7 +143,48 @@ def cmd_add_token(path: str, name: str, role: str) -> int:
         return 1
     token, digest = new_token()
     store.put_token(name, role, digest, time.time())
+    store.audit("cli", "token_added", f"{name} ({role})", "cli", time.time())
     store.close()
     print(f"API token {name} ({role}); send it as 'Authorization: Bearer <token>'. It is shown only now:")
     print(token)
+    return 0
+
+
+def cmd_remove(path: str, what: str, name: str) -> int:
+    """``remove-user NAME`` (their sessions end at once) or ``revoke-token NAME``."""
+    config = _load(path)
+    if config is None:
+        return 1
+    store = _open_store(config)
+    if store is None:
+        return 1
+    try:
+        if what == "remove-user":
+            done, kind, action = store.delete_user(name), "user", "user_removed"
+        else:
+            done, kind, action = store.delete_token(name), "API token", "token_revoked"
+        if not done:
+            print(f"there is no {kind} called {name!r}; nothing changed", file=sys.stderr)
+            return 1
+        store.audit("cli", action, name, "cli", time.time())
+    finally:
+        store.close()
+    print(f"{kind} {name} removed" if kind == "user" else f"{kind} {name} revoked: it no longer works")
+    return 0
+
+
+def cmd_list_users(path: str) -> int:
+    config = _load(path)
+    if config is None:
+        return 1
+    store = _open_store(config)
+    if store is None:
+        return 1
+    try:
+        for name, role in store.users():
+            print(f"user   {name:<24} {role}")
+        for name, role in store.tokens():
+            print(f"token  {name:<24} {role}")
+    finally:
+        store.close()
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.config.load import read_toml, validate_tree
 from agent.config.model import MqttConfig
@@ -38,6 +38,18 @@ class WebConfig(_Strict):
         "127.0.0.1:8080", pattern=r"^[^:\s]+:\d{1,5}$", description="HOST:PORT of the web pages and API"
     )
     session_hours: float = Field(12, gt=0, le=24 * 31, description="a login lasts this long")
+    tls_cert: Path | None = Field(None, description="serve HTTPS with this certificate (PEM), with tls_key")
+    tls_key: Path | None = Field(None, description="the private key (PEM) of tls_cert")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (HTTPS there)",
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
     @property
     def host(self) -> str:

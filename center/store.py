@@ -113,7 +113,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE agents ADD COLUMN seq BIGINT NOT NULL DEFAULT -1",
         "CREATE TABLE heard (ward TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL)",
     ),
+    (  # 7: the audit trail: who did what, when, from where (logins, maintenance, snapshot and report views)
+        """CREATE TABLE audit (
+            id {serial}, ts DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+            detail TEXT NOT NULL, addr TEXT NOT NULL)""",
+        "CREATE INDEX audit_by_ts ON audit (ts)",
+    ),
 )
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    ts: float
+    actor: str  # a user name, "token:NAME", or "cli"
+    action: str  # login, login_failed, logout, maintenance_added, ..., snapshot_viewed, report_viewed
+    detail: str
+    addr: str  # the client's address ("cli" for the command line)
 
 
 @dataclass(frozen=True)
@@ -649,6 +665,43 @@ class Store:
             )
             cur.execute(self._sql("DELETE FROM sessions WHERE user_name = ?"), (name,))  # log in again
 
+    def delete_user(self, name: str) -> bool:
+        """Remove a user and end their sessions; whether there was one."""
+        with self.transaction() as cur:
+            cur.execute(self._sql("DELETE FROM sessions WHERE user_name = ?"), (name,))
+            cur.execute(self._sql("DELETE FROM users WHERE name = ?"), (name,))
+            return bool(cur.rowcount)
+
+    def delete_token(self, name: str) -> bool:
+        """Revoke the API token called ``name``; whether there was one."""
+        with self.transaction() as cur:
+            cur.execute(self._sql("DELETE FROM api_tokens WHERE name = ?"), (name,))
+            return bool(cur.rowcount)
+
+    def users(self) -> list[tuple[str, str]]:
+        """(name, role) of every user."""
+        return [(r[0], r[1]) for r in self._query("SELECT name, role FROM users ORDER BY name")]
+
+    def tokens(self) -> list[tuple[str, str]]:
+        """(name, role) of every API token."""
+        return [(r[0], r[1]) for r in self._query("SELECT name, role FROM api_tokens ORDER BY name")]
+
+    def audit(self, actor: str, action: str, detail: str, addr: str, now: float) -> None:
+        """Add an entry to the audit trail."""
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql("INSERT INTO audit (ts, actor, action, detail, addr) VALUES (?, ?, ?, ?, ?)"),
+                (now, actor[:200], action, detail[:500], addr[:100]),
+            )
+
+    def audit_log(self, limit: int = 200, before_id: int | None = None) -> list[AuditRow]:
+        """The newest audit entries first (older ones: pass the last id seen as ``before_id``)."""
+        rows = self._query(
+            "SELECT id, ts, actor, action, detail, addr FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
+            (before_id if before_id is not None else 2**62, limit),
+        )
+        return [AuditRow(int(r[0]), float(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
     def put_session(self, token_sha256: str, user: str, csrf: str, expires: float) -> None:
         with self.transaction() as cur:
             cur.execute(
@@ -681,6 +734,7 @@ class Store:
                 ("maintenance", "DELETE FROM maintenance WHERE end_ts < ?", cut),
                 ("snapshots", "DELETE FROM snapshots WHERE received < ?", snap_cut),
                 ("sessions", "DELETE FROM sessions WHERE expires < ?", now),
+                ("audit", "DELETE FROM audit WHERE ts < ?", cut),
                 # the day at the edge may have lost assertions that reached into it
                 ("rollups", "DELETE FROM rollups WHERE day_start < ?", cut + 86400),
             ):

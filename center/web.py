@@ -1,12 +1,20 @@
 """The center's pages and JSON API (FastAPI + Jinja2, served by uvicorn in a thread; no front-end build).
 
 Pages: fleet (``/``), camera, outages, report (+ CSV with a BOM, printable),
-login. API under ``/api/v1/`` with its OpenAPI document at
-``/api/v1/openapi.json``. Every page and API answer needs a login: a session
-cookie (pages and API) or HTTP Basic (API clients). Sessions live in memory
-(a restart of the center logs everybody out). Forms carry a CSRF token bound
-to the session (the login form: to a cookie, double-submit). Failed logins
-are rate-limited per user name and per client address.
+audit (admins), login. API under ``/api/v1/`` with its OpenAPI document at
+``/api/v1/openapi.json``. Every page and API answer, the OpenAPI document
+included, needs a login: a session cookie (pages and API), an API token or
+HTTP Basic (API clients). Sessions are kept in the store. Forms carry a CSRF
+token bound to the session (the login form: to a cookie, double-submit).
+
+Hardening: every answer carries a CSP whose only scripts and style sheets are
+the page's own (a nonce per answer), ``X-Frame-Options: DENY``, ``nosniff``,
+``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``; over HTTPS
+(its own TLS, or a trusted reverse proxy's ``X-Forwarded-Proto``) cookies are
+``Secure`` and HSTS is sent. A login takes as long for an unknown user as for
+a wrong password. Failed logins lock out a (user, address) pair, never a user
+everywhere, and slow further tries of that user name. Logins, failed logins,
+maintenance changes, snapshot and report views go to the audit trail.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from agent.redact import redact
-from center.auth import LoginLimit, check_password, token_sha256
+from center.auth import LoginLimit, hash_password, needs_rehash, token_sha256, verify_login
 from center.background import in_background
 from center.config import CenterConfig
 from center.i18n import LANGUAGES, duration, t
@@ -55,6 +63,13 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "cw_session"
 LOGIN_CSRF_COOKIE = "cw_login_csrf"
 LANG_COOKIE = "cw_lang"
+CSP = (
+    "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; "
+    "style-src-attr 'unsafe-inline'; img-src 'self'; connect-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)  # style attributes: the timeline's interval widths (no script can come of them)
+HSTS = "max-age=31536000"
+AUDIT_SHOWN = 200
 HISTORY_SHOWN = 500  # the most recent ended outages on the page; the API has them all
 WARM_PERIODS = ("24h", "today", "7d", "30d")  # kept computed in the background (see WebServer)
 ALL_TILES_UP_TO = 600  # cameras; above this the fleet page shows healthy ones as a count per ward
@@ -151,8 +166,8 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         title="camwatch center API",
         version="1",
         description="Cameras, their state now, uptime per period, outages and events, as the wards reported them.",
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=None,  # served below, behind the login
+        docs_url=None,  # the interactive docs load scripts from a CDN: a police network has no internet
         redoc_url=None,
     )
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -166,6 +181,50 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         fleet = Fleet(store, config.uptime.unknown_after_s)
     tz = config.tz
     recent = Recent()
+
+    @app.middleware("http")
+    async def _harden(request: Request, call_next: Any) -> Response:
+        nonce = secrets.token_urlsafe(16)
+        request.state.nonce = nonce
+        response: Response = await call_next(request)
+        h = response.headers
+        h["Content-Security-Policy"] = CSP.format(nonce=nonce)
+        h["X-Frame-Options"] = "DENY"
+        h["X-Content-Type-Options"] = "nosniff"
+        h["Referrer-Policy"] = "same-origin"
+        h.setdefault("Cache-Control", "no-store")  # live state, behind a login: never kept by a browser or proxy
+        if request.url.scheme == "https":
+            h["Strict-Transport-Security"] = HSTS
+        return response
+
+    def https(request: Request) -> bool:
+        return request.url.scheme == "https"
+
+    def addr_of(request: Request) -> str:
+        return request.client.host if request.client else "?"
+
+    def audit(request: Request, actor: str, action: str, detail: str = "") -> None:
+        try:
+            store.audit(actor, action, redact(detail), addr_of(request), time.time())
+        except Exception as exc:  # the audit trail must not take the pages down with it
+            log.error("audit entry %s by %s not written: %s", action, actor, redact(exc))
+
+    def check_login(request: Request, user: str, password: str) -> tuple[str | None, str | None]:
+        """(role, None) for a good login; (None, why) otherwise. Audited; throttled per (user, address)."""
+        addr = addr_of(request)
+        if limit.blocked_login(user, addr):
+            audit(request, user, "login_blocked", "too many failed logins from this address")
+            return None, "blocked"
+        time.sleep(limit.delay(user))
+        found = store.user(user)
+        if verify_login(password, found[1] if found else None):
+            assert found is not None
+            if needs_rehash(found[1]):
+                store.put_user(user, found[0], hash_password(password), time.time())
+            return found[0], None
+        limit.failed_login(user, addr)
+        audit(request, user, "login_failed", "no such user" if found is None else "wrong password")
+        return None, "bad"
 
     def lang_of(request: Request) -> str:
         lang = request.cookies.get(LANG_COOKIE, config.language)
@@ -206,13 +265,11 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
                 user, _, password = base64.b64decode(header[6:]).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 user, password = "", ""
-            keys = [f"user:{user}", f"addr:{request.client.host if request.client else '?'}"]
-            if limit.blocked(keys):
+            role, why = check_login(request, user, password)
+            if role is not None:
+                return Session(user, role, "", time.time() + 60)
+            if why == "blocked":
                 raise HTTPException(429, "too many failed logins; try again later")
-            found = store.user(user)
-            if found is not None and check_password(password, found[1]):
-                return Session(user, found[0], "", time.time() + 60)
-            limit.failed(keys)
         raise HTTPException(
             401, "log in (session cookie), or send an API token (Bearer) or HTTP Basic", {"WWW-Authenticate": "Bearer"}
         )
@@ -234,6 +291,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
                 "pct": pct,
                 "session": session,
                 "path": request.url.path,
+                "nonce": request.state.nonce,
                 **context,
             },
         )
@@ -244,7 +302,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
     def login_page(request: Request, next: str = "/") -> HTMLResponse:
         token = secrets.token_urlsafe(24)
         response = render(request, "login.html", None, csrf=token, next=_safe_next(next), error=None)
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=https(request))
         return response
 
     @app.post("/login", include_in_schema=False)
@@ -257,32 +315,30 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
     ) -> Response:
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         lang = lang_of(request)
-        keys = [f"user:{user}", f"addr:{request.client.host if request.client else '?'}"]
         error = None
         if not cookie or not secrets.compare_digest(cookie, csrf):
             error = t("bad_form", lang)
-        elif limit.blocked(keys):
-            error = t("too_many", lang)
         else:
-            found = store.user(user)
-            if found is not None and check_password(password, found[1]):
+            role, why = check_login(request, user, password)
+            if role is not None:
                 ok = RedirectResponse(_safe_next(next), status_code=303)
                 ok.set_cookie(
                     SESSION_COOKIE,
-                    sessions.new(user, found[0]),
+                    sessions.new(user, role),
                     httponly=True,
                     samesite="lax",
                     max_age=int(sessions.ttl),
+                    secure=https(request),
                 )
                 ok.delete_cookie(LOGIN_CSRF_COOKIE)
-                log.info("user %s logged in", user)
+                log.info("user %s logged in from %s", user, addr_of(request))
+                audit(request, user, "login")
                 return ok
-            limit.failed(keys)
-            error = t("bad_login", lang)
+            error = t("too_many" if why == "blocked" else "bad_login", lang)
         token = secrets.token_urlsafe(24)
         response = render(request, "login.html", None, csrf=token, next=_safe_next(next), error=error)
         response.status_code = 401
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=https(request))
         return response
 
     @app.post("/logout", include_in_schema=False)
@@ -290,15 +346,16 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         s = session_of(request)
         if s is not None and secrets.compare_digest(s.csrf, csrf):
             sessions.drop(request.cookies.get(SESSION_COOKIE))
+            audit(request, s.user, "logout")
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
 
     @app.get("/lang/{code}", include_in_schema=False)
-    def set_lang(code: str, next: str = "/") -> Response:
+    def set_lang(request: Request, code: str, next: str = "/") -> Response:
         response = RedirectResponse(_safe_next(next), status_code=303)
         if code in LANGUAGES:
-            response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax")
+            response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", secure=https(request))
         return response
 
     # -- pages -------------------------------------------------------------------------
@@ -375,11 +432,12 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
 
     @app.get("/snapshot/{event_id}", include_in_schema=False)
     def snapshot(request: Request, event_id: str) -> Response:
-        page_session(request)
+        s = page_session(request)
         jpeg = store.snapshot(event_id)
         if jpeg is None:
             raise HTTPException(404, "no such snapshot")
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+        audit(request, s.user, "snapshot_viewed", event_id)
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @app.get("/outages", response_class=HTMLResponse, include_in_schema=False)
     def outages_page(request: Request, ward: str = "", days: int = Query(7, ge=1, le=400)) -> HTMLResponse:
@@ -441,6 +499,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
     ) -> HTMLResponse:
         s = page_session(request)
         begin, stop, per_camera, per_ward, city = _report(period, start, end)
+        audit(request, s.user, "report_viewed", f"{period} {start or ''} {end or ''}".strip())
         return render(
             request,
             "report.html",
@@ -458,9 +517,10 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
 
     @app.get("/report.csv", include_in_schema=False)
     def report_csv(request: Request, period: str = "24h", start: str | None = None, end: str | None = None) -> Response:
-        page_session(request)
+        s = page_session(request)
         lang = lang_of(request)
         begin, stop, per_camera, per_ward, city = _report(period, start, end)
+        audit(request, s.user, "report_downloaded", f"{period} {start or ''} {end or ''}".strip())
         out = io.StringIO()
         w = SafeCsv(csv.writer(out))
         w.writerow(
@@ -543,6 +603,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
             )
         except ValueError:
             return _message(request, s, t("bad_form", lang), 400)
+        audit(request, s.user, "maintenance_added", f"{ward}/{camera or '*'} {start} – {end}: {note[:200]}")
         recent.clear()  # uptime figures change with maintenance
         back = f"/camera/{quote(ward)}/{quote(camera)}" if camera else "/"
         return RedirectResponse(back, status_code=303)
@@ -555,8 +616,40 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
         if not store.delete_maintenance(window_id):
             return _message(request, s, t("not_found", lang_of(request)), 404)
         log.info("maintenance window %d deleted by %s", window_id, s.user)
+        audit(request, s.user, "maintenance_deleted", f"window {window_id}")
         recent.clear()
         return RedirectResponse(_safe_next(back), status_code=303)
+
+    @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
+    def audit_page(request: Request, before: int | None = None) -> HTMLResponse:
+        s = page_session(request)
+        if s.role != "admin":
+            return _message(request, s, t("admins_only", lang_of(request)), 403)
+        rows = store.audit_log(AUDIT_SHOWN, before)
+        return render(request, "audit.html", s, rows=rows, more=rows[-1].id if len(rows) == AUDIT_SHOWN else None)
+
+    @app.get("/api/v1/audit", tags=["service"])
+    def api_audit(request: Request, limit: int = Query(200, ge=1, le=5000), before: int | None = None) -> JSONResponse:
+        """The audit trail, newest first (admins): logins, failed logins, logouts, maintenance changes,
+        snapshot and report views; who, what, when (``ts``, Unix seconds) and from which address.
+        Older entries: pass the smallest ``id`` seen as ``before``."""
+        s = api_session(request)
+        if s.role != "admin":
+            raise HTTPException(403, "admins only")
+        rows = store.audit_log(limit, before)
+        return JSONResponse(
+            {
+                "entries": [
+                    {"id": r.id, "ts": r.ts, "actor": r.actor, "action": r.action, "detail": r.detail, "addr": r.addr}
+                    for r in rows
+                ]
+            }
+        )
+
+    @app.get("/api/v1/openapi.json", include_in_schema=False)
+    def api_openapi(request: Request) -> JSONResponse:
+        api_session(request)
+        return JSONResponse(app.openapi())
 
     def admin_form(request: Request, csrf: str) -> tuple[Session, HTMLResponse | None]:
         """The session of an admin's form post, or the refusal to send (forged form, not an admin)."""
@@ -733,9 +826,31 @@ def _uptime_json(u: Uptime) -> dict[str, Any]:
 class WebServer:
     """uvicorn in a thread, and a thread keeping the standard uptime periods computed."""
 
-    def __init__(self, app: FastAPI, host: str, port: int, warm_every_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        warm_every_s: float = 3.0,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        trusted_proxies: list[str] | None = None,
+    ) -> None:
         self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+                ssl_certfile=str(tls[0]) if tls else None,
+                ssl_keyfile=str(tls[1]) if tls else None,
+                # X-Forwarded-For/-Proto believed from these only (uvicorn would trust 127.0.0.1 by default)
+                proxy_headers=bool(trusted_proxies),
+                forwarded_allow_ips=list(trusted_proxies or []),
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, name="center-web", daemon=True)
         self.warm_every_s = warm_every_s
         self._stop = threading.Event()
@@ -769,4 +884,8 @@ class WebServer:
 
 
 def serve(config: CenterConfig, store: Store, service: CenterIngest) -> WebServer:
-    return WebServer(build_app(config, store, service), config.web.host, config.web.port).start()
+    w = config.web
+    tls = (w.tls_cert, w.tls_key) if w.tls_cert is not None and w.tls_key is not None else None
+    return WebServer(
+        build_app(config, store, service), w.host, w.port, tls=tls, trusted_proxies=w.trusted_proxies
+    ).start()

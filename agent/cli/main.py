@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_token = center_sub.add_parser("add-token", help="create or replace an API token for another system")
     add_token.add_argument("name")
     add_token.add_argument("--role", choices=["viewer", "admin"], default="viewer")
+    remove_user = center_sub.add_parser("remove-user", help="remove an account and end its sessions")
+    remove_user.add_argument("name")
+    revoke_token = center_sub.add_parser("revoke-token", help="revoke another system's API token")
+    revoke_token.add_argument("name")
+    center_sub.add_parser("list-users", help="the accounts and API tokens (names and roles)")
 
     demo = sub.add_parser("demo", help="the whole pipeline on this machine: broker, simulated cameras, agent")
     demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)")
@@ -76,12 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return cmd_status(args.broker, ward=args.ward, prefix=args.prefix, watch=args.watch, as_json=args.json)
         if args.command == "center":
-            from center.cli import cmd_add_token, cmd_add_user, cmd_center
+            from center.cli import cmd_add_token, cmd_add_user, cmd_center, cmd_list_users, cmd_remove
 
             if args.center_command == "add-user":
                 return cmd_add_user(args.config, args.name, args.role)
             if args.center_command == "add-token":
                 return cmd_add_token(args.config, args.name, args.role)
+            if args.center_command in ("remove-user", "revoke-token"):
+                return cmd_remove(args.config, args.center_command, args.name)
+            if args.center_command == "list-users":
+                return cmd_list_users(args.config)
             return cmd_center(args.config)
         if args.command == "demo":
             from agent.cli.demo import cmd_demo
