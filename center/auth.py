@@ -69,12 +69,18 @@ def needs_rehash(stored: str) -> bool:
 _dummy: list[str] = []
 
 
+def prepare_dummy() -> None:
+    """Make the hash unknown users are checked against (once, before the first login, so that the first one
+    costs no more than any other)."""
+    if not _dummy:
+        _dummy.append(hash_password(secrets.token_urlsafe(16)))
+
+
 def verify_login(password: str, stored: str | None) -> bool:
     """Check a password against a user's stored hash, or against a dummy one when there is no such user:
     a login takes as long either way, so user names cannot be probed by timing."""
     if stored is None:
-        if not _dummy:
-            _dummy.append(hash_password(secrets.token_urlsafe(16)))
+        prepare_dummy()
         check_password(password, _dummy[0])
         return False
     return check_password(password, stored)

@@ -39,7 +39,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from agent.redact import redact
-from center.auth import LoginLimit, hash_password, needs_rehash, token_sha256, verify_login
+from center.auth import LoginLimit, hash_password, needs_rehash, prepare_dummy, token_sha256, verify_login
 from center.background import in_background
 from center.config import CenterConfig
 from center.i18n import LANGUAGES, duration, t
@@ -174,6 +174,7 @@ def build_app(config: CenterConfig, store: Store, service: CenterIngest | None =
     templates.env.filters["fromjson"] = json.loads
     sessions = Sessions(store, config.web.session_hours)
     limit = LoginLimit()
+    prepare_dummy()
     fleet = service.fleet if service is not None else None
     if fleet is None:
         from center.ingest import Fleet

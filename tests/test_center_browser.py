@@ -51,6 +51,8 @@ def test_operator_logs_in_and_reads_every_page_in_both_languages(
     base, _ = site
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    console: list[str] = []  # a script or style the page's CSP refused shows up here
+    page.on("console", lambda m: console.append(m.text))
     page.goto(f"{base}/")
     assert "/login" in page.url  # not logged in: the login page
     page.fill("input[name=user]", "op")
@@ -79,6 +81,7 @@ def test_operator_logs_in_and_reads_every_page_in_both_languages(
         tile.click()
         page.wait_for_url(f"{base}/camera/w1/c1")
         assert page.locator(".bar div.offline").count() == 1  # the last 10 minutes, on the timeline
+        assert page.locator(".bar div.offline").evaluate("e => e.getBoundingClientRect().width") > 0
         assert availability in page.locator("table").first.inner_text()
         page.screenshot(path=str(SHOTS / f"camera-{lang}.png"), full_page=True)
 
@@ -99,3 +102,4 @@ def test_operator_logs_in_and_reads_every_page_in_both_languages(
         assert csv_path.read_bytes().startswith(b"\xef\xbb\xbf")
         page.screenshot(path=str(SHOTS / f"report-{lang}.png"), full_page=True)
     page.close()
+    assert not [m for m in console if "Content Security Policy" in m], console
