@@ -27,6 +27,7 @@ from agent.errors import DetectorError, ModelNotFound
 from agent.health import HealthMachine, Thresholds, UptimeTracker
 from agent.health.image_health import ImageHealth
 from agent.health.image_watch import ImageWatch, image_thresholds
+from agent.notify import Notifier
 from agent.publish.durable import DurableOutbox
 from agent.publish.mqtt import MqttPublisher, Pace
 from agent.publish.outbox import OutMessage
@@ -105,6 +106,7 @@ class Agent:
         self.topics = Topics(config.mqtt.topic_prefix, config.ward)
         self.problems: list[str] = []
         self._stop = threading.Event()
+        self.notifier = Notifier()  # systemd: ready, watchdog (outside systemd: nothing)
         h = config.health
         self.cameras: dict[str, CameraWatch] = {}
         self.detection: DetectionService | None = None
@@ -305,14 +307,17 @@ class Agent:
             self.detection.start()
         for reader in self._readers():
             reader.start()
+        self.notifier.ready(f"watching {len(self.cameras)} camera(s)")
         try:
             while not self._stop.is_set():
                 try:
                     self.tick(self.clock.mono())
                 except Exception:  # keep watching: one bad tick must not stop the ward's agent
                     log.exception("health loop failed; continuing")
+                self.notifier.alive()  # from this loop only: if it hangs, systemd's watchdog restarts the agent
                 self._stop.wait(self.tick_s)
         finally:
+            self.notifier.stopping()
             for reader in self._readers():
                 reader.stop()
             if self.detection is not None:

@@ -39,6 +39,9 @@ def _open_store(config: CenterConfig) -> Store | None:
         return None
 
 
+WRITER_STUCK_S = 60.0  # a store write that has not returned for this long is a hang
+
+
 def cmd_center(path: str) -> int:
     config = _load(path)
     if config is None:
@@ -84,8 +87,16 @@ def cmd_center(path: str) -> int:
         config.mqtt.port,
         f", pages on http://{config.web.listen}/" if web else "",
     )
+    from agent.notify import Notifier
+
+    notifier = Notifier()
+    notifier.ready()
     while not stop.wait(1.0):
-        pass
+        # systemd's watchdog: pinged only while the writer loop turns and the pages' server runs
+        writer_alive = time.monotonic() - service.beat < WRITER_STUCK_S
+        if writer_alive and (web is None or web.thread.is_alive()):
+            notifier.alive()
+    notifier.stopping()
     if web is not None:
         web.stop()
     service.stop()

@@ -53,6 +53,7 @@ class CenterIngest:
         self.config = config
         self.store = store
         self.clock = clock
+        self.beat = time.monotonic()
         self.prefix = config.mqtt.topic_prefix
         self.ingest = Ingest(store, self.prefix)
         self.fleet = Fleet(store, config.uptime.unknown_after_s)
@@ -129,6 +130,7 @@ class CenterIngest:
     def _write_loop(self) -> None:
         next_prune = 0.0
         while True:
+            self.beat = time.monotonic()  # the main loop's watchdog asks whether this loop still turns
             stopping = self._stop.is_set()
             self._wake.wait(FLUSH_S)
             self._wake.clear()

@@ -39,6 +39,10 @@ def key_path(loc: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
+# Where the shipped units' LoadCredential= lines read secrets from (systemd copies them to $CREDENTIALS_DIRECTORY).
+CREDENTIALS_SOURCE = "/etc/camwatch/credentials"
+
+
 def _expand(node: Any, loc: tuple[str | int, ...], env: Mapping[str, str], problems: list[str]) -> Any:
     if isinstance(node, dict):
         out: dict[str, Any] = {}
@@ -70,6 +74,9 @@ def _expand(node: Any, loc: tuple[str | int, ...], env: Mapping[str, str], probl
 
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
+            if name == "CREDENTIALS_DIRECTORY" and name not in env:
+                # Outside systemd (check-config by hand, as root): the files LoadCredential= reads.
+                return CREDENTIALS_SOURCE
             if name not in env:
                 problems.append(f"{key_path(loc)}: environment variable {name} is not set")
                 return ""
