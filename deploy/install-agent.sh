@@ -1,25 +1,38 @@
 #!/usr/bin/env bash
-# Install the camwatch agent on a ward PC (Debian 12, systemd), from this checkout.
+# Install the camwatch agent on a ward PC (Debian 12, systemd), from this checkout or from an unpacked
+# offline bundle (deploy/make-bundle.sh: then nothing is downloaded).
 #   sudo deploy/install-agent.sh
-# Puts the code in /opt/camwatch, the config in /etc/camwatch (kept if present),
-# state in /var/lib/camwatch, and enables the camwatch-agent service.
+# Puts the code in /opt/camwatch (exactly the locked dependencies, hash-checked), the config in
+# /etc/camwatch (kept if present; root:camwatch 0640, secrets root-only), state in /var/lib/camwatch,
+# and enables the hardened camwatch-agent service.
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo $0)" >&2; exit 1; }
 
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+wheels=""
+[ -d "$src/wheels" ] && wheels="$src/wheels"  # an offline bundle
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  if [ -n "$wheels" ] && compgen -G "$src/debs/*.deb" >/dev/null; then
+    dpkg -i "$src"/debs/*.deb >/dev/null
+  else
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+fi
 id camwatch >/dev/null 2>&1 || useradd --system --home /var/lib/camwatch --shell /usr/sbin/nologin camwatch
-mkdir -p /opt/camwatch /etc/camwatch /var/lib/camwatch
-# The whole distribution (agent and center packages: check-config reads either kind of file).
-cp -r "$src/agent" "$src/center" "$src/pyproject.toml" "$src/README.md" /opt/camwatch/
-[ -x /opt/camwatch/.venv/bin/python ] || python3 -m venv /opt/camwatch/.venv
-/opt/camwatch/.venv/bin/pip install -q /opt/camwatch
-# Detection model: the manifests from models/, the weights (and their licence) from
-# ../shared/models beside this checkout when there; never downloaded.
+install -d -m 0755 /opt/camwatch
+install -d -m 0750 -g camwatch /etc/camwatch
+install -d -m 0700 /etc/camwatch/credentials
+install -d -m 0750 -o camwatch -g camwatch /var/lib/camwatch
+# camwatch is installed as a wheel into the venv (the center package comes along: check-config reads both).
+cp -r "$src/README.md" "$src/requirements" /opt/camwatch/
+"$src/deploy/install-python.sh" /opt/camwatch/.venv "$src/requirements/agent.lock" "$wheels"
+# Detection model: the manifests from models/, the weights (and their licence) from the bundle, or from
+# ../shared/models beside this checkout; never downloaded.
 mkdir -p /opt/camwatch/models
 cp "$src"/models/*.toml /opt/camwatch/models/
-weights="$src/../shared/models"
+weights="$src/shared-models"
+[ -d "$weights" ] || weights="$src/../shared/models"
 if [ -f "$weights/yolox_nano_dynamic.onnx" ]; then
   # YOLOX-nano, the default model; FastestDet too, when there ([detection] model = "fastestdet")
   cp "$weights/yolox_nano_dynamic.onnx" "$weights/coco.names" "$weights/yolox_nano.LICENSE" /opt/camwatch/models/
@@ -35,11 +48,16 @@ if [ ! -f /etc/camwatch/ward.toml ]; then
     "$src/config/ward.example.toml" > /etc/camwatch/ward.toml
   echo "wrote /etc/camwatch/ward.toml: edit it (ward id, broker, cameras)"
 fi
+chown root:camwatch /etc/camwatch/ward.toml
+chmod 0640 /etc/camwatch/ward.toml
 if [ ! -f /etc/camwatch/agent.env ]; then
   install -m 0600 "$src/deploy/agent.env.example" /etc/camwatch/agent.env
-  echo "wrote /etc/camwatch/agent.env: put the passwords there"
+  echo "wrote /etc/camwatch/agent.env: put the camera passwords there"
 fi
-chown -R camwatch:camwatch /var/lib/camwatch
+chown root:root /etc/camwatch/agent.env
+chmod 0600 /etc/camwatch/agent.env
+# The broker password (deploy/camwatch-pki's agent.env line, without the name): systemd hands it to the agent.
+[ -f /etc/camwatch/credentials/mqtt-password ] || install -m 0600 /dev/null /etc/camwatch/credentials/mqtt-password
 mkdir -p /etc/systemd/system
 install -m 0644 "$src/deploy/camwatch-agent.service" /etc/systemd/system/camwatch-agent.service
 if [ -d /run/systemd/system ]; then

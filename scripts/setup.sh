@@ -41,5 +41,10 @@ PY="${PYTHON:-python3}"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "camwatch needs Python >= 3.11")'
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[$extra]"
+# Exactly the locked versions, hash-checked (requirements/*.lock, made by scripts/lock.sh); then camwatch
+# itself, editable, built by the locked setuptools.
+lock="requirements/$extra.lock"
+[ -f "$lock" ] || { echo "setup: no lock for extra '$extra' (requirements/{dev,demo,center,agent}.lock)" >&2; exit 2; }
+.venv/bin/python -m pip install -q --require-hashes -r "$lock"
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 echo "setup: ready (.venv, extra: $extra)"
