@@ -13,10 +13,11 @@ extra="${1:-dev}"
 # center's pages are tested in a real browser, driven by Playwright, whose
 # Node.js driver needs libatomic1), OpenCV's documentation (its sample videos are
 # real surveillance footage: tests build clips from them; nothing is downloaded
-# or committed). scripts/fresh-check.sh proves this list
-# complete on a freshly made minimal Debian 12.
+# or committed), systemd (systemd-analyze scores the shipped units), docker-compose (its parser
+# validates the shipped compose file; no container runtime is needed). scripts/fresh-check.sh proves
+# this list complete on a freshly made minimal Debian 12.
 APT_PACKAGES=(
-  mosquitto openssl
+  mosquitto openssl systemd docker-compose
   python3 python3-venv python3-gi
   gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly

@@ -8,6 +8,7 @@ config says ``user root``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -131,9 +132,10 @@ class ShippedMosquitto:
 
     SHIPPED_PORTS = (1883, 8883, 8884)
 
-    def __init__(self, root: Path, pki: Path) -> None:
+    def __init__(self, root: Path, pki: Path, main_conf: str | None = None) -> None:
         self.root = root
         self.pki = pki
+        self.main_conf = main_conf  # instead of Debian's stock mosquitto.conf (e.g. the container's)
         self.ports = {p: free_port() for p in self.SHIPPED_PORTS}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = root / "var/log/mosquitto/mosquitto.log"
@@ -151,8 +153,8 @@ class ShippedMosquitto:
         return self.ports[8884]
 
     def _moved(self, text: str) -> str:
-        for path in ("/etc/mosquitto", "/var/lib/mosquitto", "/var/log/mosquitto", "/run/mosquitto"):
-            text = text.replace(path, f"{self.root}{path}")
+        paths = r"(?<![\w/.-])(/etc/mosquitto|/var/lib/mosquitto|/var/log/mosquitto|/run/mosquitto|/mosquitto)\b"
+        text = re.sub(paths, lambda m: f"{self.root}{m[1]}", text)
         lines = []
         for line in text.splitlines():
             words = line.split()
@@ -164,10 +166,10 @@ class ShippedMosquitto:
         etc = self.root / "etc/mosquitto"
         (etc / "conf.d").mkdir(parents=True, exist_ok=True)
         (etc / "camwatch").mkdir(exist_ok=True)
-        for d in ("var/lib/mosquitto", "var/log/mosquitto", "run/mosquitto"):
+        for d in ("var/lib/mosquitto", "var/log/mosquitto", "run/mosquitto", "mosquitto/data"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         stock = Path("/etc/mosquitto/mosquitto.conf")
-        main = stock.read_text() if stock.exists() else DEBIAN_STOCK_CONF
+        main = self.main_conf or (stock.read_text() if stock.exists() else DEBIAN_STOCK_CONF)
         if os.geteuid() == 0:
             main += "user root\n"
         (etc / "mosquitto.conf").write_text(self._moved(main))
