@@ -287,7 +287,7 @@ def _publisher(port: int, messages: list[tuple[str, bytes]], ready: Any) -> None
 
 
 def through_broker(url: str, messages: list[tuple[str, bytes]], workdir: Path, inflight: int) -> dict[str, float]:
-    # Room to queue for the center, as in deploy/mosquitto-center.conf (the default, 1000, drops the rest).
+    # Room to queue for the center, as in deploy/mosquitto/conf.d/camwatch.conf (the default, 1000, drops the rest).
     conf = f"max_inflight_messages {inflight}\nmax_queued_messages 1000000"
     broker = Mosquitto(workdir, persistence=False, extra_conf=conf)
     broker.start()
@@ -420,7 +420,7 @@ def run_store(kind: str, url: str, args: argparse.Namespace, workdir: Path) -> d
         f"max_inflight_{n}": through_broker(
             url, traffic(cams, time.time(), args.broker_messages, seed=4 + n), workdir, n
         )
-        for n in (20, 1000)  # Mosquitto's default, and deploy/mosquitto-center.conf
+        for n in (20, 1000)  # Mosquitto's default, and deploy/mosquitto/conf.d/camwatch.conf
     }
     lat = latencies(url, cams, args.requests)
     return {
