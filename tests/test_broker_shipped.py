@@ -344,3 +344,51 @@ def test_an_agent_whose_ward_is_not_its_login_loses_nothing(
     finally:
         agent.stop()
         center.close()
+
+
+def test_a_wrong_ca_or_another_wards_certificate_is_said_once_in_plain_words(
+    shipped: tuple[ShippedMosquitto, dict[str, str]], workdir: Path
+) -> None:
+    broker, _ = shipped
+    other = workdir / "other-pki"
+    run_pki("init", str(other), "localhost", "127.0.0.1")
+    cam = [{"id": "cam1", "url": f"rtsp://127.0.0.1:{free_port()}/nothing"}]
+    wrong_ca = write_config(
+        workdir / "wrong-ca.toml",
+        "a",
+        broker.cert_port,
+        "camwatch",
+        cam,
+        mqtt={
+            "ca_file": str(other / "ca.pem"),
+            "cert_file": str(broker.pki / "wards/a/a.pem"),
+            "key_file": str(broker.pki / "wards/a/a.key"),
+        },
+        state_dir=workdir / "state-1",
+    )
+    # Ward b's PC installed with ward a's certificate: it logs in as a, and may not write b's topics.
+    wrong_cert = write_config(
+        workdir / "wrong-cert.toml",
+        "b",
+        broker.cert_port,
+        "camwatch",
+        cam,
+        mqtt={
+            "ca_file": str(broker.pki / "ca.pem"),
+            "cert_file": str(broker.pki / "wards/a/a.pem"),
+            "key_file": str(broker.pki / "wards/a/a.key"),
+        },
+        state_dir=workdir / "state-2",
+    )
+    agents = [AgentProcess(c, workdir / f"{c.stem}.log").start() for c in (wrong_ca, wrong_cert)]
+    try:
+        assert wait_until(lambda: "state_changed on cam1" in agents[0].log_text(), 20), agents[0].log_text()
+        assert wait_until(lambda: "refused a message" in agents[1].log_text(), 20), agents[1].log_text()
+        time.sleep(6)  # several reconnect attempts and refusals later
+        ca_lines = [x for x in agents[0].log_text().splitlines() if "CERTIFICATE_VERIFY_FAILED" in x]
+        assert len(ca_lines) == 1 and "TLS handshake failed" in ca_lines[0], ca_lines
+        cert_lines = [x for x in agents[1].log_text().splitlines() if "refused a message" in x]
+        assert len(cert_lines) == 1 and "client certificate's name (CN)" in cert_lines[0], cert_lines
+    finally:
+        for a in agents:
+            a.stop()
