@@ -136,7 +136,7 @@ cat "$work/probe-bad.log"
 [ "$rc" -eq 2 ] && grep -q auth_failed "$work/probe-bad.log" || fail "probe with a wrong password did not say auth_failed (exit $rc)"
 stop_server || true
 step "ward: the center's runtime (camwatch[center]) against a Mosquitto from the dev root"
-in_root "$ward" 'python3 -m venv /opt/center && /opt/center/bin/pip install -q "/work/main[center]"' || fail "pip install camwatch[center]"
+in_root "$ward" 'bash /work/main/deploy/install-python.sh /opt/center /work/main/requirements/center.lock' || fail "install the center from requirements/center.lock"
 printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" >"$dev/tmp/mosquitto.conf"
 serve_from "$dev" "$work/mosquitto.log" "/usr/sbin/mosquitto -c /tmp/mosquitto.conf"
 sleep 1

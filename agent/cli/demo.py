@@ -232,7 +232,12 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:
                     "ward": WARD,
                     "state_dir": str(workdir / "state"),
                     "log_level": "warning",
-                    "mqtt": {"host": "127.0.0.1", "port": broker.port},
+                    # the embedded broker (no Mosquitto here) speaks MQTT 3.1.1 only
+                    "mqtt": {
+                        "host": "127.0.0.1",
+                        "port": broker.port,
+                        "protocol": "5" if isinstance(broker, Mosquitto) else "3.1.1",
+                    },
                     "health": {"offline_after_s": 5, "online_after_s": 2, "heartbeat_s": 10, "stats_s": 10},
                     "cameras": cams,
                 }

@@ -40,6 +40,10 @@ class MqttConfig(_Strict):
     queue_max: int = Field(
         10000, ge=10, le=10_000_000, description="messages kept (on disk) while the broker is unreachable"
     )
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5",
+        description="MQTT version; 3.1.1 only for a broker without MQTT 5 (then a refused publish looks delivered)",
+    )
 
     @model_validator(mode="after")
     def _pairs(self) -> MqttConfig:

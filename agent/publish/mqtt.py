@@ -168,7 +168,15 @@ class MqttPublisher:
         c = self.config
         # MQTT 5: a PUBACK carries a reason code, so a publish the broker refuses is known as refused.
         # No session is kept at the broker (the outbox is the agent's memory): clean start, no expiry.
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        v5 = c.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        if not v5:
+            log.warning("MQTT 3.1.1 ([mqtt] protocol): a publish the broker refuses cannot be told from a sent one")
         configure_client(client, c, "agent.publish.paho")
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_pre_connect = self._on_pre_connect
@@ -329,8 +337,12 @@ class MqttPublisher:
     def start(self) -> None:
         """Start connecting (in the background: a broker that is down does not block)."""
         try:
+            v5 = self.config.protocol == "5"
             self.client.connect_async(
-                self.config.host, self.config.port, keepalive=self.config.keepalive_s, clean_start=True
+                self.config.host,
+                self.config.port,
+                keepalive=self.config.keepalive_s,
+                clean_start=True if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
             )
         except (OSError, ValueError) as exc:
             log.error("cannot start MQTT connection: %s", redact(exc))
