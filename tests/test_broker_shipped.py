@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -380,7 +381,58 @@ def test_a_wrong_ca_or_another_wards_certificate_is_said_once_in_plain_words(
         },
         state_dir=workdir / "state-2",
     )
-    agents = [AgentProcess(c, workdir / f"{c.stem}.log").start() for c in (wrong_ca, wrong_cert)]
+    # Ward a's certificate, expired yesterday.
+    expired_pem, expired_key = workdir / "expired.pem", workdir / "expired.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=a",
+            "-keyout",
+            str(expired_key),
+            "-out",
+            str(workdir / "expired.csr"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(workdir / "expired.csr"),
+            "-CA",
+            str(broker.pki / "ca.pem"),
+            "-CAkey",
+            str(broker.pki / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "-1",
+            "-out",
+            str(expired_pem),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    expired = write_config(
+        workdir / "expired.toml",
+        "a",
+        broker.cert_port,
+        "camwatch",
+        cam,
+        mqtt={"ca_file": str(broker.pki / "ca.pem"), "cert_file": str(expired_pem), "key_file": str(expired_key)},
+        state_dir=workdir / "state-3",
+    )
+    agents = [AgentProcess(c, workdir / f"{c.stem}.log").start() for c in (wrong_ca, wrong_cert, expired)]
     try:
         assert wait_until(lambda: "state_changed on cam1" in agents[0].log_text(), 20), agents[0].log_text()
         assert wait_until(lambda: "refused a message" in agents[1].log_text(), 20), agents[1].log_text()
@@ -389,6 +441,8 @@ def test_a_wrong_ca_or_another_wards_certificate_is_said_once_in_plain_words(
         assert len(ca_lines) == 1 and "TLS handshake failed" in ca_lines[0], ca_lines
         cert_lines = [x for x in agents[1].log_text().splitlines() if "refused a message" in x]
         assert len(cert_lines) == 1 and "client certificate's name (CN)" in cert_lines[0], cert_lines
+        expired_lines = [x for x in agents[2].log_text().splitlines() if "ERROR" in x]
+        assert len(expired_lines) == 1 and "client certificate: it has expired" in expired_lines[0], expired_lines
     finally:
         for a in agents:
             a.stop()

@@ -43,9 +43,26 @@ LATE_AFTER_S = 5.0  # a message sent this long after it was queued is "replayed"
 RECONNECT_MAX_S = 3  # the broker is tried again at least this often while it cannot be reached
 
 
-def _quiet_reconnect_noise(record: logging.LogRecord) -> bool:
-    # Paho logs this at ERROR on every reconnect attempt; _on_connect_fail says why, once.
-    return "Client is not connected" not in record.getMessage()
+PAHO_LEVELS = {int(k): v for k, v in mqtt.LOGGING_LEVEL.items()}
+
+# The broker's TLS alerts, in plain words (what an installer can act on).
+TLS_ALERTS = {
+    "CERTIFICATE_EXPIRED": "the broker refused this agent's client certificate: it has expired (make a new one: "
+    "deploy/camwatch-pki ward DIR WARD)",
+    "CERTIFICATE_REVOKED": "the broker refused this agent's client certificate: it has been revoked",
+    "UNKNOWN_CA": "the broker does not trust this agent's client certificate (signed by another CA)",
+    "BAD_CERTIFICATE": "the broker refused this agent's client certificate",
+    "CERTIFICATE_UNKNOWN": "the broker refused this agent's client certificate",
+    "CERTIFICATE_REQUIRED": "the broker wants a client certificate (set cert_file and key_file)",
+}
+
+
+def plain_socket_error(text: str) -> str:
+    """What a socket error from the broker's side means, in words an installer can act on."""
+    for alert, words in TLS_ALERTS.items():
+        if alert in text:
+            return words
+    return f"the connection to the broker failed: {text}"
 
 
 def diagnose_broker(config: MqttConfig, timeout: float = 3.0) -> str:
@@ -73,11 +90,26 @@ def diagnose_broker(config: MqttConfig, timeout: float = 3.0) -> str:
             return f"TLS set-up failed: {exc.strerror or exc}"
 
 
-def configure_client(client: mqtt.Client, c: MqttConfig, logger: str) -> None:
-    """Credentials, TLS, quiet logging and reconnect backoff from an ``[mqtt]`` table."""
+def configure_client(
+    client: mqtt.Client, c: MqttConfig, logger: str, on_socket_error: Callable[[str], None] | None = None
+) -> None:
+    """Credentials, TLS, quiet logging and reconnect backoff from an ``[mqtt]`` table.
+
+    Paho's own log lines go to ``logger``, except those it repeats on every reconnect attempt: "Client is not
+    connected" (``on_connect_fail`` says why, once) and socket errors, which go to ``on_socket_error`` when
+    given (to be said once, in plain words).
+    """
     paho_log = logging.getLogger(logger)
-    paho_log.addFilter(_quiet_reconnect_noise)
-    client.enable_logger(paho_log)
+
+    def on_log(client: mqtt.Client, userdata: Any, level: int, buf: str) -> None:
+        if "Client is not connected" in buf:
+            return
+        if on_socket_error is not None and buf.startswith("failed to receive on socket"):
+            on_socket_error(buf.partition(": ")[2])
+            return
+        paho_log.log(PAHO_LEVELS.get(level, logging.DEBUG), "%s", buf)
+
+    client.on_log = on_log
     if c.username is not None:
         client.username_pw_set(c.username.get_secret_value(), c.password.get_secret_value() if c.password else None)
     if c.use_tls:
@@ -177,7 +209,7 @@ class MqttPublisher:
         )
         if not v5:
             log.warning("MQTT 3.1.1 ([mqtt] protocol): a publish the broker refuses cannot be told from a sent one")
-        configure_client(client, c, "agent.publish.paho")
+        configure_client(client, c, "agent.publish.paho", on_socket_error=self._on_socket_error)
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
@@ -222,6 +254,12 @@ class MqttPublisher:
         # Paho retries by itself but says nothing about why: find out, and
         # say it once per distinct reason (an installer must see it at once).
         msg = f"cannot connect to broker {self.config.host}:{self.config.port}: {diagnose_broker(self.config)}"
+        if msg != self.last_error:
+            log.error("%s; retrying", msg)
+        self.last_error = msg
+
+    def _on_socket_error(self, text: str) -> None:
+        msg = f"broker {self.config.host}:{self.config.port}: {plain_socket_error(text)}"
         if msg != self.last_error:
             log.error("%s; retrying", msg)
         self.last_error = msg
