@@ -40,5 +40,5 @@ if command -v apt-get >/dev/null; then
     >/dev/null 2>&1) || echo "make-bundle: could not fetch python3-venv's .deb files (the target must have python3-venv)"
 fi
 mkdir -p "$out"
-tar -C "$stage" -czf "$out/$name.tar.gz" "$name"
+tar -C "$stage" -I 'gzip -1' -cf "$out/$name.tar.gz" "$name"   # wheels are compressed already
 echo "made $out/$name.tar.gz ($(du -h "$out/$name.tar.gz" | cut -f1), $(ls "$dest/wheels" | wc -l) wheels)"

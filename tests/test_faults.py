@@ -160,7 +160,7 @@ def proc_counts(pid: int) -> tuple[int, int]:
     return threads, len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def test_flapping_camera_for_a_minute_leaks_nothing(
+def test_a_flapping_camera_leaks_nothing(
     workdir: Path,
     mosquitto: Mosquitto,
     rtsp_factory: Callable[..., RtspServer],
@@ -180,13 +180,13 @@ def test_flapping_camera_for_a_minute_leaks_nothing(
     before = proc_counts(agent.proc.pid)
     rng = random.Random(7)
     flaps = 0
-    end = time.monotonic() + 60
+    end = time.monotonic() + 30  # about ten outages; bench/soak.py flaps for hours
     while time.monotonic() < end:
         flapper.kill()
-        time.sleep(rng.uniform(1, 5))
+        time.sleep(rng.uniform(0.5, 3))
         flapper.start()
         flaps += 1
-        time.sleep(rng.uniform(1, 5))
+        time.sleep(rng.uniform(0.5, 3))
     settled = col.wait_for("fl/flap/health", lambda h: h["state"] == "online", 20)
     time.sleep(3)
     after = proc_counts(agent.proc.pid)
