@@ -145,11 +145,12 @@ class DurableOutbox:
             self._flush_acks()
             if self._db is not None:
                 # Rows in flight are skipped: after a refusal the cursor goes back, past some of them.
-                flying = [m.seq for m, in_memory in self._inflight.values() if not in_memory]
+                flying = [m.seq for m, in_memory in self._inflight.values() if not in_memory and m.seq > self._cursor]
+                skip = f"AND seq NOT IN ({','.join('?' * len(flying))}) " if flying else ""
                 try:
                     row = self._db.execute(
                         "SELECT seq, topic, payload, json, kind, camera, late, created FROM outbox WHERE seq > ? "
-                        f"AND seq NOT IN ({','.join('?' * len(flying))}) ORDER BY seq LIMIT 1",
+                        f"{skip}ORDER BY seq LIMIT 1",
                         (self._cursor, *flying),
                     ).fetchone()
                 except sqlite3.Error as exc:
