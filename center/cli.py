@@ -161,12 +161,15 @@ def cmd_add_token(path: str, name: str, role: str) -> int:
     return 0
 
 
+def _store_of(path: str) -> Store | None:
+    """The store a config file names, opened (or None, the reason printed)."""
+    config = _load(path)
+    return None if config is None else _open_store(config)
+
+
 def cmd_remove(path: str, what: str, name: str) -> int:
     """``remove-user NAME`` (their sessions end at once) or ``revoke-token NAME``."""
-    config = _load(path)
-    if config is None:
-        return 1
-    store = _open_store(config)
+    store = _store_of(path)
     if store is None:
         return 1
     try:
@@ -185,10 +188,7 @@ def cmd_remove(path: str, what: str, name: str) -> int:
 
 
 def cmd_list_users(path: str) -> int:
-    config = _load(path)
-    if config is None:
-        return 1
-    store = _open_store(config)
+    store = _store_of(path)
     if store is None:
         return 1
     try:

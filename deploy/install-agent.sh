@@ -9,23 +9,8 @@ set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo $0)" >&2; exit 1; }
 
-wheels=""
-[ -d "$src/wheels" ] && wheels="$src/wheels"  # an offline bundle
-if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-  if [ -n "$wheels" ] && compgen -G "$src/debs/*.deb" >/dev/null; then
-    dpkg -i "$src"/debs/*.deb >/dev/null
-  else
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
-  fi
-fi
-id camwatch >/dev/null 2>&1 || useradd --system --home /var/lib/camwatch --shell /usr/sbin/nologin camwatch
-install -d -m 0755 /opt/camwatch
-install -d -m 0750 -g camwatch /etc/camwatch
-install -d -m 0700 /etc/camwatch/credentials
-install -d -m 0750 -o camwatch -g camwatch /var/lib/camwatch
-# camwatch is installed as a wheel into the venv (the center package comes along: check-config reads both).
-cp -r "$src/README.md" "$src/requirements" /opt/camwatch/
+# shellcheck source=deploy/install-base.sh
+. "$src/deploy/install-base.sh"
 "$src/deploy/install-python.sh" /opt/camwatch/.venv "$src/requirements/agent.lock" "$wheels"
 # Detection model: the manifests from models/, the weights (and their licence) from the bundle, or from
 # ../shared/models beside this checkout; never downloaded.
@@ -54,17 +39,9 @@ if [ ! -f /etc/camwatch/agent.env ]; then
   install -m 0600 "$src/deploy/agent.env.example" /etc/camwatch/agent.env
   echo "wrote /etc/camwatch/agent.env: put the camera passwords there"
 fi
-chown root:root /etc/camwatch/agent.env
-chmod 0600 /etc/camwatch/agent.env
+install_secret_file /etc/camwatch/agent.env
 # The broker password (deploy/camwatch-pki's agent.env line, without the name): systemd hands it to the agent.
-[ -f /etc/camwatch/credentials/mqtt-password ] || install -m 0600 /dev/null /etc/camwatch/credentials/mqtt-password
-mkdir -p /etc/systemd/system
-install -m 0644 "$src/deploy/camwatch-agent.service" /etc/systemd/system/camwatch-agent.service
-if [ -d /run/systemd/system ]; then
-  systemctl daemon-reload
-  systemctl enable camwatch-agent.service
-else
-  echo "systemd is not running here: installed the unit, did not enable it (systemctl enable camwatch-agent once booted with systemd)"
-fi
+install_secret_file /etc/camwatch/credentials/mqtt-password
+install_unit camwatch-agent
 echo "check the config:  set -a; . /etc/camwatch/agent.env; /opt/camwatch/.venv/bin/camwatch check-config /etc/camwatch/ward.toml"
 echo "then start:        systemctl start camwatch-agent && journalctl -fu camwatch-agent"

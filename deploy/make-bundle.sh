@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Build an offline install bundle on a machine with access to the package index, for ward PCs (or a center)
+# Build an offline install bundle on a machine with access to the package index, for ward PCs (and a center)
 # that have none. Run it on the same platform as the targets (Debian 12, x86_64, Python 3.11).
-#   deploy/make-bundle.sh agent|center OUT_DIR
-# OUT_DIR/camwatch-<kind>-<version>.tar.gz then holds this checkout's deploy/, config/, models/ manifests,
-# requirements/, the detection weights (when ../shared/models is beside this checkout), every locked wheel
-# (hash-checked) and camwatch's own wheel, and the .deb files python3-venv needs. On the target:
-#   tar xzf camwatch-agent-*.tar.gz && cd camwatch-agent-* && sudo deploy/install-agent.sh
+#   deploy/make-bundle.sh OUT_DIR
+# OUT_DIR/camwatch-<version>.tar.gz then holds this checkout's deploy/, config/, models/ manifests,
+# requirements/, the detection weights (when ../shared/models is beside this checkout), every wheel of the
+# agent's and the center's locks (hash-checked) and camwatch's own wheel, and the .deb files python3-venv
+# needs. On the target:
+#   tar xzf camwatch-*.tar.gz && cd camwatch-*/ && sudo deploy/install-agent.sh    (or install-center.sh)
 set -euo pipefail
-kind="${1:-}"; out="${2:-}"
-case "$kind" in agent|center) ;; *) echo "usage: $0 agent|center OUT_DIR" >&2; exit 2;; esac
-[ -n "$out" ] || { echo "usage: $0 agent|center OUT_DIR" >&2; exit 2; }
+out="${1:-}"
+[ -n "$out" ] || { echo "usage: $0 OUT_DIR" >&2; exit 2; }
 src="$(cd "$(dirname "$0")/.." && pwd)"
 version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$src/agent/__init__.py")"
-name="camwatch-$kind-$version"
+name="camwatch-$version"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 dest="$stage/$name"
@@ -25,12 +25,14 @@ py="${PYTHON:-python3}"
 tools="$stage/tools"
 "$py" -m venv "$tools"
 # the build backend alone, pinned and hashed as in the lock, to build camwatch's own wheel
-awk '/^setuptools==/{on=1} on&&/^[^ ]/&&!/^setuptools==/{on=0} on' "$src/requirements/$kind.lock" > "$stage/build.txt"
+awk '/^setuptools==/{on=1} on&&/^[^ ]/&&!/^setuptools==/{on=0} on' "$src/requirements/agent.lock" > "$stage/build.txt"
 "$tools/bin/python" -m pip --disable-pip-version-check -q install --require-hashes -r "$stage/build.txt"
-"$tools/bin/python" -m pip --disable-pip-version-check -q download --require-hashes --no-deps --only-binary=:all: \
-  -r "$src/requirements/$kind.lock" -d "$dest/wheels"
+for lock in agent center; do
+  "$tools/bin/python" -m pip --disable-pip-version-check -q download --require-hashes --no-deps --only-binary=:all: \
+    -r "$src/requirements/$lock.lock" -d "$dest/wheels"
+done
 "$tools/bin/python" -m pip --disable-pip-version-check -q wheel --no-deps --no-build-isolation "$src" -w "$dest/wheels"
-if [ "$kind" = agent ] && [ -f "$src/../shared/models/yolox_nano_dynamic.onnx" ]; then
+if [ -f "$src/../shared/models/yolox_nano_dynamic.onnx" ]; then
   mkdir -p "$dest/shared-models"
   cp "$src/../shared/models/"{yolox_nano_dynamic.onnx,coco.names,yolox_nano.LICENSE} "$dest/shared-models/"
 fi

@@ -61,21 +61,27 @@ set -a; . /etc/camwatch/agent.env; set +a
 /opt/camwatch/.venv/bin/camwatch check-config /etc/camwatch/ward.toml
 /opt/camwatch/.venv/bin/python -c 'import av, cv2, onnxruntime, paho.mqtt, pydantic; print("IMPORTS OK")'
 ls /opt/camwatch/models
+# The center's PC, from the same bundle (here on the same system: its lock adds to the agent's).
+"$bundle/deploy/install-center.sh"
+stat -c 'MODE %n %a %U:%G' /etc/camwatch/center.toml /etc/camwatch/center.env \
+  /etc/camwatch/credentials/center-mqtt-password /etc/systemd/system/camwatch-center.service
+/opt/camwatch/.venv/bin/camwatch check-config /etc/camwatch/center.toml
+/opt/camwatch/.venv/bin/python -c 'import fastapi, uvicorn, psycopg, jinja2; print("CENTER IMPORTS OK")'
 """
 
 
-def test_a_ward_pc_installs_from_the_bundle_without_network(workdir: Path) -> None:
+def test_a_ward_pc_and_a_center_install_from_the_bundle_without_network(workdir: Path) -> None:
     if not _namespaces_work():
         pytest.skip("needs root and mount/network namespaces (unshare -mn) to install into a throwaway system")
     made = subprocess.run(
-        [str(ROOT / "deploy" / "make-bundle.sh"), "agent", str(workdir / "out")],
+        [str(ROOT / "deploy" / "make-bundle.sh"), str(workdir / "out")],
         capture_output=True,
         text=True,
         check=False,
         timeout=600,
     )
     assert made.returncode == 0, made.stderr[-3000:]
-    (bundle_file,) = (workdir / "out").glob("camwatch-agent-*.tar.gz")
+    (bundle_file,) = (workdir / "out").glob("camwatch-*.tar.gz")
     with tarfile.open(bundle_file) as tar:
         tar.extractall(workdir / "unpacked", filter="data")
     (bundle,) = (workdir / "unpacked").iterdir()
@@ -100,4 +106,8 @@ def test_a_ward_pc_installs_from_the_bundle_without_network(workdir: Path) -> No
     assert owners["/var/lib/camwatch"] == "camwatch:camwatch"
     assert "is valid" in out or "OK" in out, out[-2000:]
     assert "IMPORTS OK" in out
+    assert "CENTER IMPORTS OK" in out
+    assert modes["/etc/camwatch/center.toml"] == "640" and owners["/etc/camwatch/center.toml"] == "root:camwatch"
+    assert modes["/etc/camwatch/center.env"] == "600" and owners["/etc/camwatch/center.env"] == "root:root"
+    assert modes["/etc/camwatch/credentials/center-mqtt-password"] == "600"
     assert "yolox_nano_dynamic.onnx" in out or not (ROOT.parent / "shared/models/yolox_nano_dynamic.onnx").exists()

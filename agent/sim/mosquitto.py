@@ -69,33 +69,13 @@ class Mosquitto:
             f"{self.extra_conf}\n"
         )
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5.0
-        while not self._listening() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not self._listening():
+        if not _wait_listening(self.proc, [p for p in (self.port, self.tls_port) if p is not None]):
             self.stop()
             raise RuntimeError("mosquitto did not start")
         return self
 
-    def _listening(self) -> bool:
-        for port in (self.port, self.tls_port):
-            if port is None:
-                continue
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    pass
-            except OSError:
-                return False
-        return True
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        _stop(self.proc)
         self.proc = None
 
 
@@ -191,12 +171,7 @@ class ShippedMosquitto:
         self.proc = subprocess.Popen(
             [MOSQUITTO, "-c", str(self.root / "etc/mosquitto/mosquitto.conf")], stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 5.0
-        while not all(_listening(p) for p in self.ports.values()) and time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        if not all(_listening(p) for p in self.ports.values()):
+        if not _wait_listening(self.proc, list(self.ports.values())):
             self.stop()
             raise RuntimeError(f"mosquitto did not start from the shipped config: {self.log_text()[-2000:]}")
         return self
@@ -205,14 +180,28 @@ class ShippedMosquitto:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        _stop(self.proc)
         self.proc = None
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], ports: list[int], timeout: float = 5.0) -> bool:
+    """Whether every port listens within ``timeout`` (False at once if the process exits)."""
+    deadline = time.monotonic() + timeout
+    while not all(_listening(p) for p in ports):
+        if proc.poll() is not None or time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def _listening(port: int) -> bool:
