@@ -43,8 +43,6 @@ LATE_AFTER_S = 5.0  # a message sent this long after it was queued is "replayed"
 RECONNECT_MAX_S = 3  # the broker is tried again at least this often while it cannot be reached
 
 
-PAHO_LEVELS = {int(k): v for k, v in mqtt.LOGGING_LEVEL.items()}
-
 # The broker's TLS alerts, in plain words (what an installer can act on).
 TLS_ALERTS = {
     "CERTIFICATE_EXPIRED": "the broker refused this agent's client certificate: it has expired (make a new one: "
@@ -90,6 +88,36 @@ def diagnose_broker(config: MqttConfig, timeout: float = 3.0) -> str:
             return f"TLS set-up failed: {exc.strerror or exc}"
 
 
+class _ClientLogger(logging.Logger):
+    """One paho client's logger, not registered with ``logging`` (it goes with the client); its level is its
+    parent's, asked each time (a registered logger's level cache would not see later changes)."""
+
+    def __init__(self, parent: logging.Logger, noise: logging.Filter) -> None:
+        super().__init__(parent.name)
+        self.parent = parent
+        self.addFilter(noise)
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
+        return self.parent is not None and self.parent.isEnabledFor(level)
+
+
+class _PahoNoise(logging.Filter):
+    """Drops what paho repeats on every reconnect attempt; hands socket errors to ``on_socket_error``."""
+
+    def __init__(self, on_socket_error: Callable[[str], None] | None) -> None:
+        super().__init__()
+        self.on_socket_error = on_socket_error
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if "Client is not connected" in msg:
+            return False
+        if self.on_socket_error is not None and msg.startswith("failed to receive on socket"):
+            self.on_socket_error(msg.partition(": ")[2])
+            return False
+        return True
+
+
 def configure_client(
     client: mqtt.Client, c: MqttConfig, logger: str, on_socket_error: Callable[[str], None] | None = None
 ) -> None:
@@ -99,17 +127,9 @@ def configure_client(
     connected" (``on_connect_fail`` says why, once) and socket errors, which go to ``on_socket_error`` when
     given (to be said once, in plain words).
     """
-    paho_log = logging.getLogger(logger)
-
-    def on_log(client: mqtt.Client, userdata: Any, level: int, buf: str) -> None:
-        if "Client is not connected" in buf:
-            return
-        if on_socket_error is not None and buf.startswith("failed to receive on socket"):
-            on_socket_error(buf.partition(": ")[2])
-            return
-        paho_log.log(PAHO_LEVELS.get(level, logging.DEBUG), "%s", buf)
-
-    client.on_log = on_log
+    # A logger of this client's own (not registered: it goes with the client) whose records go on to
+    # ``logger``. Paho checks its level before formatting anything: debug lines cost nothing per packet.
+    client.enable_logger(_ClientLogger(logging.getLogger(logger), _PahoNoise(on_socket_error)))
     if c.username is not None:
         client.username_pw_set(c.username.get_secret_value(), c.password.get_secret_value() if c.password else None)
     if c.use_tls:
