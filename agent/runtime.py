@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,21 +26,21 @@ from agent.detect.service import CameraDetection, DetectionService, Emitted
 from agent.detect.tracker import Plausible
 from agent.errors import DetectorError, ModelNotFound
 from agent.health import HealthMachine, Thresholds, UptimeTracker
-from agent.health.image_health import ImageHealth
-from agent.health.image_watch import ImageWatch, image_thresholds
+from agent.health.image_watch import image_thresholds
 from agent.notify import Notifier
 from agent.publish.durable import DurableOutbox
 from agent.publish.mqtt import MqttPublisher, Pace
 from agent.publish.outbox import OutMessage
 from agent.publish.payloads import agent_payload, event_payload, health_payload
 from agent.publish.topics import Topics
-from agent.stream.frames import FrameSampler, Tap
-from agent.stream.reader import CameraReader
+from agent.stream.frames import ArrayFrame
+from agent.stream.shard import ImageSpec, ReaderProcesses, ReaderSpec, RemoteImage, RemoteReader
 from agent.sysinfo import cpu_seconds, open_fds, release_free_memory, rss_bytes, thread_count
 
 log = logging.getLogger(__name__)
 
-BASELINE_SAVE_S = 300.0  # image baselines are written this often (and at a clean stop)
+OVERLOAD_HOLD_S = 60.0  # "overloaded" stays in the status this long after the last sign of it
+LATE_TICK_S = 1.0  # the health loop this late is a sign of overload
 
 
 @dataclass
@@ -47,12 +48,12 @@ class CameraWatch:
     """Everything the agent keeps for one camera."""
 
     config: CameraConfig
-    reader: CameraReader
+    reader: RemoteReader
     machine: HealthMachine
     uptime: UptimeTracker
-    image: ImageWatch | None = None
+    image: RemoteImage | None = None
     detection: CameraDetection | None = None
-    detect_reader: CameraReader | None = None  # only when detect_url is another stream
+    detect_reader: RemoteReader | None = None  # only when detection reads another stream
     last_health_at: float | None = None
     accepted_views: int = 0
 
@@ -125,14 +126,20 @@ class Agent:
             self.detection = DetectionService(
                 detector, ward=config.ward, emit=self._emit, wall_of=self.clock.wall_of, queue_max=d.queue_max
             )
+        self._check_state_dir()
+        specs: list[ReaderSpec] = []
+        sinks: dict[str, Callable[[ArrayFrame], None]] = {}
+        built: list[tuple[CameraConfig, Thresholds, CameraDetection | None, str | None]] = []
         for cam in config.enabled_cameras:
             ch = cam.health.merged(h) if cam.health else h
-            image: ImageWatch | None = None
+            image: ImageSpec | None = None
             if ch.image_checks:
-                image = ImageWatch(
-                    cam.id,
-                    ImageHealth(image_thresholds(ch), masks=cam.masks),
-                    config.state_dir / "image" / f"{cam.id}.npz",
+                writable = "state_dir_unwritable" not in self.problems
+                image = ImageSpec(
+                    ch.image_check_interval_s,
+                    image_thresholds(ch),
+                    tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in cam.masks),
+                    config.state_dir / "image" / f"{cam.id}.npz" if writable else None,
                 )
             thresholds = Thresholds(
                 offline_after_s=cam.offline_after_s or h.offline_after_s,
@@ -141,22 +148,35 @@ class Agent:
                 low_fps_after_s=h.low_fps_after_s,
                 clear_after_s=h.clear_after_s,
             )
-            reader = self._reader(
-                cam.id,
-                cam.stream_url,
-                cam,
-                [Tap(FrameSampler(interval_s=ch.image_check_interval_s), image.on_frame)] if image else [],
+            detection: CameraDetection | None = None
+            detect_key: str | None = None
+            interval = 1.0 / d.detect_fps
+            detect_url, source = cam.detection_source(d.substream)
+            if self.detection is not None and cam.detection:
+                detection = self._add_detection(cam)
+                # Another stream (the substream): its own connection, read only for detection.
+                detect_key = cam.id if detect_url == cam.stream_url else f"{cam.id} ({source.split(' ')[0]})"
+                sinks[detect_key] = detection.on_frame
+                log.info("camera %s: detection reads the %s", cam.id, source)
+            specs.append(
+                self._spec(cam.id, cam.stream_url, cam, image=image, detect=interval if detect_key == cam.id else None)
             )
-            watch = CameraWatch(
+            if detect_key is not None and detect_key != cam.id:
+                fallback = cam.id if source.startswith("substream") else None
+                specs.append(self._spec(detect_key, detect_url, cam, detect=interval, fallback_to=fallback))
+            built.append((cam, thresholds, detection, detect_key))
+        self.readers = ReaderProcesses(specs, processes=config.stream.processes, on_frame=sinks)
+        for cam, thresholds, detection, detect_key in built:
+            reader = self.readers.readers[cam.id]
+            self.cameras[cam.id] = CameraWatch(
                 cam,
                 reader,
                 HealthMachine(thresholds, self.started_mono),
                 UptimeTracker(h.uptime_window_s, self.started_mono),
-                image,
+                reader.image,
+                detection,
+                self.readers.readers[detect_key] if detect_key not in (None, cam.id) else None,
             )
-            if self.detection is not None and cam.detection:
-                self._add_detection(watch)
-            self.cameras[cam.id] = watch
         o = config.outbox
         self.outbox = DurableOutbox(
             config.state_dir / "outbox.sqlite",
@@ -176,14 +196,16 @@ class Agent:
             wall=self.clock.wall,
         )
         self._last_stats_at: float | None = None
-        self._last_saved_at = self.started_mono
+        self._overloaded_at: float | None = None
+        self._last_tick_at: float | None = None
+        self._dropped_seen = 0
         self._announced_problems: list[str] = []
         self._last_cpu = (self.started_mono, cpu_seconds())
 
-    def _add_detection(self, watch: CameraWatch) -> None:
+    def _add_detection(self, cam: CameraConfig) -> CameraDetection:
         assert self.detection is not None
-        d, cam = self.config.detection, watch.config
-        watch.detection = self.detection.add_camera(
+        d = self.config.detection
+        return self.detection.add_camera(
             cam.id,
             labels=d.labels,
             min_score=d.min_score,
@@ -197,22 +219,20 @@ class Agent:
             crops=d.motion_crops,
             plausible={label: Plausible(p.min_height, p.min_aspect, p.max_aspect) for label, p in d.plausible.items()},
         )
-        interval = 1.0 / d.detect_fps
-        if cam.detection_url == cam.stream_url:
-            watch.reader.add_sink(watch.detection.on_frame, interval)
-            return
-        # The substream: its own connection, read only for detection (health comes from url).
-        watch.detect_reader = self._reader(
-            f"{cam.id} (detect_url)",
-            cam.detection_url,
-            cam,
-            [Tap(FrameSampler(interval_s=interval), watch.detection.on_frame)],
-        )
 
-    def _reader(self, name: str, url: str, cam: CameraConfig, taps: list[Tap]) -> CameraReader:
+    def _spec(
+        self,
+        key: str,
+        url: str,
+        cam: CameraConfig,
+        *,
+        image: ImageSpec | None = None,
+        detect: float | None = None,
+        fallback_to: str | None = None,
+    ) -> ReaderSpec:
         s = self.config.stream
-        return CameraReader(
-            name,
+        return ReaderSpec(
+            key,
             url,
             transport=cam.transport or s.transport,
             open_timeout_s=s.open_timeout_s,
@@ -220,8 +240,11 @@ class Agent:
             backoff_initial_s=s.backoff_initial_s,
             backoff_max_s=s.backoff_max_s,
             fps_window_s=self.config.health.fps_window_s,
-            taps=taps,
-            clock=self.clock.mono,
+            image=image,
+            detect_interval_s=detect,
+            detect_keyframes_above=self.config.detection.keyframes_above or None,
+            group=cam.id,
+            fallback_to=fallback_to,
         )
 
     def _emit(self, item: Emitted) -> None:
@@ -239,14 +262,6 @@ class Agent:
             log.debug("queued event %s %s on %s", message.payload["id"], message.payload["type"], message.camera)
         self.publisher.send(message)
 
-    def _readers(self) -> list[CameraReader]:
-        out = []
-        for watch in self.cameras.values():
-            out.append(watch.reader)
-            if watch.detect_reader is not None:
-                out.append(watch.detect_reader)
-        return out
-
     # -- status payloads ------------------------------------------------------
 
     def _status(self, state: str, reason: str | None = None) -> dict[str, Any]:
@@ -261,6 +276,7 @@ class Agent:
             reason=reason,
             hostname=socket.gethostname(),
             refused=getattr(getattr(self, "publisher", None), "refusal", None),
+            overload=self.overload() if "overloaded" in self.agent_problems() else None,
         )
 
     def agent_problems(self) -> list[str]:
@@ -273,7 +289,44 @@ class Agent:
         publisher = getattr(self, "publisher", None)  # the will is built while the publisher is being made
         if publisher is not None and publisher.refusal is not None:
             problems.append("publish_refused")
+        overloaded_at = getattr(self, "_overloaded_at", None)
+        if overloaded_at is not None and self.clock.mono() - overloaded_at < OVERLOAD_HOLD_S:
+            problems.append("overloaded")
         return problems
+
+    def overload(self) -> dict[str, int]:
+        """What the agent left undone for want of CPU since it started (all cameras)."""
+        image_shed = detect_shed = dropped = 0
+        for reader in self.readers.readers.values():
+            if reader.report is not None:
+                image_shed += reader.report.image_shed
+                detect_shed += reader.report.detect_shed
+                dropped += reader.report.detect_dropped
+        if self.detection is not None:
+            dropped += sum(c.dropped for c in self.detection.cameras.values())
+        return {
+            "image_samples_shed": image_shed,
+            "detection_frames_shed": detect_shed,
+            "detection_frames_dropped": dropped,
+        }
+
+    def _watch_load(self, now: float) -> None:
+        """Note when the agent fell behind: a reader process shed work, this loop ran late, frames were dropped."""
+        late = self._last_tick_at is not None and now - self._last_tick_at > self.tick_s + LATE_TICK_S
+        dropped = self.overload()["detection_frames_dropped"]
+        if self.readers.shedding or late or dropped > self._dropped_seen:
+            if self._overloaded_at is None or now - self._overloaded_at >= OVERLOAD_HOLD_S:
+                why = (
+                    "a reader process is short of CPU"
+                    if self.readers.shedding
+                    else "the health loop ran late"
+                    if late
+                    else "the detector cannot keep up"
+                )
+                log.warning("agent overloaded (%s): image checks and detection are shed first, never liveness", why)
+            self._overloaded_at = now
+        self._dropped_seen = dropped
+        self._last_tick_at = now
 
     def _check_state_dir(self) -> None:
         d = self.config.state_dir
@@ -293,7 +346,6 @@ class Agent:
 
     def run(self) -> None:
         """Run until :meth:`stop`; then publish ``shutdown`` and release everything."""
-        self._check_state_dir()
         log.info(
             "camwatch agent %s for ward %s: %d camera(s), broker %s:%s",
             __version__,
@@ -305,8 +357,7 @@ class Agent:
         self.publisher.start()
         if self.detection is not None:
             self.detection.start()
-        for reader in self._readers():
-            reader.start()
+        self.readers.start()  # in processes of their own: nothing here waits for them to start
         self.notifier.ready(f"watching {len(self.cameras)} camera(s)")
         try:
             while not self._stop.is_set():
@@ -318,33 +369,28 @@ class Agent:
                 self._stop.wait(self.tick_s)
         finally:
             self.notifier.stopping()
-            for reader in self._readers():
-                reader.stop()
+            self.readers.stop()  # each reader process saves its cameras' image baselines
             if self.detection is not None:
                 self.detection.stop()
             self.publisher.stop(final_status=self._status("offline", reason="shutdown"))
             self.outbox.close()  # what was not acknowledged stays on disk for the next start
-            for reader in self._readers():
-                reader.join(timeout=0.5)
-            self._save_baselines()
+            self.readers.join()
             log.info("camwatch agent stopped")
 
     # -- one tick of the health loop ------------------------------------------------
 
     def tick(self, now: float) -> None:
         heartbeat = self.config.health.heartbeat_s
+        self._watch_load(now)
         problems = self.agent_problems()
         if problems != self._announced_problems and self.publisher.connected:
             # Agent-level problems (outbox overflow...) are part of the retained status.
             self.publisher.republish_birth()
             self._announced_problems = problems
-        if now - self._last_saved_at >= BASELINE_SAVE_S:
-            self._save_baselines()
-            self._last_saved_at = now
         if self.detection is not None:
             self.detection.expire(now)
         for cam_id, watch in self.cameras.items():
-            snap = watch.reader.stats.snapshot(now)
+            snap = watch.reader.snapshot(now)
             image_problems = watch.image.problems() if watch.image is not None else ()
             evidence = watch.image.evidence() if image_problems and watch.image is not None else None
             changes = watch.machine.update(snap, now, image_problems, evidence)
@@ -399,13 +445,6 @@ class Agent:
             self.publisher.publish_stats(self.stats_payload(now))
             self._last_stats_at = now
 
-    def _save_baselines(self) -> None:
-        if "state_dir_unwritable" in self.problems:
-            return
-        for watch in self.cameras.values():
-            if watch.image is not None:
-                watch.image.save()
-
     def stats_payload(self, now: float) -> dict[str, Any]:
         cpu = cpu_seconds()
         last_t, last_cpu = self._last_cpu
@@ -413,7 +452,7 @@ class Agent:
         self._last_cpu = (now, cpu)
         cameras: dict[str, dict[str, Any]] = {}
         for cam_id, watch in self.cameras.items():
-            snap = watch.reader.stats.snapshot(now)
+            snap = watch.reader.snapshot(now)
             cameras[cam_id] = {
                 "state": watch.machine.verdict.state,
                 "fps": None if snap.fps is None else round(snap.fps, 2),
@@ -425,6 +464,12 @@ class Agent:
                 "frames_sampled": snap.frames_sampled,
                 "samples_skipped": watch.image.skipped if watch.image is not None else 0,
             }
+            for reader in (watch.reader, watch.detect_reader):
+                report = reader.report if reader is not None else None
+                if report is not None and (report.image_shed or report.detect_shed or report.detect_dropped):
+                    cameras[cam_id]["image_samples_shed"] = report.image_shed
+                    cameras[cam_id]["detection_frames_shed"] = report.detect_shed
+                    cameras[cam_id]["detection_frames_dropped"] = report.detect_dropped
             if watch.detection is not None:
                 cameras[cam_id]["detection"] = watch.detection.stats()
         return {
@@ -440,6 +485,11 @@ class Agent:
             "threads": thread_count(),
             "fds": open_fds(),
             "outbox": {**self.outbox.counts(), "refused": self.publisher.refused},
+            "readers": {
+                "processes": len(self.readers.processes),
+                "restarts": self.readers.restarts,
+                "shedding": self.readers.shedding,
+            },
             "cameras": cameras,
             "detector": self._detector_stats(),
         }

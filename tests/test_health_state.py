@@ -172,3 +172,33 @@ def test_a_slow_first_packet_is_not_called_stalled_once_packets_flow() -> None:
     assert [c.to_state for c in never.update(StreamSnapshot(connected=True), 5.0) if c.type == "state_changed"] == [
         "offline"
     ]
+
+
+def test_a_reader_behind_its_packets_is_not_a_stalled_camera() -> None:
+    """No packet recorded for longer than offline_after_s, but the reader waits for the CPU, not the camera."""
+    m = HealthMachine(Thresholds(offline_after_s=5, online_after_s=1), started=0.0)
+    for t in range(0, 4):
+        m.update(flowing(0.0, float(t)), float(t))
+    assert m.verdict.state == "online"
+    behind = replace(flowing(0.0, 3.0), behind=True)
+    assert m.update(behind, 20.0) == []  # 17 s late: patience is 6 x offline_after_s
+    assert m.verdict.state == "online"
+    changes = m.update(behind, 33.5)  # a reader this far behind is hung: the camera is not watched
+    assert [c.to_state for c in changes if c.type == "state_changed"] == ["offline"]
+    assert m.verdict.problems == ("stalled",) and m.verdict.since == 3.0
+    # Not behind: the old rule, to the second.
+    m2 = HealthMachine(Thresholds(offline_after_s=5, online_after_s=1), started=0.0)
+    for t in range(0, 4):
+        m2.update(flowing(0.0, float(t)), float(t))
+    assert m2.update(flowing(0.0, 3.0), 7.9) == []
+    assert m2.update(flowing(0.0, 3.0), 8.0) and m2.verdict.state == "offline"
+
+
+def test_a_camera_is_judged_from_when_its_reader_began_trying() -> None:
+    """Hundreds of cameras start in turn: one not yet begun stays unknown, one begun late gets its full time."""
+    m = HealthMachine(Thresholds(offline_after_s=5), started=0.0)
+    assert m.update(StreamSnapshot(pending=True), 30.0) == []
+    assert m.verdict.state == "unknown"
+    assert m.update(StreamSnapshot(started_at=8.0), 12.9) == []
+    assert m.update(StreamSnapshot(started_at=8.0), 13.0)
+    assert m.verdict.state == "offline" and m.verdict.detail == "no packet yet"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from agent.config import load_config
-from agent.config.model import AgentConfig
+from agent.config.model import AgentConfig, DetectionConfig
 from agent.errors import ConfigError, DetectorError, ModelNotFound
 from agent.redact import redact
 
@@ -63,5 +63,31 @@ def _check_detection(config: AgentConfig) -> str | None:
         except ModelNotFound as exc:
             return f"detection off: {exc}"
         return "detection off"
-    cams = sum(1 for c in config.enabled_cameras if c.detection)
-    return f"detection on: model {d.model}, {cams} camera(s), {d.detect_fps:g} fps"
+    cams = [c for c in config.enabled_cameras if c.detection]
+    for cam in cams:
+        url, source = cam.detection_source(d.substream)
+        print(f"  camera {cam.id}: detection reads the {source}: {redact(url)}\n    {detection_cost(source, d)}")
+    return f"detection on: model {d.model}, {len(cams)} camera(s), {d.detect_fps:g} fps"
+
+
+# CPU to decode what detection looks at, measured on a 2-core ward PC (README: "Detection on a ward PC").
+SUBSTREAM_DECODE_MS = 8  # every frame of a 360p/15 fps substream, per second
+MAIN_KEYFRAMES_MS = 12  # one 1080p keyframe per 2 s GOP, per second
+MAIN_ALL_FRAMES_MS = 75  # every frame of a 1080p/25 fps main stream, per second
+
+
+def detection_cost(source: str, d: DetectionConfig) -> str:
+    """What detection will cost this camera, in words an installer can act on."""
+    infer = f"plus the model's inference at up to {d.detect_fps:g} frames/s while something moves"
+    if source != "main stream":
+        return f"cost: about {SUBSTREAM_DECODE_MS} ms of CPU per second to decode a 360p substream, {infer}"
+    if d.keyframes_above:
+        return (
+            f"cost: a picture taller than {d.keyframes_above} px is decoded at keyframes only (about "
+            f"{MAIN_KEYFRAMES_MS} ms of CPU per second at 1080p, one picture per GOP: people passing quickly "
+            f"may be missed), {infer}; set detect_url to the camera's substream for every frame at less cost"
+        )
+    return (
+        f"cost: every frame of the main stream is decoded (about {MAIN_ALL_FRAMES_MS} ms of CPU per second at "
+        f"1080p), {infer}; set detect_url to the camera's substream"
+    )

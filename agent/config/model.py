@@ -13,6 +13,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from agent.stream.substream import derive_substream
+
 ID_PATTERN = r"^[a-z0-9_-]+$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
 
@@ -153,6 +155,17 @@ class DetectionConfig(_Strict):
         description="per frame, windows of the model's input size over small moving things looked at closer (0: off)",
     )
     queue_max: int = Field(32, ge=1, le=1000, description="frames waiting for the detector; the oldest are dropped")
+    substream: Literal["auto", "off"] = Field(
+        "auto",
+        description="without detect_url, read the substream of cameras whose URL scheme is known (Hikvision, "
+        "Dahua, Uniview); off: the main stream",
+    )
+    keyframes_above: int = Field(
+        720,
+        ge=0,
+        le=10000,
+        description="detection on a picture taller than this (a main stream) decodes keyframes only; 0: never",
+    )
     max_events_per_min: int = Field(
         20, ge=1, le=6000, description="per camera: detection_started events beyond this are suppressed (counted)"
     )
@@ -176,6 +189,12 @@ class StreamConfig(_Strict):
     read_timeout_s: float = Field(2.0, gt=0, le=120, description="a read waiting longer gives up (FFmpeg takes ~2x)")
     backoff_initial_s: float = Field(1.0, gt=0, le=600, description="first reconnect delay")
     backoff_max_s: float = Field(30.0, gt=0, le=3600, description="reconnect delay cap")
+    processes: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="reader processes (default: one per 60 streams, at most one per core)",
+    )
 
     @model_validator(mode="after")
     def _backoff(self) -> StreamConfig:
@@ -257,6 +276,15 @@ class CameraConfig(_Strict):
     @property
     def detection_url(self) -> str:
         return self._with_credentials(self.detect_url or self.url)
+
+    def detection_source(self, substream: str = "auto") -> tuple[str, str]:
+        """``(URL, what it is)`` detection reads: detect_url, a derived substream, or the main stream."""
+        if self.detect_url:
+            return self._with_credentials(self.detect_url), "detect_url"
+        derived = derive_substream(self.url) if substream == "auto" else None
+        if derived is not None:
+            return self._with_credentials(derived[0]), f"substream ({derived[1]})"
+        return self.stream_url, "main stream"
 
 
 class AgentConfig(_Strict):

@@ -22,6 +22,7 @@ from agent.stream.stats import StreamSnapshot
 
 State = Literal["unknown", "online", "degraded", "offline"]
 OFFLINE_REASONS = ("unreachable", "auth_failed", "not_found", "stalled", "no_video")
+BEHIND_PATIENCE = 6.0  # how many offline_after_s a reader that is behind may take to catch up
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,13 @@ class HealthMachine:
         evidence = evidence or {}
         old = self.verdict
         t = self.t
-        recent = s.last_packet is not None and now - s.last_packet < t.offline_after_s
+        if s.pending and old.state == "unknown":
+            return []  # its reader has not begun: nothing is known yet
+        age = None if s.last_packet is None else now - s.last_packet
+        # A reader that is behind (waiting for the CPU, its packets in its socket) is not a silent
+        # camera; only a reader that has not caught up for far longer is (a hung reader).
+        patience = t.offline_after_s * (BEHIND_PATIENCE if s.behind else 1.0)
+        recent = age is not None and age < patience
         flowing = recent and s.flow_since is not None and now - s.flow_since >= t.online_after_s
         failed_after_last_packet = s.failure is not None and (
             s.last_packet is None or (s.failure_at is not None and s.failure_at >= s.last_packet)
@@ -104,7 +111,8 @@ class HealthMachine:
                 # Packets flow (back, or for the first time after a slow start): wait online_after_s
                 # before saying so, and never call a camera whose packets are arriving stalled.
                 return []
-            dead = old.state != "unknown" or failed_after_last_packet or now - self.started >= t.offline_after_s
+            trying_since = self.started if s.started_at is None else max(self.started, s.started_at)
+            dead = old.state != "unknown" or failed_after_last_packet or now - trying_since >= t.offline_after_s
             if not dead:
                 return []
             reason = s.failure if failed_after_last_packet and s.failure else "stalled"

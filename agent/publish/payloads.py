@@ -152,6 +152,7 @@ def agent_payload(
     reason: str | None = None,
     hostname: str | None = None,
     refused: tuple[str, str] | None = None,
+    overload: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "schema": "camwatch.agent/1",
@@ -169,6 +170,8 @@ def agent_payload(
         payload["hostname"] = hostname
     if refused is not None:
         payload["refused"] = {"topic": refused[0], "reason": refused[1]}
+    if overload is not None:
+        payload["overload"] = overload
     return payload
 
 

@@ -77,10 +77,11 @@ def x264_encoder(
     return codec
 
 
-def write_au_clip(path: Path, frames: Iterable[np.ndarray], *, fps: int, gop: int) -> Path:
+def write_au_clip(path: Path, frames: Iterable[np.ndarray], *, fps: int, gop: int, kbps: int | None = None) -> Path:
     """Encode BGR frames (all the same size) to H.264 access units for a ``clip:`` mount.
 
     Every keyframe repeats SPS/PPS, so the clip can loop and clients can join at any GOP.
+    ``kbps`` encodes at a constant bitrate, as a camera does (CRF without it).
     """
     codec: av.VideoCodecContext | None = None
     with open(path, "wb") as out:
@@ -93,7 +94,7 @@ def write_au_clip(path: Path, frames: Iterable[np.ndarray], *, fps: int, gop: in
 
         for frame in frames:
             if codec is None:
-                codec = x264_encoder(frame.shape[1], frame.shape[0], fps=fps, gop=gop, repeat_headers=True)
+                codec = x264_encoder(frame.shape[1], frame.shape[0], fps=fps, gop=gop, kbps=kbps, repeat_headers=True)
             write(codec.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
         if codec is None:
             raise ValueError("no frames to encode")

@@ -12,7 +12,7 @@ camwatch. It binds 127.0.0.1 only.
 Mount specs: ``video:WxH@FPS[,gop=N][,pattern=NAME][,bitrate=KBPS][,deliver=FPS]``
 streams live H.264 from ``videotestsrc`` (``deliver`` drops frames at random so
 about that many of the nominal FPS arrive: a camera that cannot keep up); ``audio`` streams audio only (no video
-track); ``clip:PATH[,fps=N]`` loops a clip of H.264 access units written by
+track); ``clip:PATH[,fps=N][,start=K]`` loops a clip (from access unit K) of H.264 access units written by
 ``agent.sim.clips.write_au_clip`` (scenario tests: frozen, black, moved...).
 Prints ``READY <port>`` on stdout once it listens.
 """
@@ -59,8 +59,13 @@ def video_launch(spec: str) -> str:
 CLIP_MAGIC = b"CWAU1\n"
 
 
+_CLIPS: dict[str, list[bytes]] = {}
+
+
 def read_clip(path: str) -> list[bytes]:
     """Access units of a clip written by agent.sim.clips.write_au_clip (flag byte, 4-byte length, data)."""
+    if path in _CLIPS:  # many mounts may loop the same clip: keep one copy
+        return _CLIPS[path]
     with open(path, "rb") as f:
         data = f.read()
     if not data.startswith(CLIP_MAGIC):
@@ -72,22 +77,24 @@ def read_clip(path: str) -> list[bytes]:
         pos += 5 + size
     if not aus:
         raise SystemExit(f"{path}: empty clip")
+    _CLIPS[path] = aus
     return aus
 
 
 class ClipFeeder:
     """Loops a clip's H.264 access units into an appsrc with our own timestamps (no re-encoding)."""
 
-    def __init__(self, path: str, fps: int) -> None:
+    def __init__(self, path: str, fps: int, start: int = 0) -> None:
         self.aus = read_clip(path)
         self.duration = Gst.SECOND // fps
+        self.start = start  # the access unit to begin at (a keyframe): cameras are not in step
         self.n = 0
 
     def launch(self) -> str:
         return (
             "( appsrc name=src is-live=true format=time do-timestamp=false "
             "caps=video/x-h264,stream-format=byte-stream,alignment=au "
-            "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+            "! rtph264pay name=pay0 pt=96 config-interval=-1 )"
         )
 
     def on_configure(self, factory: object, media: GstRtspServer.RTSPMedia) -> None:
@@ -96,12 +103,17 @@ class ClipFeeder:
         src.connect("need-data", self.on_need_data)
 
     def on_need_data(self, src: Gst.Element, length: int) -> None:
-        au = self.aus[self.n % len(self.aus)]
+        au = self.aus[(self.start + self.n) % len(self.aus)]
         buf = Gst.Buffer.new_wrapped(au)
         buf.pts = buf.dts = self.n * self.duration
         buf.duration = self.duration
         self.n += 1
         src.emit("push-buffer", buf)
+
+
+def mkv_launch(path: str) -> str:
+    """Stream an H.264 Matroska file at its own pace, without Python per frame (cheap: many mounts)."""
+    return f"( filesrc location={path} ! matroskademux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
 
 
 def audio_launch() -> str:
@@ -146,10 +158,12 @@ def main() -> int:
         if spec.startswith("clip:"):
             path, _, rest = spec.removeprefix("clip:").partition(",")
             opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-            feeder = ClipFeeder(path, int(opts.get("fps", 25)))
+            feeder = ClipFeeder(path, int(opts.get("fps", 25)), int(opts.get("start", 0)))
             feeders.append(feeder)
             factory.set_launch(feeder.launch())
             factory.connect("media-configure", feeder.on_configure)
+        elif spec.startswith("mkv:"):
+            factory.set_launch(mkv_launch(spec.removeprefix("mkv:")))
         elif spec == "audio":
             factory.set_launch(audio_launch())
         else:

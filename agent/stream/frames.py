@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -60,6 +61,35 @@ class Frame:
         w, h = self.scaled_size(width)
         out: Any = self._frame.to_ndarray(format="gray", width=w, height=h)
         return np.asarray(out, dtype=np.uint8)
+
+
+class ArrayFrame(Frame):
+    """A picture that came as BGR pixels (from a reader process), with the same interface as :class:`Frame`."""
+
+    __slots__ = ("_bgr",)
+
+    def __init__(self, bgr: npt.NDArray[np.uint8], mono: float, pts_s: float | None, keyframe: bool) -> None:
+        self._bgr = bgr
+        self.mono = mono
+        self.pts_s = pts_s
+        self.keyframe = keyframe
+
+    @property
+    def width(self) -> int:
+        return int(self._bgr.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self._bgr.shape[0])
+
+    def bgr(self, width: int | None = None) -> npt.NDArray[np.uint8]:
+        w, h = self.scaled_size(width)
+        if (w, h) == (self.width, self.height):
+            return self._bgr
+        return np.asarray(cv2.resize(self._bgr, (w, h), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+    def gray(self, width: int | None = None) -> npt.NDArray[np.uint8]:
+        return np.asarray(cv2.cvtColor(self.bgr(width), cv2.COLOR_BGR2GRAY), dtype=np.uint8)
 
 
 FrameSink = Callable[[Frame], None]
@@ -122,6 +152,7 @@ class Tap:
 
     sampler: FrameSampler
     sink: FrameSink
+    shed: int = 0  # frames due to this tap but not decoded because the agent was overloaded
 
 
 def combine(decisions: list[Decode]) -> Decode:

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import av
@@ -21,6 +22,7 @@ from agent.errors import CameraError, StreamStalled
 from agent.redact import redact
 from agent.stream.backoff import Backoff
 from agent.stream.frames import Decode, Frame, FrameSampler, FrameSink, Tap, combine
+from agent.stream.liveness import waiting_for_network
 from agent.stream.source import OpenedStream, classify, open_stream, tcp_check
 from agent.stream.stats import StreamSnapshot, StreamStats
 
@@ -34,6 +36,9 @@ _HEALTHY_SESSION_S = 10.0
 # so a camera that comes back is seen within about this long, however long the
 # backoff has grown, without hammering dead cameras with RTSP handshakes.
 PROBE_INTERVAL_S = 1.0
+# A connected reader with no packet for this long is asked (through the kernel) whether it waits
+# for its camera or for the CPU; see agent.stream.liveness.
+BEHIND_CHECK_S = 1.0
 
 
 class CameraReader:
@@ -52,6 +57,7 @@ class CameraReader:
         fps_window_s: float = 5.0,
         taps: Sequence[Tap] = (),
         clock: Callable[[], float] = time.monotonic,
+        open_gate: threading.Semaphore | None = None,
     ) -> None:
         self.camera_id = camera_id
         self._url = url  # carries the password: never log it unredacted
@@ -64,7 +70,15 @@ class CameraReader:
         self.stats = StreamStats(window_s=fps_window_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._native_id: int | None = None
+        self._started_at: float | None = None
+        # Bounds how many cameras open at once (an agent starting hundreds of cameras must not
+        # flood one NVR, or its own interpreter, with handshakes).
+        self._open_gate = open_gate
         self.probes = 0  # TCP probes made while backing off (traffic to dead cameras)
+        # Set by whoever watches the load: decode nothing (image checks and detection wait),
+        # keep demuxing (liveness). Frames a tap wanted and did not get are counted in tap.shed.
+        self.shedding = False
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -82,15 +96,29 @@ class CameraReader:
         return True
 
     def add_sink(self, sink: FrameSink, interval_s: float) -> None:
-        """Register a frame consumer wanting a frame every ``interval_s`` (before :meth:`start`)."""
-        self._taps.append(Tap(FrameSampler(interval_s=interval_s), sink))
+        """Register a frame consumer wanting a frame every ``interval_s``."""
+        self.add_tap(Tap(FrameSampler(interval_s=interval_s), sink))
 
-    def snapshot(self) -> StreamSnapshot:
-        return self.stats.snapshot(self._clock())
+    def add_tap(self, tap: Tap) -> None:
+        """Add a frame consumer, also while reading: it starts at the next keyframe."""
+        tap.sampler.reset()
+        self._taps = [*self._taps, tap]  # one reference swap: the reading thread sees the old or the new list
+
+    def snapshot(self, now: float | None = None) -> StreamSnapshot:
+        """The stream's figures now, with whether the reader has begun and whether it is behind."""
+        now = self._clock() if now is None else now
+        snap = self.stats.snapshot(now)
+        if self._started_at is None:
+            return replace(snap, pending=True, as_of=now)
+        behind = False
+        if snap.connected and snap.last_packet is not None and now - snap.last_packet >= BEHIND_CHECK_S:
+            behind = waiting_for_network(self._native_id) is False
+        return replace(snap, started_at=self._started_at, behind=behind, as_of=now)
 
     # -- the loop --------------------------------------------------------------
 
     def _run(self) -> None:
+        self._native_id = threading.get_native_id()
         while not self._stop.is_set():
             session_start = self._clock()
             packets_before = self.stats.snapshot(session_start).packets
@@ -137,11 +165,21 @@ class CameraReader:
 
     def _session(self) -> None:
         """One connection: open, read until it fails or ends, record why."""
+        gate = self._open_gate
+        if gate is not None:
+            while not gate.acquire(timeout=0.5):
+                if self._stop.is_set():
+                    return
         try:
+            if self._started_at is None:
+                self._started_at = self._clock()
             stream = open_stream(self._url, self._transport, self._open_timeout, self._read_timeout)
         except CameraError as exc:
             self._fail(exc)
             return
+        finally:
+            if gate is not None:
+                gate.release()
         try:
             self._read(stream)
         except CameraError as exc:
@@ -191,10 +229,12 @@ class CameraReader:
         pending_action = Decode.SKIP
         pending_sinks: list[FrameSink] = []
         pending_pts: float | None = None
+        shedding = False
         while not self._stop.is_set():
             for packet in stream.container.demux(video):
                 if self._stop.is_set():
                     return
+                taps = self._taps
                 if packet.size == 0:  # demuxer flush packet
                     continue
                 pts_s = packet.pts * time_base if packet.pts is not None and time_base else None
@@ -211,7 +251,16 @@ class CameraReader:
                     if pending:
                         self._decode(decoder, pending, pending_sinks, pending_pts)
                         pending = []
+                    if self.shedding != shedding:  # the decoder starts over at a keyframe either way
+                        shedding = self.shedding
+                        decoder.flush_buffers()
+                        for tap in taps:
+                            tap.sampler.reset()
                     decisions = [tap.sampler.decide(keyframe, now, stats.gop_s) for tap in taps]
+                    if shedding:
+                        for tap, d in zip(taps, decisions, strict=True):
+                            tap.shed += d is Decode.DELIVER
+                        decisions = [Decode.SKIP] * len(taps)
                     pending_action = combine(decisions)
                     pending_sinks = [t.sink for t, d in zip(taps, decisions, strict=True) if d is Decode.DELIVER]
                     pending_pts = pts_s

@@ -45,6 +45,14 @@ class StreamSnapshot:
     bytes: int = 0
     frames_decoded: int = 0
     frames_sampled: int = 0
+    # When the reader began trying this camera (None: when the agent started). A camera is called
+    # offline for want of packets only once its reader has tried for offline_after_s.
+    started_at: float | None = None
+    pending: bool = False  # the reader has not begun yet: no verdict
+    # No packet for a while, but the reader is not waiting for the camera: it waits for the CPU
+    # (packets are in its socket). Not a stall: the agent is overloaded.
+    behind: bool = False
+    as_of: float | None = None  # when these figures were read (another process may have read them)
 
 
 class StreamStats:

@@ -1,0 +1,306 @@
+"""Scale: one agent watching 22, 100, 250 and 454 camera-like substreams on this machine; one JSON line per size.
+
+The streams are what a city's cameras send as substreams: 360p, 15 fps,
+about 600 kbit/s, GOP 2 s, H.264, made at run time from real street footage
+(OpenCV's vtest.avi, Debian's opencv-doc) and looped. They are served by
+several GStreamer RTSP server processes (``--per-server`` mounts each; one
+process does not keep up with hundreds), each mount streaming a Matroska
+file without Python per frame. Their CPU is reported apart from the agent's.
+
+For each size a real Mosquitto, then the real agent (``camwatch run``,
+default settings, health only: detection off, image checks on) and a
+subscriber to every camera's health. Figures:
+
+- ``agent_ms_per_camera_s``: CPU of the agent and its reader processes per
+  camera-second over a steady window (``--seconds``), and ``agent_cores``;
+- ``rss_mb_per_camera``: the agent's whole RSS (every process) over cameras;
+- ``first_health_s``: from the agent's start until every camera has had a
+  health message; ``all_online_s``: until every camera was ``online``;
+- ``false_offline``: offline verdicts (health or events) while every server
+  streamed: each is false, must be 0;
+- ``health_per_s`` at the broker in the steady window;
+- ``servers_cores``: the RTSP servers' CPU (the cameras' side);
+- baseline in the same run: ``opencv_ms_per_camera_s``, OpenCV's
+  ``VideoCapture.read()`` of every frame of the same stream (a sample of
+  ``--baseline-cameras`` clients), as a naive agent would.
+
+    .venv/bin/python bench/scale.py [--sizes 22,100,250,454] [--seconds 30] [--hold-minutes 0]
+
+``--hold-minutes M`` keeps the largest size running M more minutes and adds
+its RSS every 30 s and the RSS slope (MB per hour) to that size's line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agent.sim.mosquitto import Mosquitto  # noqa: E402
+from agent.sim.rtsp import RtspServer  # noqa: E402
+
+PREFIX = "benchscale"
+FPS, GOP, KBPS = 15, 30, 600
+
+
+def make_stream_file(tmp: Path, minutes: float) -> Path:
+    """The footage as a camera's substream, repeated to ``minutes`` (Matroska, no re-encoding per loop)."""
+    import av
+
+    from agent.sim.clips import write_au_clip
+    from agent.sim.footage import real_frames
+
+    clip = write_au_clip(tmp / "sub360.au", real_frames(640, 360), fps=FPS, gop=GOP, kbps=KBPS)
+    data = clip.read_bytes()
+    aus: list[tuple[bool, bytes]] = []
+    pos = 6  # after the magic
+    while pos + 5 <= len(data):
+        size = int.from_bytes(data[pos + 1 : pos + 5], "big")
+        aus.append((data[pos] == 1, data[pos + 5 : pos + 5 + size]))
+        pos += 5 + size
+    out_path = tmp / "sub360.mkv"
+    out = av.open(str(out_path), "w")
+    stream = out.add_stream("h264", rate=FPS)
+    stream.width, stream.height = 640, 360
+    stream.time_base = Fraction(1, FPS)
+    n = 0
+    while n < minutes * 60 * FPS:
+        for key, au in aus:
+            packet = av.Packet(au)
+            packet.pts = packet.dts = n
+            packet.time_base = Fraction(1, FPS)
+            packet.stream = stream
+            packet.is_keyframe = key
+            out.mux(packet)
+            n += 1
+    out.close()
+    return out_path
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process descended from it."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, todo = [pid], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        found += kids
+        todo += kids
+    return found
+
+
+def cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def rss_mb_of(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as f:
+                total += int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class Watcher:
+    """Every camera's health and state-change events, as the center would see them."""
+
+    def __init__(self, port: int) -> None:
+        self.lock = threading.Lock()
+        self.first_health: dict[str, float] = {}
+        self.first_online: dict[str, float] = {}
+        self.state: dict[str, str] = {}
+        self.health_count = 0
+        self.offline: list[tuple[str, str]] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.on_message = self.on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe([(f"{PREFIX}/+/+/health", 1), (f"{PREFIX}/+/+/events", 1)])
+        self.client.loop_start()
+
+    def on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        p = json.loads(msg.payload)
+        now = time.monotonic()
+        cam = p.get("camera", "")
+        with self.lock:
+            if msg.topic.endswith("/health"):
+                self.health_count += 1
+                self.first_health.setdefault(cam, now)
+                self.state[cam] = p["state"]
+                if p["state"] == "online":
+                    self.first_online.setdefault(cam, now)
+                elif p["state"] == "offline":
+                    self.offline.append((cam, ",".join(p.get("problems", []))))
+            elif p.get("type") == "state_changed" and p.get("to") == "offline":
+                self.offline.append((cam, ",".join(p.get("problems", []))))
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def run_size(n: int, args: argparse.Namespace, media: Path, tmp: Path, hold_minutes: float) -> dict[str, Any]:
+    servers: list[RtspServer] = []
+    urls: list[str] = []
+    for k in range(0, n, args.per_server):
+        mounts = {f"c{i}": f"mkv:{media}" for i in range(k, min(n, k + args.per_server))}
+        servers.append(RtspServer(mounts).start(60))
+        urls += [servers[-1].url(m) for m in mounts]
+    (tmp / f"broker{n}").mkdir()
+    broker = Mosquitto(tmp / f"broker{n}").start()
+    state = tmp / f"state{n}"
+    lines = [
+        'ward = "bench"',
+        f'state_dir = "{state}"',
+        'log_level = "warning"',
+        f'[mqtt]\nport = {broker.port}\ntopic_prefix = "{PREFIX}"\nqueue_max = 100000',
+        "[detection]\nenabled = false",
+    ]
+    lines += [f'[[cameras]]\nid = "c{i}"\nurl = "{url}"' for i, url in enumerate(urls)]
+    config = tmp / f"ward{n}.toml"
+    config.write_text("\n".join(lines) + "\n")
+    watcher = Watcher(broker.port)
+    server_pids = [s.proc.pid for s in servers if s.proc is not None]
+    log = (tmp / f"agent{n}.log").open("wb")
+    started = time.monotonic()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    result: dict[str, Any] = {"bench": "scale", "cameras": n, "servers": len(servers)}
+    try:
+        deadline = started + args.settle
+        while time.monotonic() < deadline:
+            with watcher.lock:
+                if len(watcher.first_online) == n:
+                    break
+            time.sleep(0.2)
+        time.sleep(3.0)
+        pids = tree(agent.pid)
+        a0, s0, t0 = cpu_of(pids), cpu_of(server_pids), time.monotonic()
+        with watcher.lock:
+            h0 = watcher.health_count
+        time.sleep(args.seconds)
+        pids = tree(agent.pid)
+        a1, s1, t1 = cpu_of(pids), cpu_of(server_pids), time.monotonic()
+        with watcher.lock:
+            h1 = watcher.health_count
+        rss = rss_mb_of(pids)
+        samples = [(0.0, rss)]
+        hold_end = time.monotonic() + hold_minutes * 60
+        while time.monotonic() < hold_end:
+            time.sleep(30)
+            samples.append(((time.monotonic() - t1) / 3600, rss_mb_of(tree(agent.pid))))
+        wall = t1 - t0
+        with watcher.lock:
+            first_health = max(watcher.first_health.values()) - started if len(watcher.first_health) == n else None
+            all_online = max(watcher.first_online.values()) - started if len(watcher.first_online) == n else None
+            offline = list(watcher.offline)
+            online_now = sum(1 for s in watcher.state.values() if s == "online")
+        result.update(
+            {
+                "agent_ms_per_camera_s": round(1000 * (a1 - a0) / (n * wall), 2),
+                "agent_cores": round((a1 - a0) / wall, 3),
+                "agent_processes": len(pids),
+                "rss_mb": round(rss, 1),
+                "rss_mb_per_camera": round(rss / n, 2),
+                "first_health_s": None if first_health is None else round(first_health, 1),
+                "all_online_s": None if all_online is None else round(all_online, 1),
+                "with_health": len(watcher.first_health),
+                "ever_online": len(watcher.first_online),
+                "online_at_end": online_now,
+                "false_offline": len(offline),
+                "false_offline_examples": offline[:5],
+                "health_per_s": round((h1 - h0) / wall, 1),
+                "servers_cores": round((s1 - s0) / wall, 3),
+            }
+        )
+        if len(samples) > 2:
+            xs, ys = [x for x, _ in samples], [y for _, y in samples]
+            mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+            slope = sum((x - mx) * (y - my) for x, y in samples) / sum((x - mx) ** 2 for x in xs)
+            result["hold_minutes"] = hold_minutes
+            result["rss_mb_samples"] = [round(y, 1) for y in ys]
+            result["rss_slope_mb_per_h"] = round(slope, 1)
+        if args.baseline_cameras:
+            from bench.ingest import run_child
+
+            base = run_child("opencv", urls[0], args.baseline_cameras, min(args.seconds, 15.0))
+            result["opencv_ms_per_camera_s"] = round(1000 * base["cpu_s"] / (args.baseline_cameras * base["wall_s"]), 2)
+            result["opencv_clients"] = args.baseline_cameras
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(20)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        log.close()
+        watcher.stop()
+        broker.stop()
+        for s in servers:
+            s.kill()
+    tail = (tmp / f"agent{n}.log").read_text(errors="replace").splitlines()[-5:]
+    result["agent_log_tail"] = tail
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="22,100,250,454")
+    ap.add_argument("--seconds", type=float, default=30.0, help="steady window per size")
+    ap.add_argument("--settle", type=float, default=60.0, help="longest wait for every camera online")
+    ap.add_argument("--per-server", type=int, default=50, help="mounts per RTSP server process")
+    ap.add_argument("--baseline-cameras", type=int, default=6)
+    ap.add_argument("--hold-minutes", type=float, default=0.0)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="camwatch-scale-"))
+    failed = False
+    try:
+        media = make_stream_file(tmp, minutes=12 + args.hold_minutes + len(sizes) * 0)
+        for n in sizes:
+            hold = args.hold_minutes if n == max(sizes) else 0.0
+            line = run_size(n, args, media, tmp, hold)
+            failed = failed or line.get("false_offline", 1) > 0 or line.get("ever_online") != n
+            print(json.dumps(line), flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

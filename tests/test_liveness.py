@@ -1,0 +1,112 @@
+"""Liveness that does not depend on Python being free to run: a starved reader is not a silent camera.
+
+Real readers on the real RTSP server; the agent (subprocess) against a real Mosquitto with its reader
+process frozen (SIGSTOP: the CPU taken away entirely) and killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.sim.rtsp import RtspServer
+from agent.stream.liveness import waiting_for_network
+from agent.stream.reader import CameraReader
+from tests.conftest import AgentProcess, Collector, Mosquitto, wait_until, write_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.skipif(waiting_for_network(os.getpid()) is None, reason="needs /proc/<pid>/task/<tid>/syscall")
+def test_the_kernel_tells_a_reader_waiting_for_its_camera_from_one_waiting_to_run(
+    rtsp_factory: Callable[..., RtspServer],
+) -> None:
+    server = rtsp_factory({"live": "video:320x240@25,gop=25"})
+    reader = CameraReader("t", server.url("live"), read_timeout_s=30.0)  # the read stays blocked while paused
+    reader.start()
+    try:
+        assert wait_until(lambda: reader.snapshot().packets > 20, 15)
+        # The camera goes silent: the reader sleeps in the kernel, waiting for data.
+        server.pause()
+        time.sleep(1.5)
+        silent = reader.snapshot()
+        assert silent.connected and not silent.behind
+        server.resume()
+        assert wait_until(
+            lambda: (s := reader.snapshot()).last_packet is not None and s.as_of - s.last_packet < 0.5, 10
+        )
+        # Packets arrive but the reader cannot run Python (held up on a lock, as on a busy interpreter).
+        with reader.stats._lock:
+            time.sleep(1.2)
+            starved = waiting_for_network(reader._native_id)
+        assert starved is False
+    finally:
+        server.resume()
+        reader.stop()
+        reader.join(5)
+
+
+def reader_processes(agent_pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == agent_pid and b"spawn_main" in cmd:
+            found.append(int(entry))
+    return found
+
+
+def test_a_frozen_reader_process_is_no_false_stall_and_is_said(
+    workdir: Path,
+    mosquitto: Mosquitto,
+    shared_rtsp: RtspServer,
+    collector_factory: Callable[..., Collector],
+    agent_factory: Callable[[Path], AgentProcess],
+    prefix: str,
+) -> None:
+    cams = [{"id": f"c{i}", "url": shared_rtsp.url("cam1")} for i in range(3)]
+    col = collector_factory(mosquitto.port, prefix)
+    agent = agent_factory(write_config(workdir / "ward.toml", "w1", mosquitto.port, prefix, cams))
+    for cam in cams:
+        assert col.wait_for(f"w1/{cam['id']}/health", lambda p: p["state"] == "online", 20), cam
+    assert agent.proc is not None
+    workers = reader_processes(agent.proc.pid)
+    assert len(workers) == 1, workers
+
+    # Frozen for 3x offline_after_s while the camera keeps sending: packets wait in the socket.
+    os.kill(workers[0], signal.SIGSTOP)
+    time.sleep(9.0)
+    os.kill(workers[0], signal.SIGCONT)
+    said = col.wait_for("w1/agent/status", lambda p: "overloaded" in p["problems"], 10)
+    assert said, col.last("w1/agent/status")
+    assert set(said["overload"]) == {"image_samples_shed", "detection_frames_shed", "detection_frames_dropped"}
+    time.sleep(2.0)
+    for cam in cams:
+        states = [p["state"] for p in col.of(f"w1/{cam['id']}/health")]
+        assert "offline" not in states, (cam, states)
+    assert not [e for e in col.of("w1/c0/events") if e.get("to") == "offline"]
+
+    # Killed: it is started again and its cameras are read again (a reader process is not a camera).
+    os.kill(workers[0], signal.SIGKILL)
+    assert wait_until(lambda: (w := reader_processes(agent.proc.pid)) and w != workers, 15)
+    mark = time.time()
+    assert wait_until(
+        lambda: all((p := col.last(f"w1/{c['id']}/health")) is not None and p["state"] == "online" for c in cams),
+        20,
+    )
+    time.sleep(1.0)
+    assert "ended unexpectedly" in agent.log_text()
+    for cam in cams:
+        assert col.last(f"w1/{cam['id']}/health")["state"] == "online", (cam, mark)
