@@ -187,7 +187,10 @@ def run_size(n: int, args: argparse.Namespace, media: Path, tmp: Path, hold_minu
         'log_level = "warning"',
         f'[mqtt]\nport = {broker.port}\ntopic_prefix = "{PREFIX}"\nqueue_max = 100000',
         "[detection]\nenabled = false",
+        f"[health]\nimage_checks = {'false' if args.no_image_checks else 'true'}",
     ]
+    if args.processes:
+        lines.append(f"[stream]\nprocesses = {args.processes}")
     lines += [f'[[cameras]]\nid = "c{i}"\nurl = "{url}"' for i, url in enumerate(urls)]
     config = tmp / f"ward{n}.toml"
     config.write_text("\n".join(lines) + "\n")
@@ -211,11 +214,13 @@ def run_size(n: int, args: argparse.Namespace, media: Path, tmp: Path, hold_minu
             time.sleep(0.2)
         time.sleep(3.0)
         pids = tree(agent.pid)
+        m0 = cpu_of([agent.pid])
         a0, s0, t0 = cpu_of(pids), cpu_of(server_pids), time.monotonic()
         with watcher.lock:
             h0 = watcher.health_count
         time.sleep(args.seconds)
         pids = tree(agent.pid)
+        m1 = cpu_of([agent.pid])
         a1, s1, t1 = cpu_of(pids), cpu_of(server_pids), time.monotonic()
         with watcher.lock:
             h1 = watcher.health_count
@@ -235,6 +240,7 @@ def run_size(n: int, args: argparse.Namespace, media: Path, tmp: Path, hold_minu
             {
                 "agent_ms_per_camera_s": round(1000 * (a1 - a0) / (n * wall), 2),
                 "agent_cores": round((a1 - a0) / wall, 3),
+                "agent_main_cores": round((m1 - m0) / wall, 3),
                 "agent_processes": len(pids),
                 "rss_mb": round(rss, 1),
                 "rss_mb_per_camera": round(rss / n, 2),
@@ -273,7 +279,10 @@ def run_size(n: int, args: argparse.Namespace, media: Path, tmp: Path, hold_minu
         broker.stop()
         for s in servers:
             s.kill()
-    tail = (tmp / f"agent{n}.log").read_text(errors="replace").splitlines()[-5:]
+    text = (tmp / f"agent{n}.log").read_text(errors="replace")
+    if args.keep_log:
+        Path(args.keep_log).write_text(text)
+    tail = text.splitlines()[-5:]
     result["agent_log_tail"] = tail
     return result
 
@@ -286,6 +295,9 @@ def main() -> int:
     ap.add_argument("--per-server", type=int, default=50, help="mounts per RTSP server process")
     ap.add_argument("--baseline-cameras", type=int, default=6)
     ap.add_argument("--hold-minutes", type=float, default=0.0)
+    ap.add_argument("--keep-log", help="copy the agent's log here")
+    ap.add_argument("--processes", type=int, help="reader processes (default: the agent's own choice)")
+    ap.add_argument("--no-image-checks", action="store_true", help="liveness only (to see what image checks cost)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="camwatch-scale-"))

@@ -130,3 +130,21 @@ def test_two_taps_detection_at_2fps_and_keyframe_image_checks() -> None:
     assert 19 <= len(detect_at) <= 20  # 2 fps on average over 10 s, not bunched
     assert decoded == fps * 10  # P-frames need their references
     assert combine([]) is Decode.SKIP
+
+
+def test_load_governor_sheds_pictures_step_by_step_and_never_liveness() -> None:
+    from agent.stream.shard import LoadGovernor
+
+    g = LoadGovernor()
+    assert g.observe(0.0, True) and g.level == 1 and g.image_stretch == 2
+    assert not g.observe(1.0, True)  # one step per STEP_S at most
+    for t in (2.0, 4.0, 6.0):
+        g.observe(t, True)
+    assert g.level == 4 and g.image_stretch == 8 and g.detection_paused and not g.image_paused
+    g.observe(8.0, True)
+    assert g.image_paused and "paused" in g.describe()
+    assert not g.observe(9.0, True) and g.level == 5  # nothing more to shed: packets are never shed
+    assert not g.observe(28.0, False)  # 20 s without a sign before the first step down
+    assert g.observe(29.0, False) and g.level == 4
+    assert not g.observe(30.0, False) and g.observe(49.0, False) and g.level == 3
+    assert not g.detection_paused and g.image_stretch == 8

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,17 @@ def image_thresholds(h: HealthConfig) -> ImageThresholds:
     )
 
 
+@dataclass(frozen=True)
+class ImageView:
+    """The image checks' verdict after the latest sample."""
+
+    problems: tuple[str, ...] = ()
+    evidence: dict[str, str] = field(default_factory=dict)
+    accepted_views: int = 0
+    skipped: int = 0
+    samples: int = 0
+
+
 class ImageWatch:
     """Thread-safe holder of one camera's :class:`ImageHealth`."""
 
@@ -42,6 +54,7 @@ class ImageWatch:
         self._state_file = state_file
         self._save_failed = False
         self.samples = 0
+        self.view = ImageView()
         if state_file is not None and state_file.exists():
             try:
                 with np.load(state_file) as data:
@@ -56,8 +69,18 @@ class ImageWatch:
         """Frame sink: runs on the reader thread, about once per image_check_interval_s."""
         gray = frame.gray(width=SAMPLE_WIDTH)
         with self._lock:
-            self._health.observe(gray, frame.mono)
+            health = self._health
+            health.observe(gray, frame.mono)
             self.samples += 1
+            problems = health.problems()
+            # Published whole, in one assignment: readers of the verdict never wait for a check.
+            self.view = ImageView(
+                problems,
+                {p: health.evidence(p) for p in problems},
+                health.accepted_views,
+                health.skipped,
+                self.samples,
+            )
 
     def problems(self) -> tuple[str, ...]:
         with self._lock:

@@ -153,6 +153,7 @@ class Tap:
     sampler: FrameSampler
     sink: FrameSink
     shed: int = 0  # frames due to this tap but not decoded because the agent was overloaded
+    paused: bool = False  # set while the agent is short of CPU: nothing is decoded for this tap
 
 
 def combine(decisions: list[Decode]) -> Decode:

@@ -71,14 +71,12 @@ class CameraReader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._native_id: int | None = None
+        self._last_snapshot = StreamSnapshot()
         self._started_at: float | None = None
         # Bounds how many cameras open at once (an agent starting hundreds of cameras must not
         # flood one NVR, or its own interpreter, with handshakes).
         self._open_gate = open_gate
         self.probes = 0  # TCP probes made while backing off (traffic to dead cameras)
-        # Set by whoever watches the load: decode nothing (image checks and detection wait),
-        # keep demuxing (liveness). Frames a tap wanted and did not get are counted in tap.shed.
-        self.shedding = False
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -107,7 +105,12 @@ class CameraReader:
     def snapshot(self, now: float | None = None) -> StreamSnapshot:
         """The stream's figures now, with whether the reader has begun and whether it is behind."""
         now = self._clock() if now is None else now
-        snap = self.stats.snapshot(now)
+        snap = self.stats.try_snapshot(now)
+        if snap is None:
+            # The reader holds its stats' lock (perhaps waiting to run): do not queue behind it; the
+            # last full figures, with the time of the last packet as it stands now.
+            snap = replace(self._last_snapshot, last_packet=self.stats.last_packet)
+        self._last_snapshot = snap
         if self._started_at is None:
             return replace(snap, pending=True, as_of=now)
         behind = False
@@ -229,7 +232,7 @@ class CameraReader:
         pending_action = Decode.SKIP
         pending_sinks: list[FrameSink] = []
         pending_pts: float | None = None
-        shedding = False
+        paused: tuple[bool, ...] = ()
         while not self._stop.is_set():
             for packet in stream.container.demux(video):
                 if self._stop.is_set():
@@ -251,16 +254,20 @@ class CameraReader:
                     if pending:
                         self._decode(decoder, pending, pending_sinks, pending_pts)
                         pending = []
-                    if self.shedding != shedding:  # the decoder starts over at a keyframe either way
-                        shedding = self.shedding
+                    # Taps paused by whoever watches the load get nothing decoded (liveness goes on);
+                    # when that changes, the decoder starts over at a keyframe.
+                    now_paused = tuple(tap.paused for tap in taps)
+                    if now_paused != paused:
+                        paused = now_paused
                         decoder.flush_buffers()
                         for tap in taps:
                             tap.sampler.reset()
                     decisions = [tap.sampler.decide(keyframe, now, stats.gop_s) for tap in taps]
-                    if shedding:
-                        for tap, d in zip(taps, decisions, strict=True):
-                            tap.shed += d is Decode.DELIVER
-                        decisions = [Decode.SKIP] * len(taps)
+                    if any(paused):
+                        for i, tap in enumerate(taps):
+                            if paused[i] and decisions[i] is not Decode.SKIP:
+                                tap.shed += decisions[i] is Decode.DELIVER
+                                decisions[i] = Decode.SKIP
                     pending_action = combine(decisions)
                     pending_sinks = [t.sink for t, d in zip(taps, decisions, strict=True) if d is Decode.DELIVER]
                     pending_pts = pts_s

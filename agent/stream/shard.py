@@ -53,11 +53,10 @@ from agent.stream.stats import StreamSnapshot
 log = logging.getLogger(__name__)
 
 REPORT_S = 0.5  # how often a worker reports every reader's figures
-OPENING_MAX = 16  # connections a worker opens at once (hundreds at start must not flood an NVR)
+OPENING_MAX = 128  # connections a worker opens at once (hundreds at start must not flood an NVR)
 SHIP_WIDTH = 1280  # detection frames are sent at most this wide (windows over small things use them)
 FRAME_BACKLOG = 8  # detection frames waiting to be sent, per worker; older ones are dropped and counted
 LATE_S = 0.25  # a report this late means the worker is short of CPU
-SHED_HOLD_S = 10.0  # once short of CPU, decode nothing for at least this long
 BASELINE_SAVE_S = 300.0  # image baselines are written this often (and at a clean stop)
 STALE_REPORT_S = 2.0  # the agent treats a worker silent this long as behind
 RESTART_DELAY_S = 1.0
@@ -131,6 +130,59 @@ def plan(specs: Sequence[ReaderSpec], processes: int | None) -> list[list[Reader
     return out
 
 
+class LoadGovernor:
+    """How much picture work a reader process does, by how short of CPU it is (pure logic).
+
+    Level 0: everything. Each sign of shortage (at most one step per ``STEP_S``) goes a level up:
+    image checks look every 2x, 4x, 8x their interval (1-3), detection pauses (4), image checks pause
+    (5). ``RELAX_S`` without a sign goes a level down. Demuxing, and so liveness, is never shed.
+    """
+
+    STEP_S = 2.0
+    RELAX_S = 20.0
+    DETECTION_PAUSED = 4
+    IMAGE_PAUSED = 5
+
+    def __init__(self) -> None:
+        self.level = 0
+        self._changed_at = -math.inf
+        self._short_at = -math.inf
+
+    def observe(self, now: float, short: bool) -> bool:
+        """One look at the load; True when the level changed."""
+        if short:
+            self._short_at = now
+            if self.level < self.IMAGE_PAUSED and (self.level == 0 or now - self._changed_at >= self.STEP_S):
+                self.level += 1
+                self._changed_at = now
+                return True
+        elif self.level > 0 and now - max(self._short_at, self._changed_at) >= self.RELAX_S:
+            self.level -= 1
+            self._changed_at = now
+            return True
+        return False
+
+    @property
+    def image_stretch(self) -> int:
+        return int(2 ** min(self.level, 3))
+
+    @property
+    def detection_paused(self) -> bool:
+        return self.level >= self.DETECTION_PAUSED
+
+    @property
+    def image_paused(self) -> bool:
+        return self.level >= self.IMAGE_PAUSED
+
+    def describe(self) -> str:
+        if self.level == 0:
+            return "image checks and detection as configured"
+        if self.image_paused:
+            return "image checks and detection paused"
+        what = f"image checks {self.image_stretch}x less often"
+        return what + (", detection paused" if self.detection_paused else "")
+
+
 # -- the worker process ------------------------------------------------------------------------------------------
 
 
@@ -163,6 +215,9 @@ class _Worker:
         self.readers: list[tuple[ReaderSpec, CameraReader, ImageWatch | None, Tap | None, Tap | None]] = []
         self._dropped: dict[str, int] = {}
         self._undecided: set[str] = set()  # detect readers whose source or sampling is still to be settled
+        self.load = LoadGovernor()
+        self._detect_taps: list[Tap] = []
+        self._stretch_shed: dict[str, float] = {}  # image samples not taken while checks looked less often
         for spec in specs:
             image_watch: ImageWatch | None = None
             image_tap = detect_tap = None
@@ -189,8 +244,10 @@ class _Worker:
             )
             self.readers.append((spec, reader, image_watch, image_tap, detect_tap))
             self._dropped[spec.key] = 0
+            self._stretch_shed[spec.key] = 0.0
             if detect_tap is not None:
                 self._undecided.add(spec.key)
+                self._detect_taps.append(detect_tap)
 
     def send(self, message: tuple[Any, ...]) -> None:
         with self._send_lock:
@@ -252,7 +309,9 @@ class _Worker:
             height = main.snapshot().height
             if spec.detect_keyframes_above and (height is None or height > spec.detect_keyframes_above):
                 sampler.long_gop_factor = math.inf
-            main.add_tap(Tap(sampler, tap.sink))
+            moved = Tap(sampler, tap.sink, paused=self.load.detection_paused)
+            self._detect_taps.append(moved)
+            main.add_tap(moved)
             return
         if snap.height is None:
             return
@@ -276,6 +335,15 @@ class _Worker:
                 snap.height,
             )
 
+    def _apply_load(self) -> None:
+        load = self.load
+        for spec, _, _, image_tap, _ in self.readers:
+            if image_tap is not None and spec.image is not None:
+                image_tap.sampler.interval_s = spec.image.interval_s * load.image_stretch
+                image_tap.paused = load.image_paused
+        for tap in self._detect_taps:
+            tap.paused = load.detection_paused
+
     def _start_readers(self) -> None:
         # From a thread of its own: reports flow while hundreds of readers start.
         for _, reader, *_ in self.readers:
@@ -286,8 +354,6 @@ class _Worker:
     def run(self) -> None:
         for target in (self._control, self._send_frames, self._start_readers):
             threading.Thread(target=target, name=f"shard-{target.__name__.strip('_')}", daemon=True).start()
-        short_at: float | None = None
-        shedding = False
         last_saved = due = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
@@ -300,41 +366,34 @@ class _Worker:
                 if detect_tap is not None and spec.key in self._undecided:
                     self._settle_detection(spec, reader, detect_tap, snap)
                 image = None
+                if image_tap is not None and spec.image is not None and self.load.level:
+                    stretch = self.load.image_stretch
+                    self._stretch_shed[spec.key] += REPORT_S / spec.image.interval_s * (1 - 1 / stretch)
                 if image_watch is not None:
-                    problems = image_watch.problems()
-                    image = ImageReport(
-                        problems,
-                        image_watch.evidence() if problems else {},
-                        image_watch.accepted_views,
-                        image_watch.skipped,
-                        image_watch.samples,
-                    )
+                    view = image_watch.view  # never waits for a check in progress
+                    image = ImageReport(view.problems, view.evidence, view.accepted_views, view.skipped, view.samples)
                 reports[spec.key] = ReaderReport(
                     snap,
                     reader.probes,
                     image,
-                    image_tap.shed if image_tap else 0,
+                    (image_tap.shed if image_tap else 0) + int(self._stretch_shed[spec.key]),
                     detect_tap.shed if detect_tap else 0,
                     self._dropped[spec.key],
                 )
-            if late > LATE_S or behind:
-                if short_at is None or not shedding:
+            short = late > LATE_S or behind
+            if self.load.observe(now, short):
+                self._apply_load()
+                if short:
                     log.warning(
-                        "reader process %d is short of CPU (%s): image checks and detection pause, "
-                        "packets are still counted",
+                        "reader process %d is short of CPU (%s): %s; every packet is still counted",
                         os.getpid(),
                         f"woke {late:.2f} s late" if late > LATE_S else "a reader is behind its packets",
+                        self.load.describe(),
                     )
-                short_at = now
-            was = shedding
-            shedding = short_at is not None and now - short_at < SHED_HOLD_S
-            if shedding != was:
-                for _, reader, *_ in self.readers:
-                    reader.shedding = shedding
-                if not shedding:
-                    log.info("reader process %d keeps up again: image checks and detection resume", os.getpid())
+                else:
+                    log.info("reader process %d keeps up: %s", os.getpid(), self.load.describe())
             try:
-                self.send(("report", now, shedding, reports))
+                self.send(("report", now, self.load.level > 0, reports))
             except (OSError, ValueError):
                 break
             if now - last_saved >= BASELINE_SAVE_S:

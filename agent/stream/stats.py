@@ -187,47 +187,64 @@ class StreamStats:
     def gop_s(self) -> float | None:
         return self._gop_s
 
+    @property
+    def last_packet(self) -> float | None:
+        """The time of the last packet, read without the lock (one attribute: never torn)."""
+        return self._last_packet
+
+    def try_snapshot(self, now: float) -> StreamSnapshot | None:
+        """:meth:`snapshot`, or None at once if the reader holds the lock (it may be waiting to run)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._snapshot(now)
+        finally:
+            self._lock.release()
+
     def snapshot(self, now: float) -> StreamSnapshot:
         with self._lock:
-            fps = bitrate = None
-            full = False
-            start = self._window_from
-            if self._connected_at is not None and self._last_packet is not None and start is not None:
-                horizon = now - self.window_s
-                # Entries that fell out of the window since the last packet.
-                frames, nbytes = self._window_frames, self._window_bytes
-                for t, size, is_frame in self._window:
-                    if t >= horizon:
-                        break
-                    frames -= is_frame
-                    nbytes -= size
-                span = min(self.window_s, now - start)
-                full = now - start >= self.window_s
-                if span > 0.5:
-                    fps = frames / span
-                    bitrate = nbytes * 8 / 1000 / span
-            failure = self._failure
-            return StreamSnapshot(
-                connected=self._connected,
-                connects=self._connects,
-                reconnects=max(0, self._connects - 1),
-                last_packet=self._last_packet,
-                flow_since=self._flow_since,
-                failure=failure.reason if failure else None,
-                failure_detail=failure.detail if failure else "",
-                failure_at=self._failure_at,
-                codec=self._codec,
-                width=self._width,
-                height=self._height,
-                nominal_fps=self._nominal_fps,
-                fps=fps,
-                fps_window_full=full,
-                bitrate_kbps=bitrate,
-                gop_s=self._gop_s,
-                gop_frames=self._gop_frames,
-                packets=self._packets,
-                frames=self._frames,
-                bytes=self._bytes,
-                frames_decoded=self._frames_decoded,
-                frames_sampled=self._frames_sampled,
-            )
+            return self._snapshot(now)
+
+    def _snapshot(self, now: float) -> StreamSnapshot:
+        fps = bitrate = None
+        full = False
+        start = self._window_from
+        if self._connected_at is not None and self._last_packet is not None and start is not None:
+            horizon = now - self.window_s
+            # Entries that fell out of the window since the last packet.
+            frames, nbytes = self._window_frames, self._window_bytes
+            for t, size, is_frame in self._window:
+                if t >= horizon:
+                    break
+                frames -= is_frame
+                nbytes -= size
+            span = min(self.window_s, now - start)
+            full = now - start >= self.window_s
+            if span > 0.5:
+                fps = frames / span
+                bitrate = nbytes * 8 / 1000 / span
+        failure = self._failure
+        return StreamSnapshot(
+            connected=self._connected,
+            connects=self._connects,
+            reconnects=max(0, self._connects - 1),
+            last_packet=self._last_packet,
+            flow_since=self._flow_since,
+            failure=failure.reason if failure else None,
+            failure_detail=failure.detail if failure else "",
+            failure_at=self._failure_at,
+            codec=self._codec,
+            width=self._width,
+            height=self._height,
+            nominal_fps=self._nominal_fps,
+            fps=fps,
+            fps_window_full=full,
+            bitrate_kbps=bitrate,
+            gop_s=self._gop_s,
+            gop_frames=self._gop_frames,
+            packets=self._packets,
+            frames=self._frames,
+            bytes=self._bytes,
+            frames_decoded=self._frames_decoded,
+            frames_sampled=self._frames_sampled,
+        )
