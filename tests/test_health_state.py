@@ -202,3 +202,15 @@ def test_a_camera_is_judged_from_when_its_reader_began_trying() -> None:
     assert m.update(StreamSnapshot(started_at=8.0), 12.9) == []
     assert m.update(StreamSnapshot(started_at=8.0), 13.0)
     assert m.verdict.state == "offline" and m.verdict.detail == "no packet yet"
+
+
+def test_a_server_slow_to_answer_at_start_is_not_offline_at_once() -> None:
+    """An NVR opening many channels at once may miss one handshake: a stall needs offline_after_s."""
+    m = HealthMachine(Thresholds(offline_after_s=5, online_after_s=1), started=0.0)
+    slow = StreamSnapshot(failure="stalled", failure_at=2.0, failure_detail="no RTSP answer within 2 s", started_at=0.0)
+    assert m.update(slow, 2.0) == []
+    assert m.update(replace(flowing(3.0, 3.5), started_at=0.0), 3.5) == []
+    assert [c.to_state for c in m.update(replace(flowing(3.0, 4.0), started_at=0.0), 4.0)] == ["online"]
+    still = HealthMachine(Thresholds(offline_after_s=5), started=0.0)
+    assert still.update(slow, 4.9) == []
+    assert still.update(slow, 5.0) and still.verdict.problems == ("stalled",)

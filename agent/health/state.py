@@ -112,7 +112,10 @@ class HealthMachine:
                 # before saying so, and never call a camera whose packets are arriving stalled.
                 return []
             trying_since = self.started if s.started_at is None else max(self.started, s.started_at)
-            dead = old.state != "unknown" or failed_after_last_packet or now - trying_since >= t.offline_after_s
+            # A refusal (wrong password, no such path, no video, port closed) is known at once; a server
+            # slow to answer (an NVR opening many channels at once) is only a stall after offline_after_s.
+            definitive = failed_after_last_packet and s.failure != "stalled"
+            dead = old.state != "unknown" or definitive or now - trying_since >= t.offline_after_s
             if not dead:
                 return []
             reason = s.failure if failed_after_last_packet and s.failure else "stalled"
