@@ -54,6 +54,22 @@ def test_check_config_summary_line(tmp_path: Path) -> None:
     assert r.stdout.startswith(summary), r.stdout  # the model is found in ../shared/models beside the checkout
 
 
+def test_check_config_says_what_detection_reads_and_costs_per_camera(tmp_path: Path) -> None:
+    p = tmp_path / "ward.toml"
+    p.write_text(
+        'ward = "p1"\n[detection]\nenabled = true\n'
+        '[[cameras]]\nid = "gate"\nurl = "rtsp://admin:Pw-Canary-5@10.0.0.7/Streaming/Channels/101"\n'
+        '[[cameras]]\nid = "odd"\nurl = "rtsp://10.0.0.9/live"\n',
+        encoding="utf-8",
+    )
+    r = camwatch("check-config", str(p))
+    assert r.returncode == 0, r.stderr
+    assert "camera gate: detection reads the substream (Hikvision" in r.stdout
+    assert "rtsp://admin:***@10.0.0.7/Streaming/Channels/102" in r.stdout
+    assert "camera odd: detection reads the main stream" in r.stdout and "keyframes only" in r.stdout
+    assert "Pw-Canary-5" not in r.stdout + r.stderr
+
+
 def test_run_refuses_invalid_config(tmp_path: Path) -> None:
     p = tmp_path / "ward.toml"
     p.write_text('ward = "p1"\nbogus = 1\n', encoding="utf-8")

@@ -37,13 +37,16 @@ def cmd_check(path: str) -> int:
     enabled = len(config.enabled_cameras)
     print(
         f"{path}: OK: ward {config.ward}, {len(config.cameras)} camera(s) ({enabled} enabled), "
-        f"broker {config.mqtt.host}:{config.mqtt.port}{' (TLS)' if config.mqtt.use_tls else ''}; {detection}"
+        f"broker {config.mqtt.host}:{config.mqtt.port}{' (TLS)' if config.mqtt.use_tls else ''}; {detection[0]}"
     )
+    for line in detection[1]:
+        print(line)
     return 0
 
 
-def _check_detection(config: AgentConfig) -> str | None:
-    """Load the detector as ``run`` would: a one-line verdict, or None after printing the problem."""
+def _check_detection(config: AgentConfig) -> tuple[str, list[str]] | None:
+    """Load the detector as ``run`` would: a one-line verdict and what each camera's detection reads and
+    costs, or None after printing the problem."""
     from agent.detect.detector import find_model
     from agent.runtime import build_detector  # loads onnxruntime: only here
 
@@ -57,17 +60,18 @@ def _check_detection(config: AgentConfig) -> str | None:
         return None
     if detector is None:
         if d.enabled is False:
-            return "detection off"
+            return "detection off", []
         try:
             find_model(d.model, d.model_dir)
         except ModelNotFound as exc:
-            return f"detection off: {exc}"
-        return "detection off"
+            return f"detection off: {exc}", []
+        return "detection off", []
     cams = [c for c in config.enabled_cameras if c.detection]
+    lines = []
     for cam in cams:
         url, source = cam.detection_source(d.substream)
-        print(f"  camera {cam.id}: detection reads the {source}: {redact(url)}\n    {detection_cost(source, d)}")
-    return f"detection on: model {d.model}, {len(cams)} camera(s), {d.detect_fps:g} fps"
+        lines += [f"  camera {cam.id}: detection reads the {source}: {redact(url)}", f"    {detection_cost(source, d)}"]
+    return f"detection on: model {d.model}, {len(cams)} camera(s), {d.detect_fps:g} fps", lines
 
 
 # CPU to decode what detection looks at, measured on a 2-core ward PC (README: "Detection on a ward PC").
