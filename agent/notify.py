@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
+from types import FrameType
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +66,18 @@ class Notifier:
 
     def stopping(self) -> None:
         self.send("STOPPING=1")
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """Call ``stop`` on SIGTERM (systemd) or SIGINT (Ctrl-C), from a thread of its own.
+
+    A handler runs on the main thread between two bytecodes, possibly while that thread holds the lock
+    of the very Event it would set (inside ``Event.wait``): setting it there can deadlock. A new thread
+    waits for the lock instead.
+    """
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=stop, name="stop-on-signal", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)

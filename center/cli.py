@@ -6,13 +6,12 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-from types import FrameType
 
 from agent.errors import ConfigError
+from agent.notify import stop_on_signals
 from agent.redact import redact
 from center.background import tune_gc
 from center.config import CenterConfig, load_center_config
@@ -57,11 +56,7 @@ def cmd_center(path: str) -> int:
     service = CenterIngest(config, store)
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop.set)
     web = None
     try:
         from center.web import serve

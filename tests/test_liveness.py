@@ -34,8 +34,12 @@ def test_the_kernel_tells_a_reader_waiting_for_its_camera_from_one_waiting_to_ru
         # The camera goes silent: the reader sleeps in the kernel, waiting for data.
         server.pause()
         time.sleep(1.5)
-        silent = reader.snapshot()
-        assert silent.connected and not silent.behind
+        looks = []
+        for _ in range(5):  # FFmpeg polls in 100 ms slices: a look may fall between two
+            looks.append(reader.snapshot())
+            time.sleep(0.05)
+        assert all(s.connected for s in looks), looks[-1]
+        assert sum(not s.behind for s in looks) >= 4, looks
         server.resume()
         assert wait_until(
             lambda: (s := reader.snapshot()).last_packet is not None and s.as_of - s.last_packet < 0.5, 10
@@ -78,7 +82,8 @@ def test_a_frozen_reader_process_is_no_false_stall_and_is_said(
 ) -> None:
     cams = [{"id": f"c{i}", "url": shared_rtsp.url("cam1")} for i in range(3)]
     col = collector_factory(mosquitto.port, prefix)
-    agent = agent_factory(write_config(workdir / "ward.toml", "w1", mosquitto.port, prefix, cams))
+    cfg = write_config(workdir / "ward.toml", "w1", mosquitto.port, prefix, cams, offline_after_s=2)
+    agent = agent_factory(cfg)
     for cam in cams:
         assert col.wait_for(f"w1/{cam['id']}/health", lambda p: p["state"] == "online", 20), cam
     assert agent.proc is not None
@@ -87,7 +92,7 @@ def test_a_frozen_reader_process_is_no_false_stall_and_is_said(
 
     # Frozen for 3x offline_after_s while the camera keeps sending: packets wait in the socket.
     os.kill(workers[0], signal.SIGSTOP)
-    time.sleep(9.0)
+    time.sleep(6.0)
     os.kill(workers[0], signal.SIGCONT)
     said = col.wait_for("w1/agent/status", lambda p: "overloaded" in p["problems"], 10)
     assert said, col.last("w1/agent/status")

@@ -5,7 +5,7 @@ encodes (GOP 2 s), with the agent's default image checks and debounces (one keyf
 moved 10 s, covered 5 s): a camera stuck from the start, one covered with its edges still live, one turned
 (view shifted, tilted), our own street turned, and controls (the footage itself, a quiet street after a busy
 one) that must stay silent the whole time. The encoder-level tests in test_verdicts_footage.py hold the
-controls for 3 minutes; this run holds them for the ~100 s it lasts.
+controls for 3 minutes; this run holds them for the ~75 s it lasts.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 FPS, GOP = 10, 20
 BUSY_S = 40  # healthy footage first, then the fault
-OBSERVE_S = 100
+OBSERVE_S = 75  # the last fault is due by BUSY_S + 17 s: the rest holds every control and fault
 T = ImageThresholds()
 AFTER = {"frozen": T.frozen_after_s, "covered": T.covered_after_s, "moved": T.moved_after_s}
 

@@ -12,20 +12,19 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import signal
 import sys
 import tempfile
 import threading
 import time
 from collections import deque
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 
 from agent.cli.status import BrokerURL, RetainedView, render_table
 from agent.config import parse_config
+from agent.notify import stop_on_signals
 from agent.runtime import Agent
 from agent.sim import scenes
 from agent.sim.broker import EmbeddedBroker
@@ -200,11 +199,7 @@ def _web_port() -> int:
 def cmd_demo(duration: float = 0, port: int = 0) -> int:
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_on_signals(stop.set)
     servers: list[RtspServer] = []
     flappers: list[Flapper] = []
     broker: EmbeddedBroker | Mosquitto | None = None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-from types import FrameType
 
 from agent.cli.logs import setup_logging
 from agent.config import load_config
 from agent.errors import ConfigError, DetectorError
+from agent.notify import stop_on_signals
 from agent.redact import redact
 from agent.runtime import Agent
 from agent.sysinfo import limit_malloc_arenas
@@ -31,10 +30,6 @@ def cmd_run(path: str) -> int:
         print("  (detection.required = true: set it to false to watch health without detection)", file=sys.stderr)
         return 1
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        agent.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(agent.stop)
     agent.run()
     return 0
