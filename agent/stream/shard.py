@@ -492,8 +492,14 @@ class RemoteReader:
             # camera is not called silent for the time its reader took to come back, only if it stays so).
             old = prev.snapshot
             started = old.started_at if old.started_at is not None else snap.started_at
+            # Until its new reader has a packet or a failure, it is behind (not watching), not silent.
             snap = replace(
-                snap, last_packet=old.last_packet, flow_since=old.flow_since, pending=False, started_at=started
+                snap,
+                last_packet=old.last_packet,
+                flow_since=old.flow_since,
+                pending=False,
+                started_at=started,
+                behind=snap.failure is None,
             )
             report = replace(report, snapshot=snap)
         self.report = report
