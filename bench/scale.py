@@ -58,32 +58,35 @@ PREFIX = "benchscale"
 FPS, GOP, KBPS = 15, 30, 600
 
 
-def make_stream_file(tmp: Path, minutes: float) -> Path:
-    """The footage as a camera's substream, repeated to ``minutes`` (Matroska, no re-encoding per loop)."""
+def make_stream_file(
+    tmp: Path, minutes: float, size: tuple[int, int] = (640, 360), fps: int = FPS, kbps: int = KBPS
+) -> Path:
+    """The footage as a camera sends it, repeated to ``minutes`` (Matroska, no re-encoding per loop)."""
     import av
 
     from agent.sim.clips import write_au_clip
     from agent.sim.footage import real_frames
 
-    clip = write_au_clip(tmp / "sub360.au", real_frames(640, 360), fps=FPS, gop=GOP, kbps=KBPS)
+    name = f"{size[1]}p"
+    clip = write_au_clip(tmp / f"{name}.au", real_frames(*size), fps=fps, gop=2 * fps, kbps=kbps)
     data = clip.read_bytes()
     aus: list[tuple[bool, bytes]] = []
     pos = 6  # after the magic
     while pos + 5 <= len(data):
-        size = int.from_bytes(data[pos + 1 : pos + 5], "big")
-        aus.append((data[pos] == 1, data[pos + 5 : pos + 5 + size]))
-        pos += 5 + size
-    out_path = tmp / "sub360.mkv"
+        length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+        aus.append((data[pos] == 1, data[pos + 5 : pos + 5 + length]))
+        pos += 5 + length
+    out_path = tmp / f"{name}.mkv"
     out = av.open(str(out_path), "w")
-    stream = out.add_stream("h264", rate=FPS)
-    stream.width, stream.height = 640, 360
-    stream.time_base = Fraction(1, FPS)
+    stream = out.add_stream("h264", rate=fps)
+    stream.width, stream.height = size[0], size[1]
+    stream.time_base = Fraction(1, fps)
     n = 0
-    while n < minutes * 60 * FPS:
+    while n < minutes * 60 * fps:
         for key, au in aus:
             packet = av.Packet(au)
             packet.pts = packet.dts = n
-            packet.time_base = Fraction(1, FPS)
+            packet.time_base = Fraction(1, fps)
             packet.stream = stream
             packet.is_keyframe = key
             out.mux(packet)
@@ -171,13 +174,25 @@ class Watcher:
         self.client.disconnect()
 
 
-def run_size(n: int, args: argparse.Namespace, media: Path, tmp: Path, hold_minutes: float) -> dict[str, Any]:
+def run_size(
+    n: int, args: argparse.Namespace, media: Path, tmp: Path, hold_minutes: float, main: Path | None = None
+) -> dict[str, Any]:
+    """One size. With ``main``: each camera is Hikvision-style, main stream ``…/N01`` (``main``) and
+    substream ``…/N02`` (``media``), and detection is on as by default (it reads the derived substream)."""
     servers: list[RtspServer] = []
     urls: list[str] = []
-    for k in range(0, n, args.per_server):
-        mounts = {f"c{i}": f"mkv:{media}" for i in range(k, min(n, k + args.per_server))}
+    per_server = args.per_server if main is None else max(1, args.per_server // 2)
+    for k in range(0, n, per_server):
+        cams = range(k, min(n, k + per_server))
+        if main is None:
+            mounts = {f"c{i}": f"mkv:{media}" for i in cams}
+            names = list(mounts)
+        else:
+            mounts = {f"Streaming/Channels/{i + 1}01": f"mkv:{main}" for i in cams}
+            mounts |= {f"Streaming/Channels/{i + 1}02": f"mkv:{media}" for i in cams}
+            names = [f"Streaming/Channels/{i + 1}01" for i in cams]
         servers.append(RtspServer(mounts).start(60))
-        urls += [servers[-1].url(m) for m in mounts]
+        urls += [servers[-1].url(m) for m in names]
     (tmp / f"broker{n}").mkdir()
     broker = Mosquitto(tmp / f"broker{n}").start()
     state = tmp / f"state{n}"
@@ -186,7 +201,7 @@ def run_size(n: int, args: argparse.Namespace, media: Path, tmp: Path, hold_minu
         f'state_dir = "{state}"',
         'log_level = "warning"',
         f'[mqtt]\nport = {broker.port}\ntopic_prefix = "{PREFIX}"\nqueue_max = 100000',
-        "[detection]\nenabled = false",
+        "[detection]" if main is not None else "[detection]\nenabled = false",
         f"[health]\nimage_checks = {'false' if args.no_image_checks else 'true'}",
     ]
     if args.processes:
@@ -204,7 +219,12 @@ def run_size(n: int, args: argparse.Namespace, media: Path, tmp: Path, hold_minu
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
-    result: dict[str, Any] = {"bench": "scale", "cameras": n, "servers": len(servers)}
+    result: dict[str, Any] = {
+        "bench": "scale",
+        "cameras": n,
+        "streams": "1080p main + 360p substream, detection on" if main is not None else "360p substreams",
+        "servers": len(servers),
+    }
     try:
         deadline = started + args.settle
         while time.monotonic() < deadline:
@@ -295,6 +315,11 @@ def main() -> int:
     ap.add_argument("--per-server", type=int, default=50, help="mounts per RTSP server process")
     ap.add_argument("--baseline-cameras", type=int, default=6)
     ap.add_argument("--hold-minutes", type=float, default=0.0)
+    ap.add_argument(
+        "--main-streams",
+        action="store_true",
+        help="Hikvision-style cameras: 1080p/25 fps main stream and 360p substream, detection on (default model)",
+    )
     ap.add_argument("--keep-log", help="copy the agent's log here")
     ap.add_argument("--processes", type=int, help="reader processes (default: the agent's own choice)")
     ap.add_argument("--no-image-checks", action="store_true", help="liveness only (to see what image checks cost)")
@@ -303,10 +328,11 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="camwatch-scale-"))
     failed = False
     try:
-        media = make_stream_file(tmp, minutes=12 + args.hold_minutes + len(sizes) * 0)
+        media = make_stream_file(tmp, minutes=12 + args.hold_minutes)
+        main = make_stream_file(tmp, 6, (1920, 1080), 25, 3000) if args.main_streams else None
         for n in sizes:
             hold = args.hold_minutes if n == max(sizes) else 0.0
-            line = run_size(n, args, media, tmp, hold)
+            line = run_size(n, args, media, tmp, hold, main)
             failed = failed or line.get("false_offline", 1) > 0 or line.get("ever_online") != n
             print(json.dumps(line), flush=True)
     finally:
