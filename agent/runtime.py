@@ -1,7 +1,7 @@
-"""The ward agent: one reader per camera, one health loop, one publisher.
+"""The ward agent: readers in a few reader processes, one health loop, one publisher, one detector.
 
 The health loop owns the monotonic clock that verdicts are judged on. Every
-``tick_s`` it takes each reader's snapshot, advances that camera's state
+``tick_s`` it takes each reader's latest report (see :mod:`agent.stream.shard`), advances that camera's state
 machine, and publishes health on every change and every ``heartbeat_s``,
 events for every change, and agent stats every ``stats_s``.
 """

@@ -1,9 +1,11 @@
 """One camera's reader: connect, demux packets, keep stats, sample frames, reconnect.
 
-One thread per camera, blocked in FFmpeg's network read (which releases the
-GIL) with open and read timeouts, so a stalled stream never hangs it for
-ever. Liveness is judged elsewhere, from :meth:`CameraReader.snapshot`, on
-the health loop's own clock; the reader only reports what it saw.
+One thread per camera (in a reader process, see :mod:`agent.stream.shard`),
+blocked in FFmpeg's network read (which releases the GIL) with open and read
+timeouts, so a stalled stream never hangs it for ever. Liveness is judged
+elsewhere, from :meth:`CameraReader.snapshot`, on the health loop's own
+clock; the reader only reports what it saw, and whether its thread waits for
+the camera or for the CPU (:mod:`agent.stream.liveness`).
 """
 
 from __future__ import annotations
