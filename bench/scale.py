@@ -27,7 +27,7 @@ subscriber to every camera's health. Figures:
     .venv/bin/python bench/scale.py [--sizes 22,100,250,454] [--seconds 30] [--hold-minutes 0]
 
 ``--hold-minutes M`` keeps the largest size running M more minutes and adds
-its RSS every 30 s and the RSS slope (MB per hour) to that size's line.
+its RSS every 30 s and the RSS slope (MB per hour, after the first 3 minutes) to that size's line.
 """
 
 from __future__ import annotations
@@ -275,12 +275,13 @@ def run_size(
                 "servers_cores": round((s1 - s0) / wall, 3),
             }
         )
-        if len(samples) > 2:
-            xs, ys = [x for x, _ in samples], [y for _, y in samples]
+        settled = [(x, y) for x, y in samples if x >= 3 / 60]  # after 3 minutes: buffers and baselines grown
+        if len(settled) > 2:
+            xs, ys = [x for x, _ in settled], [y for _, y in settled]
             mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-            slope = sum((x - mx) * (y - my) for x, y in samples) / sum((x - mx) ** 2 for x in xs)
+            slope = sum((x - mx) * (y - my) for x, y in settled) / sum((x - mx) ** 2 for x in xs)
             result["hold_minutes"] = hold_minutes
-            result["rss_mb_samples"] = [round(y, 1) for y in ys]
+            result["rss_mb_samples"] = [round(y, 1) for _, y in samples]
             result["rss_slope_mb_per_h"] = round(slope, 1)
         if args.baseline_cameras:
             from bench.ingest import run_child
