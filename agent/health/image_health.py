@@ -169,9 +169,9 @@ class ImageHealth:
         signature = edge_signature(gray, mask)
         level = _light_level(m.mean)
         reference = self._references[level]
-        moved = not black and reference is not None and view_similarity(reference, signature) < t.moved_similarity
-        raw["moved"] = moved
         similarity = view_similarity(reference, signature) if reference is not None else None
+        moved = not black and similarity is not None and similarity < t.moved_similarity
+        raw["moved"] = moved
 
         for name, debounce in self._debounce.items():
             was = debounce.reported
