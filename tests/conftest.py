@@ -30,6 +30,21 @@ from agent.sim.rtsp import RtspServer, gst_missing
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the agent's reader processes, for one)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
     """Poll ``predicate`` until it returns something truthy; bounded in time."""
     deadline = time.monotonic() + timeout

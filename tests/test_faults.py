@@ -26,7 +26,7 @@ import pytest
 from agent.sim import scenes
 from agent.sim.clips import write_au_clip
 from agent.sim.rtsp import RtspServer
-from tests.conftest import AgentProcess, Collector, Mosquitto, wait_until, write_config
+from tests.conftest import AgentProcess, Collector, Mosquitto, child_pids, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -157,17 +157,9 @@ def iso_ts(text: str) -> float:
 
 def proc_counts(pid: int) -> tuple[int, int]:
     """Threads and open files of the agent and its reader processes."""
-    pids = [pid] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
+    pids = [pid, *child_pids(pid)]
     threads = sum(len(os.listdir(f"/proc/{p}/task")) for p in pids)
     return threads, sum(len(os.listdir(f"/proc/{p}/fd")) for p in pids)
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def test_a_flapping_camera_leaks_nothing(

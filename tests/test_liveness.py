@@ -17,7 +17,7 @@ import pytest
 from agent.sim.rtsp import RtspServer
 from agent.stream.liveness import waiting_for_network
 from agent.stream.reader import CameraReader
-from tests.conftest import AgentProcess, Collector, Mosquitto, wait_until, write_config
+from tests.conftest import AgentProcess, Collector, Mosquitto, child_pids, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -57,18 +57,13 @@ def test_the_kernel_tells_a_reader_waiting_for_its_camera_from_one_waiting_to_ru
 
 def reader_processes(agent_pid: int) -> list[int]:
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in child_pids(agent_pid):
         try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read()
-        except (OSError, ValueError, IndexError):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    found.append(pid)
+        except OSError:
             continue
-        if ppid == agent_pid and b"spawn_main" in cmd:
-            found.append(int(entry))
     return found
 
 
