@@ -148,3 +148,23 @@ def test_load_governor_sheds_pictures_step_by_step_and_never_liveness() -> None:
     assert g.observe(29.0, False) and g.level == 4
     assert not g.observe(30.0, False) and g.observe(49.0, False) and g.level == 3
     assert not g.detection_paused and g.image_stretch == 8
+
+
+def test_a_reader_process_report_older_than_two_periods_is_no_proof_of_silence() -> None:
+    from agent.health.state import HealthMachine, Thresholds
+    from agent.stream.shard import REPORT_S, UNSEEN_S, ReaderReport, RemoteReader
+    from agent.stream.stats import StreamSnapshot
+
+    remote = RemoteReader("c1", None)
+    assert remote.snapshot(0.0).pending
+    # The last report, sent just before its process froze: a packet 0.4 s before it.
+    seen = StreamSnapshot(connected=True, last_packet=99.6, flow_since=90.0, started_at=90.0, as_of=100.0)
+    remote.update(ReaderReport(snapshot=seen))
+    assert not remote.snapshot(100.0 + REPORT_S).behind
+    assert remote.snapshot(100.0 + UNSEEN_S + 0.01).behind
+    # With a short offline_after_s, what the report cannot vouch for is not called a stall.
+    machine = HealthMachine(Thresholds(offline_after_s=2.0, online_after_s=1.0), started=90.0)
+    machine.update(remote.snapshot(100.0), 100.0)
+    assert machine.verdict.state == "online"
+    assert machine.update(remote.snapshot(101.7), 101.7) == []
+    assert machine.verdict.state == "online"

@@ -58,7 +58,10 @@ SHIP_WIDTH = 1280  # detection frames are sent at most this wide (windows over s
 FRAME_BACKLOG = 8  # detection frames waiting to be sent, per worker; older ones are dropped and counted
 LATE_S = 0.25  # a report this late means the worker is short of CPU
 BASELINE_SAVE_S = 300.0  # image baselines are written this often (and at a clean stop)
-STALE_REPORT_S = 2.0  # the agent treats a worker silent this long as behind
+STALE_REPORT_S = 2.0  # a worker silent this long makes the agent say it is overloaded
+# A camera's figures older than this are not proof of silence: its reader is counted as behind. Two
+# report periods, so that a report no fresher than this never stands for more than a second of silence.
+UNSEEN_S = 2 * REPORT_S
 RESTART_DELAY_S = 1.0
 
 
@@ -511,7 +514,7 @@ class RemoteReader:
         if report is None:
             return StreamSnapshot(pending=True)
         snap = report.snapshot
-        if snap.as_of is not None and now - snap.as_of > STALE_REPORT_S and snap.connected and not snap.behind:
+        if snap.as_of is not None and now - snap.as_of > UNSEEN_S and snap.connected and not snap.behind:
             # Its process has not reported for a while (short of CPU, or restarting): what it last
             # saw is old, not a sign that the camera went quiet.
             return replace(snap, behind=True)
