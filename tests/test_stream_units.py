@@ -168,3 +168,35 @@ def test_a_reader_process_report_older_than_two_periods_is_no_proof_of_silence()
     assert machine.verdict.state == "online"
     assert machine.update(remote.snapshot(101.7), 101.7) == []
     assert machine.verdict.state == "online"
+
+
+def test_gray_from_the_luma_plane_is_swscales_gray_in_every_range() -> None:
+    import av
+    import numpy as np
+
+    from agent.stream.frames import Frame
+
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    bgr[:120] = 0  # a black band and a white one: the ends of the range
+    bgr[-60:] = 255
+    studio = av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(format="yuv420p")
+    for frame in (
+        studio,
+        studio.reformat(format="yuvj420p"),
+        studio.reformat(format="gray"),
+        studio.reformat(format="nv12"),
+    ):
+        got = Frame(frame, 0.0, None, True).gray()
+        want = frame.to_ndarray(format="gray")
+        assert got.shape == (360, 640) and got.flags.c_contiguous, frame.format.name
+        assert np.array_equal(got, want), frame.format.name
+    small = Frame(studio, 0.0, None, True).gray(width=320)
+    assert small.shape == (180, 320)
+    # Averaged by area: each pixel is the mean of its 2x2 block, stretched to full range.
+    full = Frame(studio, 0.0, None, True).gray().astype(np.float32)
+    blocks = full.reshape(180, 2, 320, 2).mean(axis=(1, 3))
+    assert np.abs(small.astype(np.float32) - blocks).max() <= 2.0
+    # A format without a luma plane goes through swscale.
+    rgb = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+    assert np.array_equal(Frame(rgb, 0.0, None, True).gray(), rgb.to_ndarray(format="gray"))

@@ -28,12 +28,14 @@ from agent.health.image import (
     Polygon,
     RobustBaseline,
     cell_detail,
+    cell_means,
     covered_fraction,
     edge_signature,
     looks_black,
     mask_from_polygons,
     measure,
     picture_change,
+    picture_change_floor,
     view_similarity,
 )
 
@@ -88,7 +90,8 @@ class ImageHealth:
         self._reset_baselines()
 
     def _reset_baselines(self) -> None:
-        self._recent: deque[Gray] = deque(maxlen=self.t.frozen_recent)
+        # Recent samples, each with its cell means (for the cheap floor of a comparison).
+        self._recent: deque[tuple[Gray, npt.NDArray[np.float32]]] = deque(maxlen=self.t.frozen_recent)
         self._times: deque[float] = deque(maxlen=3)  # when the last samples came
         self._still_since: float | None = None  # first sample of the current run of small changes
         self._repeat_at: float | None = None  # when a sample last repeated a recent one
@@ -134,8 +137,10 @@ class ImageHealth:
         # A stuck encoder's rate control settles over a few samples (re-quantised copies first), and may
         # later step to another copy for a sample: those count as frozen too, from the start of the run
         # of small changes, once an exact repeat proves it.
-        changes = [picture_change(old, gray, mask) for old in self._recent]
-        self._recent.append(gray)
+        coarse = cell_means(gray, mask)
+        changes = self._changes(gray, coarse)
+        recent = list(self._recent)
+        self._recent.append((gray, coarse))
         self._times.append(now)
         change = changes[-1] if changes else None
         repeat = min(changes) if changes else None
@@ -148,6 +153,9 @@ class ImageHealth:
         # one of the last two samples before this one repeated a picture, and this one barely changed
         blip = small and self._repeat_at is not None and len(self._times) == 3 and self._repeat_at >= self._times[0]
         raw["frozen"] = repeated or blip
+        if raw["frozen"]:  # the figures an installer is shown are the full comparisons, not their floors
+            changes = [picture_change(old, gray, mask) for old, _ in recent]
+            change, repeat = changes[-1], min(changes)
 
         healthy = not any(d.reported for d in self._debounce.values())
         baseline = self._sharpness[_light_level(m.mean)]
@@ -197,6 +205,18 @@ class ImageHealth:
 
         if healthy and not any(raw.values()):
             self._learn(sharpness=m.sharpness, baseline=baseline, cells=cells, signature=signature, level=level)
+
+    def _changes(self, gray: Gray, coarse: npt.NDArray[np.float32]) -> list[float]:
+        """The change to each recent sample, the last the previous one. Where the cheap floor already
+        exceeds the limit the figure is judged against (the previous sample: a re-quantised copy; the
+        others: a repeat), the floor stands in for it: every verdict is the same as with full comparisons."""
+        t = self.t
+        out = []
+        for i, (old, old_coarse) in enumerate(self._recent):
+            limit = t.frozen_requant_cap if i == len(self._recent) - 1 else t.frozen_max_change
+            floor = picture_change_floor(old_coarse, coarse)
+            out.append(picture_change(old, gray, self._mask) if floor <= limit + 1e-3 else floor)
+        return out
 
     def _frozen_since(self) -> float | None:
         """When a picture found repeated now began to stand still: the run of small changes before it,
