@@ -113,7 +113,7 @@ def picture_change(a: Gray, b: Gray, mask: Mask | None = None) -> float:
     """
     if a.shape != b.shape:
         raise ValueError(f"samples differ in size: {a.shape} vs {b.shape}")
-    return _without_ticking(cell_means(cv2.absdiff(a, b), mask))
+    return _without_ticking(cell_means(np.asarray(cv2.absdiff(a, b), dtype=np.uint8), mask))
 
 
 def cell_means(gray: Gray, mask: Mask | None = None) -> npt.NDArray[np.float32]:

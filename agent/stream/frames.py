@@ -77,9 +77,9 @@ class Frame:
             out: Any = frame.to_ndarray(format="gray", width=w, height=h)
             return np.asarray(out, dtype=np.uint8)
         plane = frame.planes[0]
-        luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: self.height, : self.width]
+        luma = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)[: self.height, : self.width]
         if (w, h) != (self.width, self.height):
-            luma = cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
+            luma = np.asarray(cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA), dtype=np.uint8)
         if name.startswith("yuvj") or name == "gray" or getattr(frame, "color_range", 0) == _FULL_RANGE:
             return np.array(luma, dtype=np.uint8)  # a copy: the decoder reuses its planes
         return np.asarray(cv2.LUT(luma, _STUDIO_TO_FULL), dtype=np.uint8)
