@@ -52,10 +52,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.sim.mosquitto import Mosquitto  # noqa: E402
-from agent.sim.rtsp import RtspServer  # noqa: E402
+from agent.sim.rtsp import RtspServer, free_port  # noqa: E402
 
 PREFIX = "benchscale"
 FPS, GOP, KBPS = 15, 30, 600
+MAIN_FPS = 25  # the 1080p main streams of --main-streams
 
 
 def make_stream_file(
@@ -64,18 +65,11 @@ def make_stream_file(
     """The footage as a camera sends it, repeated to ``minutes`` (Matroska, no re-encoding per loop)."""
     import av
 
-    from agent.sim.clips import write_au_clip
+    from agent.sim.clips import read_au_clip, write_au_clip
     from agent.sim.footage import real_frames
 
     name = f"{size[1]}p"
-    clip = write_au_clip(tmp / f"{name}.au", real_frames(*size), fps=fps, gop=2 * fps, kbps=kbps)
-    data = clip.read_bytes()
-    aus: list[tuple[bool, bytes]] = []
-    pos = 6  # after the magic
-    while pos + 5 <= len(data):
-        length = int.from_bytes(data[pos + 1 : pos + 5], "big")
-        aus.append((data[pos] == 1, data[pos + 5 : pos + 5 + length]))
-        pos += 5 + length
+    aus = read_au_clip(write_au_clip(tmp / f"{name}.au", real_frames(*size), fps=fps, gop=2 * fps, kbps=kbps))
     out_path = tmp / f"{name}.mkv"
     out = av.open(str(out_path), "w")
     stream = out.add_stream("h264", rate=fps)
@@ -141,12 +135,13 @@ class Watcher:
     """Every camera's health and state-change events, as the center would see them."""
 
     def __init__(self, port: int) -> None:
+        self.t0 = time.monotonic()
         self.lock = threading.Lock()
         self.first_health: dict[str, float] = {}
         self.first_online: dict[str, float] = {}
         self.state: dict[str, str] = {}
         self.health_count = 0
-        self.offline: list[tuple[str, str]] = []
+        self.offline: list[tuple[str, str, float]] = []  # camera, problems, seconds since the agent started
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
         self.client.on_message = self.on_message
         self.client.connect("127.0.0.1", port)
@@ -165,9 +160,9 @@ class Watcher:
                 if p["state"] == "online":
                     self.first_online.setdefault(cam, now)
                 elif p["state"] == "offline":
-                    self.offline.append((cam, ",".join(p.get("problems", []))))
+                    self.offline.append((cam, ",".join(p.get("problems", [])), round(now - self.t0, 1)))
             elif p.get("type") == "state_changed" and p.get("to") == "offline":
-                self.offline.append((cam, ",".join(p.get("problems", []))))
+                self.offline.append((cam, ",".join(p.get("problems", [])), round(now - self.t0, 1)))
 
     def stop(self) -> None:
         self.client.loop_stop()
@@ -180,9 +175,29 @@ def run_size(
     """One size. With ``main``: each camera is Hikvision-style, main stream ``…/N01`` (``main``) and
     substream ``…/N02`` (``media``), and detection is on as by default (it reads the derived substream)."""
     servers: list[RtspServer] = []
+    light: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
-    per_server = args.per_server if main is None else max(1, args.per_server // 2)
+    per_server = args.per_server or (250 if args.server == "light" else 50)
+    per_server = per_server if main is None else max(1, per_server // 2)
     for k in range(0, n, per_server):
+        if args.server == "light":
+            port = free_port()
+            routes = ["--route", f"02={media.with_suffix('.au')}@{FPS}"]
+            if main is not None:
+                routes += ["--route", f"01={main.with_suffix('.au')}@{MAIN_FPS}"]
+            routes += ["--route", f"={media.with_suffix('.au')}@{FPS}"]
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "rtsp_light.py"), "--port", str(port), *routes],
+                stdout=subprocess.PIPE,
+            )
+            assert proc.stdout is not None
+            if not proc.stdout.readline().startswith(b"READY"):
+                raise RuntimeError("the light RTSP server did not start")
+            light.append(proc)
+            cams = range(k, min(n, k + per_server))
+            names = [f"c{i}" if main is None else f"Streaming/Channels/{i + 1}01" for i in cams]
+            urls += [f"rtsp://127.0.0.1:{port}/{name}" for name in names]
+            continue
         cams = range(k, min(n, k + per_server))
         if main is None:
             mounts = {f"c{i}": f"mkv:{media}" for i in cams}
@@ -210,9 +225,9 @@ def run_size(
     config = tmp / f"ward{n}.toml"
     config.write_text("\n".join(lines) + "\n")
     watcher = Watcher(broker.port)
-    server_pids = [s.proc.pid for s in servers if s.proc is not None]
+    server_pids = [s.proc.pid for s in servers if s.proc is not None] + [p.pid for p in light]
     log = (tmp / f"agent{n}.log").open("wb")
-    started = time.monotonic()
+    started = watcher.t0 = time.monotonic()
     agent = subprocess.Popen(
         [sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)],
         cwd=ROOT,
@@ -223,7 +238,8 @@ def run_size(
         "bench": "scale",
         "cameras": n,
         "streams": "1080p main + 360p substream, detection on" if main is not None else "360p substreams",
-        "servers": len(servers),
+        "servers": len(servers) + len(light),
+        "server": args.server,
     }
     try:
         deadline = started + args.settle
@@ -300,6 +316,9 @@ def run_size(
         broker.stop()
         for s in servers:
             s.kill()
+        for p in light:
+            p.kill()
+            p.wait(5)
     text = (tmp / f"agent{n}.log").read_text(errors="replace")
     if args.keep_log:
         Path(args.keep_log).write_text(text)
@@ -313,7 +332,13 @@ def main() -> int:
     ap.add_argument("--sizes", default="22,100,250,454")
     ap.add_argument("--seconds", type=float, default=30.0, help="steady window per size")
     ap.add_argument("--settle", type=float, default=60.0, help="longest wait for every camera online")
-    ap.add_argument("--per-server", type=int, default=50, help="mounts per RTSP server process")
+    ap.add_argument(
+        "--server",
+        choices=("light", "gst"),
+        default="light",
+        help="light: bench/rtsp_light.py (camera-like, cheap); gst: GStreamer's RTSP server (a pipeline per mount)",
+    )
+    ap.add_argument("--per-server", type=int, help="streams per server process (default: light 250, gst 50)")
     ap.add_argument("--baseline-cameras", type=int, default=6)
     ap.add_argument("--hold-minutes", type=float, default=0.0)
     ap.add_argument(
@@ -330,7 +355,7 @@ def main() -> int:
     failed = False
     try:
         media = make_stream_file(tmp, minutes=12 + args.hold_minutes)
-        main = make_stream_file(tmp, 6, (1920, 1080), 25, 3000) if args.main_streams else None
+        main = make_stream_file(tmp, 6, (1920, 1080), MAIN_FPS, 3000) if args.main_streams else None
         for n in sizes:
             hold = args.hold_minutes if n == max(sizes) else 0.0
             line = run_size(n, args, media, tmp, hold, main)

@@ -214,3 +214,27 @@ def test_a_server_slow_to_answer_at_start_is_not_offline_at_once() -> None:
     still = HealthMachine(Thresholds(offline_after_s=5), started=0.0)
     assert still.update(slow, 4.9) == []
     assert still.update(slow, 5.0) and still.verdict.problems == ("stalled",)
+
+
+def test_an_open_held_up_by_a_busy_pc_is_not_a_stall_until_far_longer() -> None:
+    """Hundreds of cameras opening at once: an open whose thread waits for the CPU is not the camera's fault."""
+    from agent.health.state import BEHIND_PATIENCE
+
+    m = HealthMachine(Thresholds(offline_after_s=5), started=0.0)
+    opening = StreamSnapshot(started_at=0.0, behind=True)
+    assert m.update(opening, 5.0) == []
+    assert m.update(opening, 5 * BEHIND_PATIENCE - 0.1) == []
+    assert m.update(opening, 5 * BEHIND_PATIENCE)  # an open hung for that long is a stall after all
+    assert m.verdict.state == "offline" and m.verdict.problems == ("stalled",)
+
+
+def test_an_opening_reader_waiting_for_the_cpu_is_behind(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from agent.stream import reader as reader_module
+
+    r = reader_module.CameraReader("c1", "rtsp://127.0.0.1:9/x", clock=lambda: 10.0)
+    r._started_at = r._opening_since = 9.5
+    monkeypatch.setattr(reader_module, "waiting_for_network", lambda tid: False)
+    assert not r.snapshot(10.0).behind  # not yet a second
+    assert r.snapshot(10.5).behind
+    monkeypatch.setattr(reader_module, "waiting_for_network", lambda tid: True)  # in connect/poll: the camera's
+    assert not r.snapshot(10.5).behind

@@ -200,3 +200,15 @@ def test_gray_from_the_luma_plane_is_swscales_gray_in_every_range() -> None:
     # A format without a luma plane goes through swscale.
     rgb = av.VideoFrame.from_ndarray(bgr, format="bgr24")
     assert np.array_equal(Frame(rgb, 0.0, None, True).gray(), rgb.to_ndarray(format="gray"))
+
+
+def test_reader_processes_by_default_one_per_60_streams_at_most_two_per_core(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from agent.stream import shard
+
+    monkeypatch.setattr(shard.os, "cpu_count", lambda: 2)
+    specs = [shard.ReaderSpec(key=f"c{i}", url=f"rtsp://127.0.0.1/{i}") for i in range(454)]
+    assert len(shard.plan(specs[:22], None)) == 1
+    assert len(shard.plan(specs[:100], None)) == 2
+    groups = shard.plan(specs, None)
+    assert len(groups) == 4 and sorted(len(g) for g in groups) == [113, 113, 114, 114]
+    assert len(shard.plan(specs, 3)) == 3

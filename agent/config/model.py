@@ -193,7 +193,7 @@ class StreamConfig(_Strict):
         None,
         ge=1,
         le=64,
-        description="reader processes (default: one per 60 streams, at most one per core)",
+        description="reader processes (default: one per 60 streams, at most two per core)",
     )
 
     @model_validator(mode="after")

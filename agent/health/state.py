@@ -115,7 +115,7 @@ class HealthMachine:
             # A refusal (wrong password, no such path, no video, port closed) is known at once; a server
             # slow to answer (an NVR opening many channels at once) is only a stall after offline_after_s.
             definitive = failed_after_last_packet and s.failure != "stalled"
-            dead = old.state != "unknown" or definitive or now - trying_since >= t.offline_after_s
+            dead = old.state != "unknown" or definitive or now - trying_since >= patience
             if not dead:
                 return []
             reason = s.failure if failed_after_last_packet and s.failure else "stalled"

@@ -100,3 +100,18 @@ def write_au_clip(path: Path, frames: Iterable[np.ndarray], *, fps: int, gop: in
             raise ValueError("no frames to encode")
         write(codec.encode(None))
     return path
+
+
+def read_au_clip(path: Path) -> list[tuple[bool, bytes]]:
+    """The (keyframe, access unit) pairs of a clip written by :func:`write_au_clip`."""
+    data = Path(path).read_bytes()
+    if not data.startswith(CLIP_MAGIC):
+        raise ValueError(f"{path}: not a camwatch clip")
+    aus, pos = [], len(CLIP_MAGIC)
+    while pos + 5 <= len(data):
+        size = int.from_bytes(data[pos + 1 : pos + 5], "big")
+        aus.append((data[pos] == 1, data[pos + 5 : pos + 5 + size]))
+        pos += 5 + size
+    if not aus:
+        raise ValueError(f"{path}: empty clip")
+    return aus

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 
-# System calls FFmpeg waits for network data in (poll in 100 ms slices, then recv).
-# x86_64: read poll select recvfrom recvmsg epoll_wait pselect6 ppoll epoll_pwait recvmmsg;
-# aarch64: read ppoll pselect6 recvfrom recvmsg epoll_pwait recvmmsg.
+# System calls FFmpeg waits for the network in (poll in 100 ms slices, then recv; connect while opening).
+# x86_64: read poll select connect recvfrom recvmsg epoll_wait pselect6 ppoll epoll_pwait recvmmsg;
+# aarch64: read ppoll pselect6 connect recvfrom recvmsg epoll_pwait recvmmsg.
 _NETWORK_WAITS = {
-    "x86_64": {0, 7, 23, 45, 47, 232, 270, 271, 281, 299},
-    "aarch64": {63, 73, 72, 207, 212, 22, 243},
+    "x86_64": {0, 7, 23, 42, 45, 47, 232, 270, 271, 281, 299},
+    "aarch64": {63, 73, 72, 203, 207, 212, 22, 243},
 }
 _WAITS = _NETWORK_WAITS.get(os.uname().machine)
 

@@ -75,6 +75,7 @@ class CameraReader:
         self._native_id: int | None = None
         self._last_snapshot = StreamSnapshot()
         self._started_at: float | None = None
+        self._opening_since: float | None = None  # while it opens the stream (RTSP handshake, first frames)
         # Bounds how many cameras open at once (an agent starting hundreds of cameras must not
         # flood one NVR, or its own interpreter, with handshakes).
         self._open_gate = open_gate
@@ -116,7 +117,12 @@ class CameraReader:
         if self._started_at is None:
             return replace(snap, pending=True, as_of=now)
         behind = False
+        opening = self._opening_since
         if snap.connected and snap.last_packet is not None and now - snap.last_packet >= BEHIND_CHECK_S:
+            behind = waiting_for_network(self._native_id) is False
+        elif opening is not None and now - opening >= BEHIND_CHECK_S:
+            # An open that takes long while the thread waits for the CPU (hundreds of cameras opening
+            # at once on a busy PC) is the agent's slowness, not the camera's.
             behind = waiting_for_network(self._native_id) is False
         return replace(snap, started_at=self._started_at, behind=behind, as_of=now)
 
@@ -178,11 +184,13 @@ class CameraReader:
         try:
             if self._started_at is None:
                 self._started_at = self._clock()
+            self._opening_since = self._clock()
             stream = open_stream(self._url, self._transport, self._open_timeout, self._read_timeout)
         except CameraError as exc:
             self._fail(exc)
             return
         finally:
+            self._opening_since = None
             if gate is not None:
                 gate.release()
         try:

@@ -1,4 +1,4 @@
-"""Reader processes: the cameras' readers run in a few worker processes, about one per core.
+"""Reader processes: the cameras' readers run in a few worker processes, up to two per core.
 
 Every demuxed packet passes through Python, and Python runs one thread at a
 time per process. Hundreds of readers in the agent's own process (measured:
@@ -52,6 +52,10 @@ from agent.stream.stats import StreamSnapshot
 
 log = logging.getLogger(__name__)
 
+# Two per core, not one: each process runs one Python thread at a time, and a few hundred readers sharing
+# one interpreter wait for it (454 substreams on 2 cores: 2 processes shed image checks 8x and called 78
+# cameras stalled; 4 shed 2-4x and called none once started, for 0.4 MB more per camera).
+PROCESSES_PER_CORE = 2
 REPORT_S = 0.5  # how often a worker reports every reader's figures
 OPENING_MAX = 128  # connections a worker opens at once (hundreds at start must not flood an NVR)
 SHIP_WIDTH = 1280  # detection frames are sent at most this wide (windows over small things use them)
@@ -118,11 +122,11 @@ class ReaderReport:
 
 
 def plan(specs: Sequence[ReaderSpec], processes: int | None) -> list[list[ReaderSpec]]:
-    """Deal the readers out to ``processes`` workers (None: about one per 60 readers, at most one per core)."""
+    """Deal the readers out to ``processes`` workers (None: about one per 60 readers, at most two per core)."""
     if not specs:
         return []
     if processes is None:
-        processes = max(1, min(os.cpu_count() or 1, math.ceil(len(specs) / 60)))
+        processes = max(1, min(PROCESSES_PER_CORE * (os.cpu_count() or 1), math.ceil(len(specs) / 60)))
     groups: dict[str, list[ReaderSpec]] = {}
     for spec in specs:
         groups.setdefault(spec.group or spec.key, []).append(spec)
