@@ -57,6 +57,7 @@ from agent.sim.rtsp import RtspServer, free_port  # noqa: E402
 PREFIX = "benchscale"
 FPS, GOP, KBPS = 15, 30, 600
 MAIN_FPS = 25  # the 1080p main streams of --main-streams
+STATS_S = 5  # the agent's stats period: how many pictures its image checks took
 
 
 def make_stream_file(
@@ -142,10 +143,13 @@ class Watcher:
         self.state: dict[str, str] = {}
         self.health_count = 0
         self.offline: list[tuple[str, str, float]] = []  # camera, problems, seconds since the agent started
+        self.sampled: list[tuple[float, int]] = []  # (when, pictures handed to image checks, every camera)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
         self.client.on_message = self.on_message
         self.client.connect("127.0.0.1", port)
-        self.client.subscribe([(f"{PREFIX}/+/+/health", 1), (f"{PREFIX}/+/+/events", 1)])
+        self.client.subscribe(
+            [(f"{PREFIX}/+/+/health", 1), (f"{PREFIX}/+/+/events", 1), (f"{PREFIX}/+/agent/stats", 1)]
+        )
         self.client.loop_start()
 
     def on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -153,7 +157,9 @@ class Watcher:
         now = time.monotonic()
         cam = p.get("camera", "")
         with self.lock:
-            if msg.topic.endswith("/health"):
+            if msg.topic.endswith("/agent/stats"):
+                self.sampled.append((now, sum(c.get("frames_sampled", 0) for c in p.get("cameras", {}).values())))
+            elif msg.topic.endswith("/health"):
                 self.health_count += 1
                 self.first_health.setdefault(cam, now)
                 self.state[cam] = p["state"]
@@ -217,7 +223,7 @@ def run_size(
         'log_level = "warning"',
         f'[mqtt]\nport = {broker.port}\ntopic_prefix = "{PREFIX}"\nqueue_max = 100000',
         "[detection]" if main is not None else "[detection]\nenabled = false",
-        f"[health]\nimage_checks = {'false' if args.no_image_checks else 'true'}",
+        f"[health]\nimage_checks = {'false' if args.no_image_checks else 'true'}\nstats_s = {STATS_S}",
     ]
     if args.processes:
         lines.append(f"[stream]\nprocesses = {args.processes}")
@@ -272,6 +278,11 @@ def run_size(
             all_online = max(watcher.first_online.values()) - started if len(watcher.first_online) == n else None
             offline = list(watcher.offline)
             online_now = sum(1 for s in watcher.state.values() if s == "online")
+            inside = [(t, k) for t, k in watcher.sampled if t0 <= t <= t1 + STATS_S]
+        if len(inside) >= 2 and not args.no_image_checks and main is None:
+            # Pictures the image checks took, against one per camera every 2 s (the default): what was shed.
+            result["image_samples_per_s"] = round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 1)
+            result["image_samples_due_per_s"] = round(n / 2.0, 1)
         result.update(
             {
                 "agent_ms_per_camera_s": round(1000 * (a1 - a0) / (n * wall), 2),
