@@ -369,7 +369,9 @@ class _Worker:
             behind = False
             for spec, reader, image_watch, image_tap, detect_tap in self.readers:
                 snap = reader.snapshot(now)
-                behind = behind or snap.behind
+                # Only a connected reader behind its packets is a sign of want of CPU: one opening is
+                # busy probing the stream's first second, as it should be (its patience is the verdict's).
+                behind = behind or (snap.behind and snap.connected)
                 if detect_tap is not None and spec.key in self._undecided:
                     self._settle_detection(spec, reader, detect_tap, snap)
                 image = None
