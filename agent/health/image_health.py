@@ -1,4 +1,4 @@
-"""Per-camera image health (issue 3, not wired into the agent yet): samples in, debounced problems out.
+"""Per-camera image health: samples in, debounced problems out.
 
 Pure logic over grayscale samples and a monotonic ``now`` passed in. Each
 check turns a metric from :mod:`agent.health.image` into a raw condition,
