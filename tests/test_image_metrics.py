@@ -156,3 +156,19 @@ def test_a_small_thing_moving_over_a_noiseless_view_is_not_a_repeat(scene: np.nd
     h, w = scene.shape
     moved[h // 2 : h // 2 + 10, w // 2 : w // 2 + 10] = 255 - moved[h // 2 : h // 2 + 10, w // 2 : w // 2 + 10]
     assert picture_change(scene, moved) > ImageThresholds().frozen_max_change
+
+
+def test_the_cheap_floor_never_exceeds_the_full_comparison() -> None:
+    from agent.health.image import cell_means, picture_change_floor
+
+    rng = np.random.default_rng(7)
+    clock = mask_from_polygons((180, 320), [[(0.0, 0.0), (0.3, 0.0), (0.3, 0.1), (0.0, 0.1)]])
+    for k in range(40):
+        a = rng.integers(0, 256, (180, 320), dtype=np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-k, k + 1, a.shape), 0, 255).astype(np.uint8)
+        b[: 10 + k, : 40 + k] = 255 - b[: 10 + k, : 40 + k]  # a ticking clock, then a moving thing, growing
+        for mask in (None, clock):
+            floor = picture_change_floor(cell_means(a, mask), cell_means(b, mask))
+            assert floor <= picture_change(a, b, mask) + 1e-4
+    same = cell_means(a)
+    assert picture_change_floor(same, same.copy()) == 0.0 == picture_change(a, a.copy())
