@@ -14,8 +14,9 @@ Three parts, one JSON line:
    with any of the person in view).
 3. ``cpu``: 22 cameras (640x360, 15 fps substreams) at detect_fps 2, about 20 %
    of them busy with people walking, the rest a quiet street with sensor
-   noise; image checks on as by default. The agent's own CPU (utime+stime
-   from /proc) over a window after warm-up, for camwatch as configured,
+   noise; image checks on as by default. The CPU of the agent and its
+   reader processes (utime+stime from /proc; ``main_process_cores``: the
+   agent's own process, where the detector runs) over a window after warm-up, for camwatch as configured,
    against the same-run baselines "no motion gate" (the detector on every
    sampled frame) and "health only" (detection off).
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -53,23 +53,10 @@ from agent.sim.mosquitto import Mosquitto  # noqa: E402
 from agent.sim.rtsp import RtspServer  # noqa: E402
 from agent.stream.frames import Frame, FrameSampler, Tap  # noqa: E402
 from agent.stream.reader import CameraReader  # noqa: E402
-from bench.common import percentile  # noqa: E402
+from bench.common import cpu_of, percentile, rss_mb_of, tree  # noqa: E402
 
 PREFIX = "benchdetect"
 STAMP_MASK = [[0.0, 0.0], [0.2, 0.0], [0.2, 0.05], [0.0, 0.05]]  # the frame-number stamp
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 # -- 1. inference ------------------------------------------------------------------------
@@ -261,15 +248,20 @@ def bench_cpu(tmp: Path, broker: Mosquitto, cameras: int, seconds: float) -> dic
             agent = start_agent(write_config(tmp, name, broker.port, cams, detection, masks=False))
             try:
                 time.sleep(12.0)  # connect, learn baselines, settle
-                cpu0, t0 = cpu_seconds(agent.pid), time.monotonic()
+                pids = tree(agent.pid)  # the agent and its reader processes
+                cpu0, main0, t0 = cpu_of(pids), cpu_of([agent.pid]), time.monotonic()
                 time.sleep(seconds)
-                cpu1, t1 = cpu_seconds(agent.pid), time.monotonic()
-                rss = rss_mb(agent.pid)
+                cpu1, main1, t1 = cpu_of(pids), cpu_of([agent.pid]), time.monotonic()
+                rss = rss_mb_of(pids)
                 time.sleep(6.0)  # one more stats message
             finally:
                 stop_agent(agent)
                 sub.close()
-            result: dict[str, Any] = {"cores": round((cpu1 - cpu0) / (t1 - t0), 3), "rss_mb": round(rss, 1)}
+            result: dict[str, Any] = {
+                "cores": round((cpu1 - cpu0) / (t1 - t0), 3),
+                "main_process_cores": round((main1 - main0) / (t1 - t0), 3),
+                "rss_mb": round(rss, 1),
+            }
             stats = sub.stats
             if stats is not None and detection.get("enabled"):
                 per_cam = [c.get("detection", {}) for c in stats["cameras"].values()]

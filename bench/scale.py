@@ -60,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.sim.mosquitto import Mosquitto  # noqa: E402
 from agent.sim.rtsp import RtspServer, free_port  # noqa: E402
+from bench.common import cpu_of, rss_mb_of, tree  # noqa: E402
 
 PREFIX = "benchscale"
 FPS, GOP, KBPS = 15, 30, 600
@@ -98,48 +99,6 @@ def make_stream_file(
     return out_path
 
 
-def tree(pid: int) -> list[int]:
-    """``pid`` and every process descended from it."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    found, todo = [pid], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        found += kids
-        todo += kids
-    return found
-
-
-def cpu_of(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
-def rss_mb_of(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/statm", encoding="ascii") as f:
-                total += int(f.read().split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 class Watcher:
     """Every camera's health and state-change events, as the center would see them."""
 
@@ -152,6 +111,7 @@ class Watcher:
         self.health_count = 0
         self.offline: list[tuple[str, str, float]] = []  # camera, problems, seconds since the agent started
         self.sampled: list[tuple[float, int]] = []  # (when, pictures handed to image checks, every camera)
+        self.stats: list[tuple[float, dict[str, Any]]] = []  # (when, the agent's stats)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
         self.client.on_message = self.on_message
         self.client.connect("127.0.0.1", port)
@@ -167,6 +127,7 @@ class Watcher:
         with self.lock:
             if msg.topic.endswith("/agent/stats"):
                 self.sampled.append((now, sum(c.get("frames_sampled", 0) for c in p.get("cameras", {}).values())))
+                self.stats.append((now, p))
             elif msg.topic.endswith("/health"):
                 self.health_count += 1
                 self.first_health.setdefault(cam, now)
@@ -183,20 +144,64 @@ class Watcher:
         self.client.disconnect()
 
 
+def make_quiet_file(tmp: Path) -> Path:
+    """The same street with nobody in it (the footage's median) and sensor noise: a camera where nothing
+    happens, as most of a ward's are at any moment (an access-unit clip, 8 s)."""
+    import numpy as np
+
+    from agent.sim.clips import write_au_clip
+    from agent.sim.footage import empty_view, real_frames, sensor_noise
+
+    still = empty_view(real_frames(640, 360))
+    rng = np.random.default_rng(7)
+    frames = (sensor_noise(still, rng) for _ in range(8 * FPS))
+    return write_au_clip(tmp / "quiet.au", frames, fps=FPS, gop=2 * FPS, kbps=KBPS)
+
+
+def detection_rates(first: tuple[float, dict[str, Any]], last: tuple[float, dict[str, Any]]) -> dict[str, Any]:
+    """What detection did a second, every camera together, between two of the agent's stats."""
+
+    def totals(stats: dict[str, Any]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for cam in stats.get("cameras", {}).values():
+            for key, value in (cam.get("detection") or {}).items():
+                if key != "tracks":
+                    out[key] = out.get(key, 0) + int(value)
+        return out
+
+    (t0, s0), (t1, s1) = first, last
+    a, b = totals(s0), totals(s1)
+    rates: dict[str, Any] = {key: round((b[key] - a.get(key, 0)) / (t1 - t0), 1) for key in b}
+    rates["inference_ms"] = (s1.get("detector") or {}).get("inference_ms")
+    return rates
+
+
 def run_size(
-    n: int, args: argparse.Namespace, media: Path, tmp: Path, hold_minutes: float, main: Path | None = None
+    n: int,
+    args: argparse.Namespace,
+    media: Path,
+    tmp: Path,
+    hold_minutes: float,
+    main: Path | None = None,
+    quiet: Path | None = None,
 ) -> dict[str, Any]:
     """One size. With ``main``: each camera is Hikvision-style, main stream ``…/N01`` (``main``) and
-    substream ``…/N02`` (``media``), and detection is on as by default (it reads the derived substream)."""
+    substream ``…/N02`` (``media``; ``quiet`` for all but ``--busy`` of them), and detection is on as by
+    default (it reads the derived substream)."""
     servers: list[RtspServer] = []
     light: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
     per_server = args.per_server or (250 if args.server == "light" else 50)
     per_server = per_server if main is None else max(1, per_server // 2)
-    for k in range(0, n, per_server):
+    busy = n if quiet is None else max(1, round(n * args.busy))
+    # Busy and quiet cameras on servers of their own (a server's routes go by the path's ending).
+    groups = [(k, min(busy, k + per_server)) for k in range(0, busy, per_server)]
+    groups += [(k, min(n, k + per_server)) for k in range(busy, n, per_server)]
+    for k, end in groups:
         if args.server == "light":
             port = free_port()
-            routes = ["--route", f"02={media.with_suffix('.au')}@{FPS}"]
+            sub = media.with_suffix(".au") if k < busy or quiet is None else quiet
+            routes = ["--route", f"02={sub}@{FPS}"]
             if main is not None:
                 routes += ["--route", f"01={main.with_suffix('.au')}@{MAIN_FPS}"]
             routes += ["--route", f"={media.with_suffix('.au')}@{FPS}"]
@@ -209,17 +214,18 @@ def run_size(
             if not proc.stdout.readline().startswith(b"READY"):
                 raise RuntimeError("the light RTSP server did not start")
             light.append(proc)
-            cams = range(k, min(n, k + per_server))
+            cams = range(k, end)
             names = [f"c{i}" if main is None else f"Streaming/Channels/{i + 1}01" for i in cams]
             urls += [f"rtsp://127.0.0.1:{port}/{name}" for name in names]
             continue
-        cams = range(k, min(n, k + per_server))
+        cams = range(k, end)
         if main is None:
             mounts = {f"c{i}": f"mkv:{media}" for i in cams}
             names = list(mounts)
         else:
             mounts = {f"Streaming/Channels/{i + 1}01": f"mkv:{main}" for i in cams}
-            mounts |= {f"Streaming/Channels/{i + 1}02": f"mkv:{media}" for i in cams}
+            sub = f"mkv:{media}" if k < busy or quiet is None else f"clip:{quiet},fps={FPS}"
+            mounts |= {f"Streaming/Channels/{i + 1}02": sub for i in cams}
             names = [f"Streaming/Channels/{i + 1}01" for i in cams]
         servers.append(RtspServer(mounts).start(60))
         urls += [servers[-1].url(m) for m in names]
@@ -253,6 +259,7 @@ def run_size(
         "bench": "scale",
         "cameras": n,
         "streams": "1080p main + 360p substream, detection on" if main is not None else "360p substreams",
+        "busy": busy,
         "servers": len(servers) + len(light),
         "server": args.server,
         "servers_ahead": args.server == "light" and os.geteuid() == 0,
@@ -289,10 +296,13 @@ def run_size(
             offline = list(watcher.offline)
             online_now = sum(1 for s in watcher.state.values() if s == "online")
             inside = [(t, k) for t, k in watcher.sampled if t0 <= t <= t1 + STATS_S]
+            stats = [(t, p) for t, p in watcher.stats if t0 <= t <= t1 + STATS_S]
         if len(inside) >= 2 and not args.no_image_checks and main is None:
             # Pictures the image checks took, against one per camera every 2 s (the default): what was shed.
             result["image_samples_per_s"] = round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 1)
             result["image_samples_due_per_s"] = round(n / 2.0, 1)
+        if main is not None and len(stats) >= 2:
+            result["detection_per_s"] = detection_rates(stats[0], stats[-1])
         result.update(
             {
                 "agent_ms_per_camera_s": round(1000 * (a1 - a0) / (n * wall), 2),
@@ -367,6 +377,12 @@ def main() -> int:
         action="store_true",
         help="Hikvision-style cameras: 1080p/25 fps main stream and 360p substream, detection on (default model)",
     )
+    ap.add_argument(
+        "--busy",
+        type=float,
+        default=1.0,
+        help="with --main-streams: the share of cameras where people walk (the rest: an empty street)",
+    )
     ap.add_argument("--keep-log", help="copy the agent's log here")
     ap.add_argument("--processes", type=int, help="reader processes (default: the agent's own choice)")
     ap.add_argument("--no-image-checks", action="store_true", help="liveness only (to see what image checks cost)")
@@ -377,9 +393,10 @@ def main() -> int:
     try:
         media = make_stream_file(tmp, minutes=12 + args.hold_minutes)
         main = make_stream_file(tmp, 6, (1920, 1080), MAIN_FPS, 3000) if args.main_streams else None
+        quiet = make_quiet_file(tmp) if main is not None and args.busy < 1.0 else None
         for n in sizes:
             hold = args.hold_minutes if n == max(sizes) else 0.0
-            line = run_size(n, args, media, tmp, hold, main)
+            line = run_size(n, args, media, tmp, hold, main, quiet)
             failed = failed or line.get("false_offline", 1) > 0 or line.get("ever_online") != n
             print(json.dumps(line), flush=True)
     finally:

@@ -164,6 +164,62 @@ def test_still_scene_is_gated_and_a_track_keeps_the_detector_running() -> None:
     assert model.calls == calls + 3
 
 
+def test_a_still_thing_does_not_keep_the_detector_running() -> None:
+    """Something found where it stands (a parked car, a post a small model takes for a person) holds the
+    detector only while it is new: a street with parked cars costs nothing once they have been looked at
+    (motion alone wakes the detector)."""
+    model = ScriptedModel()
+    svc, out = service(model, lost_after_s=3.0)
+    cam = svc.cameras["c"]
+    still = np.random.default_rng(3).integers(40, 200, (180, 320, 3), dtype=np.uint8)
+    model.boxes = [(0.6, 0.3, 0.65, 0.7)]  # found in every picture the detector is given, never moving
+    for i in range(40):  # 20 s at 2 fps
+        cam.on_frame(frame_of(still, i * 0.5))
+        drain(svc)
+        svc.expire(i * 0.5)  # as the health loop does
+    # Looked at for its first STILL_S (5 s at 2 fps: 10 pictures), then let go; it ended unseen, no event.
+    assert model.calls == 10 and cam.gated == 30
+    assert cam.tracker.tracks == [] and out == []
+
+
+def test_an_event_whose_object_stops_is_watched_now_and_then_until_it_leaves() -> None:
+    """Someone walks in and stops to talk: their event goes on (looked at every third of lost_after_s, not
+    every frame) and ends when they leave, not when they stop."""
+    model = ScriptedModel()
+    svc, out = service(model, lost_after_s=3.0)
+    cam = svc.cameras["c"]
+    street = np.random.default_rng(3).integers(40, 200, (180, 320, 3), dtype=np.uint8)
+    t = 0.0
+    for i in range(4):  # walks in: the picture changes and the box moves
+        model.boxes = [(0.1 + 0.1 * i, 0.2, 0.25 + 0.1 * i, 0.8)]
+        still = street.copy()
+        still[36:144, 32 + 32 * i : 80 + 32 * i] = 255
+        cam.on_frame(frame_of(still, t))
+        drain(svc)
+        t += 0.5
+    assert [e.payload["type"] for e in out if e.kind == "detection"] == ["detection_started"]  # type: ignore[index]
+    for _ in range(40):  # stands there 20 s (while the motion gate learns the street without the walker)
+        cam.on_frame(frame_of(still, t))
+        drain(svc)
+        t += 0.5
+    calls = model.calls
+    for _ in range(20):  # 10 s more
+        cam.on_frame(frame_of(still, t))
+        drain(svc)
+        t += 0.5
+    # One picture a second (lost_after_s / 3), not all 20.
+    assert model.calls - calls == 10 and len(cam.tracker.tracks) == 1
+    assert [e.payload["type"] for e in out if e.kind == "detection"] == ["detection_started"]  # type: ignore[index]
+    model.boxes = []  # gone
+    for _ in range(10):
+        cam.on_frame(frame_of(street, t))
+        drain(svc)
+        svc.expire(t)
+        t += 0.5
+    kinds = [e.payload["type"] for e in out if e.kind == "detection"]  # type: ignore[index]
+    assert kinds == ["detection_started", "detection_ended"]
+
+
 def test_odd_frames_are_converted_or_skipped_and_model_errors_counted() -> None:
     model = ScriptedModel()
     svc, _ = service(model)

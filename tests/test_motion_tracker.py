@@ -34,7 +34,7 @@ def test_motion_gate_ignores_noise_and_sees_a_walker() -> None:
     walker = base.copy()
     walker[30:70, 40:55] = 255
     assert gate.should_detect(noisy(walker))
-    assert gate.should_detect(noisy(base), track_alive=True)
+    assert gate.should_detect(noisy(base), wanted=True)
     assert gate.gated == 20 and gate.frames == 23
     mask = np.zeros(base.shape, bool)
     mask[:, :80] = True  # the walker is in a masked area (a tree, a flag)

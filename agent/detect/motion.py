@@ -1,8 +1,9 @@
 """Cheap motion on a small grayscale frame: a running background and a changed-pixel share.
 
 The detector runs on a camera's frame only when this says something moved
-in an unmasked area (or a track is alive): most of a street camera's day is
-still, and each skipped inference is CPU saved for the whole ward. Where it
+in an unmasked area (or the tracker wants the frame: a new or moving
+track): most of a street camera's day is still, and each skipped inference
+is CPU saved for the whole ward. Where it
 moved (:meth:`MotionGate.regions`) tells the detector where to look closer
 for people too small to find on the whole frame.
 """
@@ -42,10 +43,10 @@ class MotionGate:
         n = diff.size if mask is None else int(diff.size - np.count_nonzero(mask))
         return float(np.count_nonzero(diff)) / n if n else 0.0
 
-    def should_detect(self, gray: Gray, mask: Mask | None = None, track_alive: bool = False) -> bool:
+    def should_detect(self, gray: Gray, mask: Mask | None = None, wanted: bool = False) -> bool:
         self.frames += 1
         moving = self.motion(gray, mask) >= self.min_fraction
-        if moving or track_alive:
+        if moving or wanted:
             return True
         self.gated += 1
         return False

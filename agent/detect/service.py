@@ -158,6 +158,7 @@ class CameraDetection:
     events: int = 0
     suppressed: int = 0  # detection_started events over the rate limit
     _mask: Mask | None = None
+    _last_queued: float = float("-inf")  # monotonic time of the last frame queued for the detector
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _best: dict[int, BGR] = field(default_factory=dict)
     _sent: dict[int, _Sent] = field(default_factory=dict)
@@ -178,7 +179,11 @@ class CameraDetection:
             return
         if self.masks and (self._mask is None or self._mask.shape != gray.shape):
             self._mask = mask_from_polygons(gray.shape, self.masks)
-        if not self.gate.should_detect(gray, self._mask, track_alive=self.tracker.alive):
+        # Tracks ask for frames whatever the motion (new or moving ones every frame, an event's still object
+        # now and then); still things no event is about (a parked car) ask for none.
+        interval = self.tracker.watch_interval(frame.mono)
+        due = interval is not None and frame.mono - self._last_queued >= interval
+        if not self.gate.should_detect(gray, self._mask, wanted=due):
             return
         try:
             bgr = frame.bgr(width=min(DETECT_WIDTH, frame.width))
@@ -187,6 +192,7 @@ class CameraDetection:
             log.debug("camera %s: frame skipped for detection: %s", self.camera_id, exc)
             return
         self.queued += 1
+        self._last_queued = frame.mono
         # A closer look only while the detector keeps up (a backlog sheds it first), and the decoded frame
         # kept for it only when it is larger than what is queued anyway: memory stays bounded.
         keeping_up = self.crops > 0 and len(self.service.queue) < WINDOW_BACKLOG

@@ -38,6 +38,7 @@ SCORES_KEPT = 16  # sightings' scores kept per track (the median is judged over 
 FIRST_GATE = 0.8  # how far (in track sizes) a track seen once may have gone: its speed is not known yet
 KNOWN_GATE = 0.6  # the same for a track whose speed is known (its prediction is good)
 UNSEEN_GATE = 0.2  # added per second a track went unseen (at most 4 s)
+STILL_S = 5.0  # a track that has not moved this long is still: it no longer needs every frame looked at
 HUE_BINS, SAT_BINS = 12, 4
 UNLIKE = 0.6  # appearance distance beyond which a detection is not the same object
 APPEARANCE_WEIGHT = 1.0  # cost of appearance against distance (in track sizes)
@@ -83,6 +84,16 @@ def _shift(a0: float, a1: float, b0: float, b1: float) -> float:
     if high and not low:
         return b0 - a0
     return (b0 + b1 - a0 - a1) / 2
+
+
+def _went_far(a: Box, b: Box, aspect: float) -> bool:
+    """Whether a box went from ``a`` to ``b`` by a quarter of its height (in the picture: ``aspect`` is its
+    width over its height). Someone walking in at the picture's edge has a box the edge cuts: its inner side
+    shows how far they came, its middle only half of it."""
+    dx = _shift(a[0], a[2], b[0], b[2]) * aspect
+    dy = _shift(a[1], a[3], b[1], b[3])
+    height = max(b[3] - b[1], a[3] - a[1], 1e-6)
+    return bool((dx**2 + dy**2) ** 0.5 >= MOVED_SHARE * height)
 
 
 def _centre(b: Box) -> tuple[float, float]:
@@ -165,15 +176,22 @@ class Track:
     moved: bool = False  # its centre went further than MOVED_SHARE of its height from where it was first seen
     colours: Histogram | None = None  # its appearance, learned over its sightings
 
+    anchor: Box | None = None  # where it was when it last moved (None: where it was first seen)
+    moved_at: float | None = None  # when it last went MOVED_SHARE of its height from there (None: first_seen)
+
     def moved_far(self, aspect: float = 1.0) -> bool:
         """Whether it went a quarter of its height from where it was first seen (in the picture: ``aspect``
-        is its width over its height). Someone walking in at the picture's edge has a box the edge cuts:
-        its inner side shows how far they came, its middle only half of it."""
-        a, b = self.first_box, self.box
-        dx = _shift(a[0], a[2], b[0], b[2]) * aspect
-        dy = _shift(a[1], a[3], b[1], b[3])
-        height = max(b[3] - b[1], a[3] - a[1], 1e-6)
-        return bool((dx**2 + dy**2) ** 0.5 >= MOVED_SHARE * height)
+        is its width over its height)."""
+        return _went_far(self.first_box, self.box, aspect)
+
+    def note_motion(self, now: float, aspect: float = 1.0) -> None:
+        """Remember when it last moved: each time it goes a quarter of its height from where it last did."""
+        if _went_far(self.anchor or self.first_box, self.box, aspect):
+            self.anchor, self.moved_at = self.box, now
+
+    def still_for(self, now: float) -> float:
+        """How long it has stood where it last moved to (since it was first seen, if it never moved)."""
+        return now - (self.first_seen if self.moved_at is None else self.moved_at)
 
     def median_score(self) -> float:
         return float(np.median(self.scores)) if self.scores else self.score
@@ -249,6 +267,25 @@ class Tracker:
     def alive(self) -> bool:
         return bool(self.tracks)
 
+    def watch_interval(self, now: float) -> float | None:
+        """How often the camera's frames must go to the detector whatever the motion gate says.
+
+        0 (every sampled frame) while a track is new or has moved in the last
+        ``STILL_S``: it may be about to start an event, or is one. Once every
+        track stands still, every third of ``lost_after_s`` while one of them
+        is an event (someone who stopped to talk: their event goes on until
+        they leave, not until they stop). None when only still things no
+        event was ever about remain (a parked car): motion alone wakes the
+        detector, and they end unseen, silently.
+        """
+        interval: float | None = None
+        for track in list(self.tracks):
+            if track.still_for(now) < STILL_S:
+                return 0.0
+            if track.started:
+                interval = self.lost_after_s / 3
+        return interval
+
     def _candidates(self, det: Detections, keep_score: float) -> list[tuple[str, float, Box]]:
         """This sample's boxes worth tracking, best score first: watched, unmasked, plausible, not a part."""
         out: list[tuple[str, float, Box]] = []
@@ -323,6 +360,7 @@ class Tracker:
                 track.observe(box, score, now)
                 track.scores = [*track.scores[-(SCORES_KEPT - 1) :], score]
                 track.moved = track.moved or track.moved_far(self.picture_aspect)
+                track.note_motion(now, self.picture_aspect)
                 if strong:
                     track.hits += 1
             track.learn_colours(colours[i])
