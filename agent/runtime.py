@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -124,7 +125,14 @@ class Agent:
             detector = None
         if detector is not None:
             self.detection = DetectionService(
-                detector, ward=config.ward, emit=self._emit, wall_of=self.clock.wall_of, queue_max=d.queue_max
+                detector,
+                ward=config.ward,
+                emit=self._emit,
+                wall_of=self.clock.wall_of,
+                queue_max=d.queue_max,
+                max_cores=d.max_cores,
+                # ONNX Runtime runs a one-thread session on the caller's thread: its CPU is that thread's.
+                cost_clock=time.thread_time if d.threads == 1 else time.process_time,
             )
         self._check_state_dir()
         specs: list[ReaderSpec] = []
@@ -322,6 +330,8 @@ class Agent:
                     else "the health loop ran late"
                     if late
                     else "the detector cannot keep up"
+                    if self.detection is None or self.detection.budget is None
+                    else f"the detector cannot keep up within detection.max_cores = {self.detection.budget.cores:g}"
                 )
                 log.warning("agent overloaded (%s): image checks and detection are shed first, never liveness", why)
             self._overloaded_at = now
@@ -504,5 +514,7 @@ class Agent:
             "queue": len(service.queue),
             "queue_max": service.queue.maxlen,
             "inference_ms": round(1000 * service.inference_s / inferences, 2) if inferences else None,
+            "max_cores": None if service.budget is None else service.budget.cores,
+            "rested_s": round(service.rested_s, 1),
             "problem": None,
         }

@@ -16,7 +16,7 @@ import pytest
 
 from agent.detect.decoders import Detections
 from agent.detect.detector import OnnxDetector, find_model
-from agent.detect.service import DetectionService, Emitted, Job, JobQueue, RateLimit
+from agent.detect.service import Budget, DetectionService, Emitted, Job, JobQueue, RateLimit
 from agent.detect.snapshot import render_snapshot
 from agent.detect.tracker import DEFAULT_PLAUSIBLE, Plausible
 from agent.sim import scenes
@@ -218,6 +218,23 @@ def test_an_event_whose_object_stops_is_watched_now_and_then_until_it_leaves() -
         t += 0.5
     kinds = [e.payload["type"] for e in out if e.kind == "detection"]  # type: ignore[index]
     assert kinds == ["detection_started", "detection_ended"]
+
+
+def test_the_budget_lets_a_burst_through_then_holds_the_detector_to_its_cores() -> None:
+    budget = Budget(0.5, now=0.0, burst_s=1.0)
+    t, busy, rested = 0.0, 0.0, 0.0
+    for _ in range(40):  # a quiet spell's second of CPU goes at once: 40 inferences of 25 ms, no rest
+        rested += budget.spend(0.025, t)
+        t += 0.025
+    assert rested == 0.0
+    while t < 60.0:  # then saturated for a minute: work, rest as told
+        busy += 0.025
+        t += 0.025
+        rest = budget.spend(0.025, t)
+        t += rest
+    assert busy / (t - 1.0) == pytest.approx(0.5, abs=0.01)  # half a core (and what refilled in the burst)
+    t += 10.0  # quiet again: the bucket refills, but to no more than the burst
+    assert budget.spend(1.0, t) == 0.0 and budget.spend(0.1, t) == pytest.approx(0.2)
 
 
 def test_odd_frames_are_converted_or_skipped_and_model_errors_counted() -> None:

@@ -155,6 +155,13 @@ class DetectionConfig(_Strict):
         description="per frame, windows of the model's input size over small moving things looked at closer (0: off)",
     )
     queue_max: int = Field(32, ge=1, le=1000, description="frames waiting for the detector; the oldest are dropped")
+    max_cores: float | None = Field(
+        0.5,
+        gt=0,
+        le=64,
+        description="CPU the detector may use, in cores (averaged over seconds; unset: no limit). Beyond it frames "
+        "wait and late ones are dropped (counted, status overloaded): the ward PC keeps room for its other work",
+    )
     substream: Literal["auto", "off"] = Field(
         "auto",
         description="without detect_url, read the substream of cameras whose URL scheme is known (Hikvision, "

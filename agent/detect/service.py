@@ -43,6 +43,8 @@ MAX_REGIONS = 16  # moving things per frame considered for a closer look
 WINDOW_BACKLOG = 4  # queued frames beyond which frames get no closer look (load shed before anything else)
 MIN_SIDE = 32  # frames smaller than this are skipped (counted), not fed to the model
 BETTER_SNAPSHOT = 0.1  # an ended track re-sends its snapshot if its best score rose this much
+MAX_WAIT_S = 1.0  # a frame older than this when the detector gets to it is dropped (counted): it would be late
+BURST_S = 1.0  # detector seconds that may be spent at once after a quiet spell, whatever max_cores says
 
 
 class Model(Protocol):
@@ -86,6 +88,23 @@ class RateLimit:
             self.tokens -= 1.0
             return True
         return False
+
+
+class Budget:
+    """The detector's CPU as a token bucket: it fills at ``cores`` seconds a second, up to ``burst_s``; each
+    inference's cost is taken from it, and the worker rests while it is below zero. Pure logic."""
+
+    def __init__(self, cores: float, now: float, burst_s: float = BURST_S) -> None:
+        self.cores = cores
+        self.burst_s = burst_s
+        self.level = burst_s
+        self.at = now
+
+    def spend(self, cost_s: float, now: float) -> float:
+        """Take ``cost_s`` of CPU; returns how long to rest before the next inference."""
+        self.level = min(self.burst_s, self.level + (now - self.at) * self.cores) - cost_s
+        self.at = now
+        return max(0.0, -self.level / self.cores)
 
 
 @dataclass
@@ -347,12 +366,19 @@ class DetectionService:
         emit: Emit,
         wall_of: Callable[[float], float],
         queue_max: int = 16,
+        max_cores: float | None = None,
+        cost_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self.model = model
         self.ward = ward
         self.emit = emit
         self.wall_of = wall_of
         self.queue = JobQueue(queue_max)
+        # At most max_cores of CPU, measured by cost_clock around each inference (the worker thread's own CPU
+        # when the session runs on it; the process's when ONNX Runtime has threads of its own).
+        self.budget = None if max_cores is None else Budget(max_cores, time.monotonic())
+        self._cost_clock = cost_clock
+        self.rested_s = 0.0  # time the worker rested to keep to max_cores
         self.cameras: dict[str, CameraDetection] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -417,8 +443,18 @@ class DetectionService:
     def _run(self) -> None:
         while not self._stop.is_set():
             job = self.queue.get(timeout=0.5)
-            if job is not None:
-                self.process(job)
+            if job is None:
+                continue
+            if time.monotonic() - job.mono > MAX_WAIT_S:  # behind: a late picture makes a late event
+                job.camera.dropped += 1
+                continue
+            spent = self._cost_clock()
+            self.process(job)
+            if self.budget is not None:
+                rest = self.budget.spend(self._cost_clock() - spent, time.monotonic())
+                if rest > 0:
+                    self.rested_s += rest
+                    self._stop.wait(rest)
 
     def process(self, job: Job) -> None:
         """One inference and what follows from it (the worker thread; tests call it directly)."""
