@@ -130,7 +130,7 @@ class Agent:
                 emit=self._emit,
                 wall_of=self.clock.wall_of,
                 queue_max=d.queue_max,
-                max_cores=d.max_cores,
+                max_cores=d.max_cores or None,
                 # ONNX Runtime runs a one-thread session on the caller's thread: its CPU is that thread's.
                 cost_clock=time.thread_time if d.threads == 1 else time.process_time,
             )

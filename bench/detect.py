@@ -63,6 +63,7 @@ STAMP_MASK = [[0.0, 0.0], [0.2, 0.0], [0.2, 0.05], [0.0, 0.05]]  # the frame-num
 
 
 MODEL = [DetectionConfig().model]  # the model under test (--model; default: the agent's default)
+MAX_CORES: list[float | None] = [None]  # the detector's CPU budget (--max-cores; default: the agent's default)
 
 
 def bench_inference(runs: int = 60) -> dict[str, float]:
@@ -95,6 +96,8 @@ def write_config(
         "[detection]",
         f'model = "{MODEL[0]}"',
     ]
+    if MAX_CORES[0] is not None:
+        lines.append(f"max_cores = {MAX_CORES[0]}")
     for key, value in detection.items():
         lines.append(f"{key} = {json.dumps(value)}")
     for cam_id, url in cameras:
@@ -282,12 +285,18 @@ def main() -> int:
     ap.add_argument("--latency-cameras", type=int, default=4)
     ap.add_argument("--skip", choices=["latency", "cpu"], action="append", default=[])
     ap.add_argument("--model", default=MODEL[0], help="a manifest under models/ (yolox_nano, fastestdet)")
+    ap.add_argument("--max-cores", type=float, help="[detection] max_cores for the agent (0: no limit)")
     args = ap.parse_args()
     MODEL[0] = args.model
+    MAX_CORES[0] = args.max_cores
 
     tmp = Path(tempfile.mkdtemp(prefix="camwatch-bench-"))
     broker = Mosquitto(tmp).start()
-    result: dict[str, Any] = {"bench": "detect", "model": args.model}
+    result: dict[str, Any] = {
+        "bench": "detect",
+        "model": args.model,
+        "max_cores": DetectionConfig().max_cores if args.max_cores is None else args.max_cores,
+    }
     try:
         result["inference"] = bench_inference()
         if "latency" not in args.skip:

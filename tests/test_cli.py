@@ -68,6 +68,10 @@ def test_check_config_says_what_detection_reads_and_costs_per_camera(tmp_path: P
     assert "rtsp://admin:***@10.0.0.7/Streaming/Channels/102" in r.stdout
     assert "camera odd: detection reads the main stream" in r.stdout and "keyframes only" in r.stdout
     assert "Pw-Canary-5" not in r.stdout + r.stderr
+    # What the one detector can take on this machine within its CPU budget, timed here.
+    m = re.search(r"detector: at most 0.5 cores \(detection.max_cores\); one inference takes about (\d+) ms", r.stdout)
+    assert m is not None, r.stdout
+    assert 1 <= int(m.group(1)) <= 500
 
 
 def test_run_refuses_invalid_config(tmp_path: Path) -> None:

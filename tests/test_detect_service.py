@@ -82,22 +82,29 @@ def moving_frames(n: int, start: float = 0.0) -> list[Frame]:
     return frames
 
 
-def test_queue_drops_the_oldest_and_says_which() -> None:
-    q = JobQueue(2)
-    jobs = [Job(None, np.zeros((1, 1, 3), np.uint8), float(i)) for i in range(3)]  # type: ignore[arg-type]
-    assert q.put(jobs[0]) is None and q.put(jobs[1]) is None
-    assert q.put(jobs[2]) is jobs[0]
-    assert q.get(0) is jobs[1] and q.get(0) is jobs[2] and q.get(0) is None
+def test_queue_keeps_each_cameras_newest_frame_in_turn_and_says_what_it_dropped() -> None:
+    q = JobQueue(3)
+    a, b, c, d = (object() for _ in range(4))
+    image = np.zeros((1, 1, 3), np.uint8)
+    a0, b0, a1, c0, d0 = (Job(cam, image, float(i)) for i, cam in enumerate((a, b, a, c, d)))  # type: ignore[arg-type]
+    assert q.put(a0) is None and q.put(b0) is None
+    assert q.put(a1) is a0  # a's newer frame replaces its older one, and a keeps its turn
+    assert q.put(c0) is None and len(q) == 3
+    assert q.put(d0) is a1  # a fourth camera: the one waiting longest goes
+    assert [q.get(0), q.get(0), q.get(0), q.get(0)] == [b0, c0, d0, None]
 
 
-def test_saturated_detector_drops_frames_per_camera_without_backlog() -> None:
+def test_saturated_detector_keeps_the_newest_frame_per_camera_and_counts_the_rest() -> None:
     model = ScriptedModel()
     svc, _ = service(model)
     cam = svc.cameras["c"]
-    for f in moving_frames(10):  # nobody takes jobs off the queue
+    frames = moving_frames(10)
+    for f in frames:  # nobody takes jobs off the queue
         cam.on_frame(f)
-    assert len(svc.queue) == 4
-    assert cam.queued == 10 and cam.dropped == 6
+    assert len(svc.queue) == 1
+    assert cam.queued == 10 and cam.dropped == 9
+    job = svc.queue.get(0)
+    assert job is not None and job.mono == frames[-1].mono
 
 
 def test_snapshot_goes_before_its_event_and_the_ended_event_points_back() -> None:
@@ -320,18 +327,25 @@ def test_a_plausibility_rule_from_config_replaces_that_labels_default() -> None:
 
 
 def test_a_backlog_sheds_the_closer_look_first() -> None:
-    """While the detector keeps up, frames carry where small things moved; once frames wait, they do not
-    (and no decoded frame is kept for it: the frames here are no larger than what is queued)."""
+    """While the detector keeps up, frames carry where small things moved; once cameras wait for it, they do
+    not (and no decoded frame is kept for it: the frames here are no larger than what is queued)."""
     model = ScriptedModel()
     svc, _ = service(model, crops=2)
-    cam = svc.cameras["c"]
+    options = {"labels": ["person"], "min_score": 0.5, "min_hits": 2, "lost_after_s": 1.0}
+    cams = [svc.cameras["c"]] + [
+        svc.add_camera(f"c{k}", motion_min_area=0.002, max_events_per_min=20, now=0.0, crops=2, **options)  # type: ignore[arg-type]
+        for k in range(1, 7)
+    ]
     rng = np.random.default_rng(2)
     base = rng.integers(40, 200, (180, 320, 3), dtype=np.uint8)
+    for cam in cams:  # each camera learns its still view first (nobody waits: the detector takes it)
+        cam.on_frame(frame_of(base, 0.0))
+        drain(svc)
     jobs = []
-    for i in range(7):
+    for k, cam in enumerate(cams):  # then something small moves in each, and nobody takes the frames
         img = base.copy()
-        img[60:70, 20 + i * 30 : 26 + i * 30] = 255  # something small moves
-        cam.on_frame(frame_of(img, i * 0.5))
-        jobs.append(svc.queue._jobs[-1])
-    assert any(job.regions for job in jobs[1:3])
-    assert all(not job.regions for job in jobs[5:]) and all(job.frame is None for job in jobs)
+        img[60:70, 20 + k * 30 : 26 + k * 30] = 255
+        cam.on_frame(frame_of(img, 0.5))
+        jobs.append(list(svc.queue._jobs.values())[-1])
+    assert all(job.regions for job in jobs[:4])  # fewer than 4 cameras were waiting
+    assert all(not job.regions for job in jobs[4:]) and all(job.frame is None for job in jobs)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sys
+import time
+from typing import TYPE_CHECKING
 
 from agent.config import load_config
 from agent.config.model import AgentConfig, DetectionConfig
 from agent.errors import ConfigError, DetectorError, ModelNotFound
 from agent.redact import redact
+
+if TYPE_CHECKING:
+    from agent.detect.detector import OnnxDetector
 
 
 def cmd_check(path: str) -> int:
@@ -67,7 +72,7 @@ def _check_detection(config: AgentConfig) -> tuple[str, list[str]] | None:
             return f"detection off: {exc}", []
         return "detection off", []
     cams = [c for c in config.enabled_cameras if c.detection]
-    lines = []
+    lines = [detector_capacity(detector, d)]
     for cam in cams:
         url, source = cam.detection_source(d.substream)
         lines += [f"  camera {cam.id}: detection reads the {source}: {redact(url)}", f"    {detection_cost(source, d)}"]
@@ -78,6 +83,28 @@ def _check_detection(config: AgentConfig) -> tuple[str, list[str]] | None:
 SUBSTREAM_DECODE_MS = 8  # every frame of a 360p/15 fps substream, per second
 MAIN_KEYFRAMES_MS = 12  # one 1080p keyframe per 2 s GOP, per second
 MAIN_ALL_FRAMES_MS = 75  # every frame of a 1080p/25 fps main stream, per second
+
+
+def detector_capacity(detector: OnnxDetector, d: DetectionConfig) -> str:
+    """What the one detector can look at on this machine within ``max_cores``: timed here, on a blank
+    640x360 picture (the model's work does not depend on what is in it)."""
+    import numpy as np
+
+    picture = np.zeros((360, 640, 3), np.uint8)
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        detector.detect(picture)
+        times.append(time.perf_counter() - started)
+    ms = 1000 * sorted(times)[len(times) // 2]
+    if not d.max_cores:
+        return f"  detector: one inference takes about {ms:.0f} ms here; no CPU limit (detection.max_cores = 0)"
+    per_s = 1000 * d.max_cores / ms
+    return (
+        f"  detector: at most {d.max_cores:g} cores (detection.max_cores); one inference takes about {ms:.0f} ms "
+        f"here, so about {per_s:.0f} frames a second: {per_s / d.detect_fps:.0f} cameras with something moving at "
+        f"{d.detect_fps:g} fps before it sheds frames (counted; the agent says overloaded)"
+    )
 
 
 def detection_cost(source: str, d: DetectionConfig) -> str:

@@ -154,12 +154,18 @@ class DetectionConfig(_Strict):
         le=8,
         description="per frame, windows of the model's input size over small moving things looked at closer (0: off)",
     )
-    queue_max: int = Field(32, ge=1, le=1000, description="frames waiting for the detector; the oldest are dropped")
-    max_cores: float | None = Field(
+    queue_max: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        description="cameras whose newest frame may wait for the detector (one each); beyond, the longest-waiting "
+        "is dropped",
+    )
+    max_cores: float = Field(
         0.5,
-        gt=0,
+        ge=0,
         le=64,
-        description="CPU the detector may use, in cores (averaged over seconds; unset: no limit). Beyond it frames "
+        description="CPU the detector may use, in cores (averaged over seconds; 0: no limit). Beyond it frames "
         "wait and late ones are dropped (counted, status overloaded): the ward PC keeps room for its other work",
     )
     substream: Literal["auto", "off"] = Field(

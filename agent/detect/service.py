@@ -2,10 +2,11 @@
 
 Frames arrive on each camera's reader thread at ``detect_fps``. A cheap
 motion gate (small grayscale, masks applied) decides whether the frame is
-worth an inference; if so a copy at most 640 px wide goes into one bounded
-queue. One worker thread runs the one ONNX Runtime session over that queue;
-when it cannot keep up the oldest pending frames are dropped and counted per
-camera, never queued without bound. Detections feed the camera's tracker;
+worth an inference; if so a copy at most 640 px wide waits for the
+detector, one frame per camera (its newest), cameras served in turn. One
+worker thread runs the one ONNX Runtime session, within a CPU budget; when
+it cannot keep up, frames replaced by newer ones or grown late are dropped
+and counted per camera, never queued without bound. Detections feed the camera's tracker;
 a track that starts or ends becomes an event, and a started one first sends
 its best snapshot (JPEG) so the event can point at it.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -117,18 +117,26 @@ class Job:
 
 
 class JobQueue:
-    """Bounded FIFO of frames for the detector; when full the oldest job is dropped (and returned)."""
+    """Each camera's newest frame waiting for the detector, cameras served in the order they began to wait.
+
+    A camera's new frame replaces the one it has waiting (dropped, returned) and keeps its place in line:
+    when the detector falls behind, every camera gets its turn with its freshest picture, not a long line of
+    stale ones. At most ``maxlen`` cameras wait; beyond that the one waiting longest is dropped.
+    """
 
     def __init__(self, maxlen: int) -> None:
         self.maxlen = maxlen
-        self._jobs: deque[Job] = deque()
+        self._jobs: dict[int, Job] = {}  # by id() of the camera, in the order each began to wait
         self._cond = threading.Condition()
         self.closed = False
 
     def put(self, job: Job) -> Job | None:
+        key = id(job.camera)
         with self._cond:
-            dropped = self._jobs.popleft() if len(self._jobs) >= self.maxlen else None
-            self._jobs.append(job)
+            dropped = self._jobs.get(key)
+            if dropped is None and len(self._jobs) >= self.maxlen:
+                dropped = self._jobs.pop(next(iter(self._jobs)))
+            self._jobs[key] = job
             self._cond.notify()
         return dropped
 
@@ -136,7 +144,9 @@ class JobQueue:
         with self._cond:
             if not self._jobs and not self.closed:
                 self._cond.wait(timeout)
-            return self._jobs.popleft() if self._jobs else None
+            if not self._jobs:
+                return None
+            return self._jobs.pop(next(iter(self._jobs)))
 
     def close(self) -> None:
         with self._cond:
