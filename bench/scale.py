@@ -259,7 +259,7 @@ def run_size(
         "bench": "scale",
         "cameras": n,
         "streams": "1080p main + 360p substream, detection on" if main is not None else "360p substreams",
-        "busy": busy,
+        **({"busy": busy} if main is not None else {}),
         "servers": len(servers) + len(light),
         "server": args.server,
         "servers_ahead": args.server == "light" and os.geteuid() == 0,
