@@ -257,6 +257,8 @@ def bench_cpu(tmp: Path, broker: Mosquitto, cameras: int, seconds: float) -> dic
                 cpu1, main1, t1 = cpu_of(pids), cpu_of([agent.pid]), time.monotonic()
                 rss = rss_mb_of(pids)
                 time.sleep(6.0)  # one more stats message
+                with sub.lock:
+                    stats = sub.stats  # taken while it runs: the agent's last word as it stops is not its steady state
             finally:
                 stop_agent(agent)
                 sub.close()
@@ -265,7 +267,6 @@ def bench_cpu(tmp: Path, broker: Mosquitto, cameras: int, seconds: float) -> dic
                 "main_process_cores": round((main1 - main0) / (t1 - t0), 3),
                 "rss_mb": round(rss, 1),
             }
-            stats = sub.stats
             if stats is not None and detection.get("enabled"):
                 per_cam = [c.get("detection", {}) for c in stats["cameras"].values()]
                 for key in ("frames", "gated", "inferences", "dropped", "events"):
