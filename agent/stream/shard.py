@@ -60,7 +60,8 @@ REPORT_S = 0.5  # how often a worker reports every reader's figures
 OPENING_MAX = 128  # connections a worker opens at once (hundreds at start must not flood an NVR)
 SHIP_WIDTH = 1280  # detection frames are sent at most this wide (windows over small things use them)
 FRAME_BACKLOG = 8  # detection frames waiting to be sent, per worker; older ones are dropped and counted
-LATE_S = 0.25  # a report this late means the worker is short of CPU
+LATE_S = 0.25  # reports this late twice running mean the worker is short of CPU
+VERY_LATE_S = 1.0  # a report this late means it at once
 BASELINE_SAVE_S = 300.0  # image baselines are written this often (and at a clean stop)
 STALE_REPORT_S = 2.0  # a worker silent this long makes the agent say it is overloaded
 # A camera's figures older than this are not proof of silence: its reader is counted as behind. Two
@@ -362,7 +363,7 @@ class _Worker:
         for target in (self._control, self._send_frames, self._start_readers):
             threading.Thread(target=target, name=f"shard-{target.__name__.strip('_')}", daemon=True).start()
         last_saved = due = time.monotonic()
-        was_behind = False
+        was_late = was_behind = False
         while not self._stop.is_set():
             now = time.monotonic()
             late = now - due
@@ -390,19 +391,19 @@ class _Worker:
                     detect_tap.shed if detect_tap else 0,
                     self._dropped[spec.key],
                 )
-            # One reader behind in one report is a thread that waited a moment for the GIL among a hundred
-            # (seen at 75 % CPU with 114 readers); behind in two reports running (a second) is want of CPU.
-            short = late > LATE_S or (behind and was_behind)
-            was_behind = behind
+            # One report a little late, or one reader behind in one report, is a thread that waited a moment
+            # for the GIL among a hundred (seen now and then at 75 % CPU with 114 readers a process); either
+            # in two reports running (a second), or a report very late, is want of CPU.
+            late_sign = late > VERY_LATE_S or (late > LATE_S and was_late)
+            short = late_sign or (behind and was_behind)
+            was_late, was_behind = late > LATE_S, behind
             if self.load.observe(now, short):
                 self._apply_load()
                 if short:
                     log.warning(
                         "reader process %d is short of CPU (%s): %s; every packet is still counted",
                         os.getpid(),
-                        f"woke {late:.2f} s late"
-                        if late > LATE_S
-                        else "a reader has been behind its packets for a second",
+                        f"woke {late:.2f} s late" if late_sign else "a reader has been behind its packets for a second",
                         self.load.describe(),
                     )
                 else:
