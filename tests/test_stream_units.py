@@ -150,6 +150,18 @@ def test_load_governor_sheds_pictures_step_by_step_and_never_liveness() -> None:
     assert not g.detection_paused and g.image_stretch == 8
 
 
+def test_want_of_cpu_is_a_sign_twice_running_or_a_report_very_late() -> None:
+    from agent.stream.shard import LoadGovernor
+
+    g = LoadGovernor()
+    assert g.sign(0.3, False) is None  # one report a little late: a thread that waited for the GIL
+    assert g.sign(0.0, True) is None  # one reader behind once: the same
+    assert g.sign(0.0, False) is None
+    assert g.sign(0.3, False) is None and g.sign(0.4, False) == "woke 0.40 s late"
+    assert g.sign(0.0, True) is None and g.sign(0.0, True) == "a reader has been behind its packets for a second"
+    assert LoadGovernor().sign(1.5, False) == "woke 1.50 s late"  # frozen, then woken: at once
+
+
 def test_a_reader_process_report_older_than_two_periods_is_no_proof_of_silence() -> None:
     from agent.health.state import HealthMachine, Thresholds
     from agent.stream.shard import REPORT_S, UNSEEN_S, ReaderReport, RemoteReader

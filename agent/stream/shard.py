@@ -155,6 +155,24 @@ class LoadGovernor:
         self.level = 0
         self._changed_at = -math.inf
         self._short_at = -math.inf
+        self._was_late = self._was_behind = False
+
+    def sign(self, late: float, behind: bool) -> str | None:
+        """Whether one report shows want of CPU (and why): ``late`` is how late the report woke, ``behind``
+        whether a connected reader is behind its packets.
+
+        A report a little late, or one reader behind in one report, is a thread
+        that waited a moment for the GIL among a hundred (seen now and then at
+        75 % CPU with 114 readers a process): either in two reports running (a
+        second), or a report very late, is want of CPU.
+        """
+        was_late, was_behind = self._was_late, self._was_behind
+        self._was_late, self._was_behind = late > LATE_S, behind
+        if late > VERY_LATE_S or (late > LATE_S and was_late):
+            return f"woke {late:.2f} s late"
+        if behind and was_behind:
+            return "a reader has been behind its packets for a second"
+        return None
 
     def observe(self, now: float, short: bool) -> bool:
         """One look at the load; True when the level changed."""
@@ -363,7 +381,6 @@ class _Worker:
         for target in (self._control, self._send_frames, self._start_readers):
             threading.Thread(target=target, name=f"shard-{target.__name__.strip('_')}", daemon=True).start()
         last_saved = due = time.monotonic()
-        was_late = was_behind = False
         while not self._stop.is_set():
             now = time.monotonic()
             late = now - due
@@ -391,19 +408,14 @@ class _Worker:
                     detect_tap.shed if detect_tap else 0,
                     self._dropped[spec.key],
                 )
-            # One report a little late, or one reader behind in one report, is a thread that waited a moment
-            # for the GIL among a hundred (seen now and then at 75 % CPU with 114 readers a process); either
-            # in two reports running (a second), or a report very late, is want of CPU.
-            late_sign = late > VERY_LATE_S or (late > LATE_S and was_late)
-            short = late_sign or (behind and was_behind)
-            was_late, was_behind = late > LATE_S, behind
-            if self.load.observe(now, short):
+            why = self.load.sign(late, behind)
+            if self.load.observe(now, why is not None):
                 self._apply_load()
-                if short:
+                if why is not None:
                     log.warning(
                         "reader process %d is short of CPU (%s): %s; every packet is still counted",
                         os.getpid(),
-                        f"woke {late:.2f} s late" if late_sign else "a reader has been behind its packets for a second",
+                        why,
                         self.load.describe(),
                     )
                 else:
