@@ -33,10 +33,11 @@ from agent.publish.durable import DurableOutbox
 from agent.publish.mqtt import MqttPublisher, Pace
 from agent.publish.outbox import OutMessage
 from agent.publish.payloads import agent_payload, event_payload, health_payload
-from agent.publish.topics import Topics
 from agent.stream.frames import ArrayFrame
 from agent.stream.shard import ImageSpec, ReaderProcesses, ReaderSpec, RemoteImage, RemoteReader
 from agent.sysinfo import cpu_seconds, open_fds, release_free_memory, rss_bytes, thread_count
+from contract.topics import Topics
+from contract.vocab import STATS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -483,7 +484,7 @@ class Agent:
             if watch.detection is not None:
                 cameras[cam_id]["detection"] = watch.detection.stats()
         return {
-            "schema": "camwatch.stats/1",
+            "schema": STATS_SCHEMA,
             "ward": self.config.ward,
             "ts": rfc3339(self.clock.wall()),
             "version": __version__,

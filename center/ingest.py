@@ -20,10 +20,11 @@ from typing import Any
 
 from center.store import AgentRow, CameraRow, EventRow, Store, WriteBatch
 from center.timeline import FOREVER, Assertion, Interval, intervals
+from contract.topics import NotOurs, Topic, parse_topic
+from contract.vocab import AGENT_SCHEMA, AGENT_STATES, EVENT_SCHEMA, HEALTH_SCHEMA, STATES, STATS_SCHEMA
 
 log = logging.getLogger(__name__)
 
-STATES = ("online", "degraded", "offline", "unknown")
 FUTURE_SLACK_S = 60.0  # a clock this far ahead is clamped to our time and flagged
 LOOKBACK_S = 400 * 86400  # how far back "since when" may look
 
@@ -81,11 +82,11 @@ class Read:
 
 def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | None:
     """What a message asserts; None for messages that assert nothing (snapshots)."""
-    parts = topic.split("/")
-    head = prefix.split("/")
-    if parts[: len(head)] != head or len(parts) < len(head) + 3:
-        raise BadMessage(f"topic {topic!r} is not under {prefix}/")
-    ward, camera, kind = parts[len(head)], parts[len(head) + 1], parts[len(head) + 2]
+    try:
+        where = parse_topic(topic, prefix)
+    except NotOurs as exc:
+        raise BadMessage(str(exc)) from None
+    ward, camera, kind = where.ward, where.camera, where.kind
     if kind == "snapshot":
         return None
     try:
@@ -98,15 +99,16 @@ def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | 
     def clamp(t: float) -> tuple[float, bool]:
         return (now, True) if t > now + FUTURE_SLACK_S else (t, False)
 
-    if camera == "agent" and kind == "stats":
-        if p.get("schema") != "camwatch.stats/1":
+    if kind == "stats":
+        if p.get("schema") != STATS_SCHEMA:
             raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
         at, clamped = clamp(parse_ts(p.get("ts")))
         return Read(ward, None, heard=at, clamped=clamped)  # the agent is alive: all it said still holds
-    if camera == "agent" and kind == "status":
+    if kind == "status":
         return _read_status(topic, ward, p, clamp)
+    assert camera is not None  # health and events are a camera's
     if kind == "health":
-        if p.get("schema") != "camwatch.health/1":
+        if p.get("schema") != HEALTH_SCHEMA:
             raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
         state = p.get("state")
         if state not in STATES:
@@ -117,7 +119,7 @@ def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | 
         held = Assertion(start, end, state, _problems(p))
         return Read(ward, camera, (held,), clamped=clamped, name=name, heard=end)
     if kind == "events":
-        if p.get("schema") != "camwatch.event/1":
+        if p.get("schema") != EVENT_SCHEMA:
             raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
         event_id = p.get("id")
         if not isinstance(event_id, str):
@@ -145,11 +147,11 @@ def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | 
 
 
 def _read_status(topic: str, ward: str, p: dict[str, Any], clamp: Any) -> Read:
-    if p.get("schema") != "camwatch.agent/1":
+    if p.get("schema") != AGENT_SCHEMA:
         raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
     cameras = tuple(c for c in p.get("cameras", []) if isinstance(c, str))
     state = p.get("state")
-    if state not in ("online", "offline"):
+    if state not in AGENT_STATES:
         raise BadMessage(f"{topic}: unknown agent state {state!r}")
     at, clamped = clamp(parse_ts(p.get("ts")))
     seq = p.get("seq")
@@ -215,10 +217,12 @@ class Ingest:
     def add(self, topic: str, payload: bytes, now: float) -> None:
         """Take one message; a bad one is counted and logged, never raised."""
         self.messages += 1
-        parts = topic.split("/")
-        head = self.prefix.split("/")
-        if len(parts) == len(head) + 4 and parts[: len(head)] == head and parts[-2] == "snapshot":
-            ward, camera, event_id = parts[len(head)], parts[len(head) + 1], parts[-1]
+        try:
+            where: Topic | None = parse_topic(topic, self.prefix)
+        except NotOurs:
+            where = None  # read_message says why
+        if where is not None and where.kind == "snapshot" and where.camera and where.event_id:
+            ward, camera, event_id = where.ward, where.camera, where.event_id
             with self._lock:
                 self._batch.snapshots.append((event_id, ward, camera, bytes(payload)))
                 self._batch.camera(ward, camera, None, now)

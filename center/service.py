@@ -33,6 +33,7 @@ from agent.redact import redact
 from center.config import CenterConfig
 from center.ingest import Fleet, Ingest
 from center.store import Store, StoreError
+from contract.topics import center_subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,9 @@ class CenterIngest:
         with self._acks_lock:
             self._generation += 1
             self._acks.clear()  # their ids belong to the old connection: the broker redelivers those messages
-        p = self.prefix
-        topics = [f"{p}/+/+/health", f"{p}/+/+/events", f"{p}/+/agent/status", f"{p}/+/+/snapshot/+"]
-        # and each ward's stats (QoS 0, never queued for us): the agent is alive, so all it said still holds
-        client.subscribe([(t, 1) for t in topics] + [(f"{p}/+/agent/stats", 0)])
+        # Every ward's health, events, status and snapshots (QoS 1), and stats (QoS 0, never queued for us:
+        # the agent is alive, so all it said still holds).
+        client.subscribe(center_subscriptions(self.prefix))
         log.info(
             "connected to broker %s:%d (session %s)",
             self.config.mqtt.host,

@@ -40,7 +40,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from center.background import give_way
-from center.timeline import SEVERITY, Assertion, State, known_at
+from center.timeline import TIE_BREAK, Assertion, known_at
+from contract.vocab import STATES, State
 
 AssertionKey = tuple[str, str, float, str, str]  # ward, camera, start, state, problems (text)
 ROLLUPS_SCHEMA = 4  # the migration that made the rollups table
@@ -791,10 +792,10 @@ class Store:
             "SELECT ward, camera, start_ts, end_ts, state, problems FROM assertions WHERE end_ts > ? AND start_ts <= ?",
             (now - unknown_after_s, now),
         )
-        best: dict[tuple[str, str], tuple[tuple[float, float, int, str], str]] = {}
+        best: dict[tuple[str, str], tuple[tuple[float, float, tuple[bool, int], str], str]] = {}
         for w, c, start, end, state, problems in rows:
             known = start if end >= FOREVER_SQL else end
-            r = ((-known, -start, SEVERITY[state], problems), state)
+            r = ((-known, -start, TIE_BREAK[state], problems), state)
             old = best.get((w, c))
             if old is None or r < old:
                 best[(w, c)] = r
@@ -898,9 +899,10 @@ class Store:
 
 
 def _state(text: str) -> State:
-    if text not in ("online", "degraded", "offline", "unknown"):
-        raise StoreError(f"the store holds an unknown state {text!r}")
-    return text  # type: ignore[return-value]
+    for state in STATES:
+        if text == state:
+            return state
+    raise StoreError(f"the store holds an unknown state {text!r}")
 
 
 @dataclass

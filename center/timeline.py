@@ -33,9 +33,9 @@ import heapq
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
-State = Literal["online", "degraded", "offline", "unknown"]
+from contract.vocab import SEVERITY, STATES, State
+
 FOREVER = float("inf")
 
 
@@ -75,8 +75,9 @@ def merge_heartbeats(assertions: Iterable[Assertion]) -> list[Assertion]:
 
 
 # Two assertions with the same start and end that disagree (rare: two messages
-# of the same instant): the more severe wins, whatever order they came in.
-SEVERITY = {"offline": 0, "degraded": 1, "online": 2, "unknown": 3}
+# of the same instant): one that knows wins over unknown, then the more severe,
+# whatever order they came in.
+TIE_BREAK: dict[str, tuple[bool, int]] = {state: (state == "unknown", SEVERITY[state]) for state in STATES}
 
 
 def known_at(start: float, end: float) -> float:
@@ -84,9 +85,13 @@ def known_at(start: float, end: float) -> float:
     return start if end == FOREVER else end
 
 
-def rank(start: float, end: float, state: str, problems: tuple[str, ...]) -> tuple[float, float, int, tuple[str, ...]]:
-    """Where assertions overlap the smallest rank wins: known latest, then started latest, then most severe."""
-    return (-known_at(start, end), -start, SEVERITY[state], problems)
+Rank = tuple[float, float, tuple[bool, int], tuple[str, ...]]
+
+
+def rank(start: float, end: float, state: State, problems: tuple[str, ...]) -> Rank:
+    """Where assertions overlap the smallest rank wins: known latest, then started latest, then knowing and
+    most severe."""
+    return (-known_at(start, end), -start, TIE_BREAK[state], problems)
 
 
 def intervals(assertions: Iterable[Assertion], begin: float, end: float, unknown_after_s: float) -> list[Interval]:
@@ -103,7 +108,7 @@ def intervals(assertions: Iterable[Assertion], begin: float, end: float, unknown
     cuts = sorted(points)
     out: list[Interval] = []
     # Sweep: assertions enter when they start; the winner is the best-ranked one still valid.
-    heap: list[tuple[tuple[float, float, int, tuple[str, ...]], int]] = []  # (rank, index)
+    heap: list[tuple[Rank, int]] = []  # (rank, index)
     i = 0
     for lo, hi in itertools.pairwise(cuts):
         while i < len(items) and items[i].start <= lo:

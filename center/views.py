@@ -15,8 +15,7 @@ from center.periods import whole_days
 from center.store import AgentRow, CameraRow, MaintenanceRow, RollupRow
 from center.timeline import Assertion, Interval, intervals
 from center.uptime import Outage, Uptime, outages, uptime
-
-SEVERITY_ORDER = {"offline": 0, "unknown": 1, "degraded": 2, "online": 3}
+from contract.vocab import SEVERITY
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ def fleet_now(fleet: Fleet, now: float) -> list[CameraNow]:
     names = {(c.ward, c.camera): c.name for c in cameras}
     states = fleet.states(now, cameras)
     rows = [CameraNow(w, c, names.get((w, c)), iv.state, iv.start, iv.problems) for (w, c), iv in states.items()]
-    rows.sort(key=lambda r: (SEVERITY_ORDER[r.state], r.since, r.ward, r.camera))
+    rows.sort(key=lambda r: (SEVERITY[r.state], r.since, r.ward, r.camera))
     return rows
 
 

@@ -7,6 +7,7 @@ scripts/setup.sh dev
 .venv/bin/ruff check agent center tests bench
 .venv/bin/ruff format --check agent center tests bench
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache  # the layers pyproject.toml states ([tool.importlinter])
 # Two workers, each taking a whole file at a time (module fixtures stay shared): most tests wait on real
 # time (cameras playing, debounces), so two at once halve the wall time on a 2-core machine.
 .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

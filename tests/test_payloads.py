@@ -10,8 +10,8 @@ import pytest
 from agent.clock import rfc3339
 from agent.health.state import Change, Verdict
 from agent.publish.payloads import agent_payload, encode, event_payload, health_payload, schema
-from agent.publish.topics import Topics
 from agent.stream.stats import StreamSnapshot
+from contract.topics import Topics
 
 
 def roundtrip(payload: dict) -> dict:

@@ -13,10 +13,9 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.publish.topics import health_filter
 from agent.redact import redact, register_secret
-
-ORDER = {"offline": 0, "degraded": 1, "unknown": 2, "online": 3}
+from contract.topics import health_filter
+from contract.vocab import SEVERITY
 
 
 class BrokerURL:
@@ -143,7 +142,7 @@ def render_table(health: list[dict[str, Any]], agents: dict[str, dict[str, Any]]
         fps = stream.get("fps")
         rows.append(
             (
-                ORDER.get("unknown" if agent_gone else state, 9),
+                SEVERITY.get("unknown" if agent_gone else state, 9),
                 ward,
                 str(h.get("camera", "?")),
                 f"unknown (agent {agent.get('reason', 'offline')})" if agent_gone and agent else state,
@@ -161,7 +160,7 @@ def render_table(health: list[dict[str, Any]], agents: dict[str, dict[str, Any]]
     for r in rows:
         key = r[3].split(" ")[0]
         counts[key] = counts.get(key, 0) + 1
-    summary = ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: ORDER.get(k, 9)))
+    summary = ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: SEVERITY.get(k, 9)))
     lines.append(f"{len(rows)} camera(s): {summary or 'none yet'}")
     for ward, agent in sorted(agents.items()):
         if agent.get("state") == "offline":

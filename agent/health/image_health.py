@@ -38,8 +38,8 @@ from agent.health.image import (
     picture_change_floor,
     view_similarity,
 )
+from contract.vocab import IMAGE_PROBLEMS
 
-IMAGE_PROBLEMS = ("black", "frozen", "blurred", "covered", "moved")
 # Light levels (mean luma) with a sharpness baseline of their own: night pictures are softer.
 _LIGHT_EDGES = (40.0, 100.0)
 

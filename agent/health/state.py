@@ -19,9 +19,9 @@ from typing import Literal
 
 from agent.health.debounce import Debounce
 from agent.stream.stats import StreamSnapshot
+from contract.vocab import FAILURE_REASONS, State
 
-State = Literal["unknown", "online", "degraded", "offline"]
-OFFLINE_REASONS = ("unreachable", "auth_failed", "not_found", "stalled", "no_video")
+OFFLINE_REASONS = FAILURE_REASONS
 BEHIND_PATIENCE = 6.0  # how many offline_after_s a reader that is behind may take to catch up
 
 

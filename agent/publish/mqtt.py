@@ -32,8 +32,8 @@ from agent.clock import rfc3339
 from agent.config.model import MqttConfig
 from agent.publish.outbox import MemoryOutbox, Outbox, OutMessage
 from agent.publish.payloads import encode
-from agent.publish.topics import Topics
 from agent.redact import redact
+from contract.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,13 @@ from agent.clock import rfc3339
 from agent.detect.tracker import Track
 from agent.health.state import Change, Verdict
 from agent.stream.stats import StreamSnapshot
+from contract.vocab import AGENT_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA, STATS_SCHEMA
 
 SCHEMAS = {
-    "camwatch.health/1": "health.json",
-    "camwatch.event/1": "event.json",
-    "camwatch.agent/1": "agent.json",
-    "camwatch.stats/1": "stats.json",
+    HEALTH_SCHEMA: "health.json",
+    EVENT_SCHEMA: "event.json",
+    AGENT_SCHEMA: "agent.json",
+    STATS_SCHEMA: "stats.json",
 }
 
 
@@ -44,7 +45,7 @@ def health_payload(
 ) -> dict[str, Any]:
     """``wall_of`` maps a monotonic instant to wall-clock seconds."""
     payload: dict[str, Any] = {
-        "schema": "camwatch.health/1",
+        "schema": HEALTH_SCHEMA,
         "ward": ward,
         "camera": camera,
         "name": name,
@@ -81,7 +82,7 @@ def event_payload(
 ) -> dict[str, Any]:
     """An event; a state change says what the camera became since when, and what it was since when."""
     payload: dict[str, Any] = {
-        "schema": "camwatch.event/1",
+        "schema": EVENT_SCHEMA,
         "id": new_event_id(),
         "ward": ward,
         "camera": camera,
@@ -119,7 +120,7 @@ def detection_payload(
     """A ``detection_started``/``detection_ended`` event; ``wall_of`` maps monotonic to wall seconds."""
     box = track.best_box  # the box drawn on the snapshot (the best sighting)
     payload: dict[str, Any] = {
-        "schema": "camwatch.event/1",
+        "schema": EVENT_SCHEMA,
         "id": event_id,
         "ward": ward,
         "camera": camera,
@@ -155,7 +156,7 @@ def agent_payload(
     overload: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "schema": "camwatch.agent/1",
+        "schema": AGENT_SCHEMA,
         "ward": ward,
         "ts": rfc3339(now_wall),
         "state": state,
