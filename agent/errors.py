@@ -1,22 +1,13 @@
-"""camwatch's own error hierarchy; third-party errors are translated into these."""
+"""The agent's errors (cameras, the detector); third-party errors are translated into these. The base and
+ConfigError live in :mod:`common.errors`."""
 
 from __future__ import annotations
 
 from typing import Literal
 
+from common.errors import CamwatchError
+
 Reason = Literal["unreachable", "auth_failed", "not_found", "stalled", "no_video"]
-
-
-class CamwatchError(Exception):
-    """Base of every error camwatch raises on purpose."""
-
-
-class ConfigError(CamwatchError):
-    """The configuration is invalid; ``problems`` lists every problem found."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 class CameraError(CamwatchError):

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
-
 from agent import __version__
 from agent.clock import Clock, rfc3339
 from agent.config.model import AgentConfig, CameraConfig, DetectionConfig
@@ -28,7 +26,6 @@ from agent.detect.tracker import Plausible
 from agent.errors import DetectorError, ModelNotFound
 from agent.health import HealthMachine, Thresholds, UptimeTracker
 from agent.health.image_watch import image_thresholds
-from agent.notify import Notifier
 from agent.publish.durable import DurableOutbox
 from agent.publish.mqtt import MqttPublisher, Pace
 from agent.publish.outbox import OutMessage
@@ -36,6 +33,7 @@ from agent.publish.payloads import agent_payload, event_payload, health_payload
 from agent.stream.frames import ArrayFrame
 from agent.stream.shard import ImageSpec, ReaderProcesses, ReaderSpec, RemoteImage, RemoteReader
 from agent.sysinfo import cpu_seconds, open_fds, release_free_memory, rss_bytes, thread_count
+from common.notify import Notifier
 from contract.topics import Topics
 from contract.vocab import STATS_SCHEMA
 
@@ -100,9 +98,6 @@ class Agent:
     def __init__(self, config: AgentConfig, clock: Clock | None = None, tick_s: float = 0.25) -> None:
         self.config = config
         self.clock = clock or Clock()
-        # Image checks work on ~320 px pictures: OpenCV's thread pool costs more than it saves
-        # there, and the ward PC's few cores are shared by every camera.
-        cv2.setNumThreads(1)
         self.tick_s = tick_s
         self.started_mono = self.clock.mono()
         self.started_wall = self.clock.wall()

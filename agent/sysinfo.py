@@ -77,3 +77,14 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     if libc is None or not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(M_ARENA_MAX, arenas))
+
+
+def settle_process() -> None:
+    """Process-wide settings of an agent process, set once by whoever runs it (``camwatch run``, the demo),
+    before any thread starts: glibc's malloc arenas bounded (see :func:`limit_malloc_arenas`), and OpenCV
+    on one thread (image checks and the motion gate work on ~320 px pictures: its thread pool costs more than
+    it saves there, and the ward PC's few cores are shared by every camera)."""
+    import cv2
+
+    limit_malloc_arenas()
+    cv2.setNumThreads(1)

@@ -10,12 +10,12 @@ import sys
 import threading
 import time
 
-from agent.errors import ConfigError
-from agent.notify import stop_on_signals
-from agent.redact import redact
 from center.background import tune_gc
 from center.config import CenterConfig, load_center_config
 from center.store import Store, StoreError
+from common.errors import ConfigError
+from common.notify import stop_on_signals
+from common.redact import redact
 
 log = logging.getLogger("center")
 
@@ -45,7 +45,7 @@ def cmd_center(path: str) -> int:
     config = _load(path)
     if config is None:
         return 1
-    from agent.cli.logs import setup_logging
+    from common.logs import setup_logging
 
     setup_logging("info")
     store = _open_store(config)
@@ -82,7 +82,7 @@ def cmd_center(path: str) -> int:
         config.mqtt.port,
         f", pages on http://{config.web.listen}/" if web else "",
     )
-    from agent.notify import Notifier
+    from common.notify import Notifier
 
     notifier = Notifier()
     notifier.ready()

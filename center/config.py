@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.config.load import read_toml, validate_tree
-from agent.config.model import MqttConfig
-from agent.redact import register_secret
+from common.config import read_toml, validate_tree
+from common.mqtt import MqttConfig
+from common.redact import register_secret
 
 
 class _Strict(BaseModel):

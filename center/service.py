@@ -28,11 +28,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.publish.mqtt import configure_client, diagnose_broker
-from agent.redact import redact
 from center.config import CenterConfig
 from center.ingest import Fleet, Ingest
 from center.store import Store, StoreError
+from common.mqtt import configure_client, diagnose_broker
+from common.redact import redact
 from contract.topics import center_subscriptions
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,6 @@ from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from agent.redact import redact
 from center.auth import LoginLimit, hash_password, needs_rehash, prepare_dummy, token_sha256, verify_login
 from center.background import in_background
 from center.config import CenterConfig
@@ -57,6 +56,7 @@ from center.views import (
     ward_counts,
     wards_now,
 )
+from common.redact import redact
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ dest="$stage/$name"
 mkdir -p "$dest/wheels" "$dest/debs"
 cp -r "$src/deploy" "$src/config" "$src/requirements" "$src/README.md" "$src/pyproject.toml" "$dest/"
 mkdir -p "$dest/models" && cp "$src"/models/*.toml "$dest/models/"
-cp -r "$src/agent" "$src/center" "$dest/"
-find "$dest/agent" "$dest/center" -name __pycache__ -prune -exec rm -rf {} +
+cp -r "$src/agent" "$src/center" "$src/common" "$src/contract" "$dest/"
+find "$dest/agent" "$dest/center" "$dest/common" "$dest/contract" -name __pycache__ -prune -exec rm -rf {} +
 py="${PYTHON:-python3}"
 tools="$stage/tools"
 "$py" -m venv "$tools"

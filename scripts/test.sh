@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
-.venv/bin/ruff check agent center tests bench
-.venv/bin/ruff format --check agent center tests bench
+.venv/bin/ruff check agent center common contract tests bench
+.venv/bin/ruff format --check agent center common contract tests bench
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache  # the layers pyproject.toml states ([tool.importlinter])
 # Two workers, each taking a whole file at a time (module fixtures stay shared): most tests wait on real

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config, parse_config
-from agent.errors import ConfigError
+from common.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +142,7 @@ def test_missing_file() -> None:
 
 
 def test_passwords_from_anywhere_are_redacted_but_user_names_are_not() -> None:
-    from agent.redact import redact
+    from common.redact import redact
 
     parse_config(
         {

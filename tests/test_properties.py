@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 
 from agent.config import load_config, parse_config
 from agent.detect.tracker import Track
-from agent.errors import ConfigError
 from agent.health.state import Change, Verdict
 from agent.publish.payloads import (
     agent_payload,
@@ -32,6 +31,7 @@ from agent.publish.payloads import (
     schema,
 )
 from agent.stream.stats import StreamSnapshot
+from common.errors import ConfigError
 
 KEYS = {
     "": ["ward", "state_dir", "log_level", "mqtt", "health", "stream", "detection", "outbox", "cameras", "bogus"],

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from agent.redact import RedactingFilter, redact, register_secret, register_url_secrets
+from common.redact import RedactingFilter, redact, register_secret, register_url_secrets
 
 
 @pytest.mark.parametrize(

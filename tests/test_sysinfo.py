@@ -30,3 +30,16 @@ def test_malloc_arenas_are_capped_unless_the_operator_chose() -> None:
     env["MALLOC_ARENA_MAX"] = "4"
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
     assert run.stdout.strip() == "False"
+
+
+def test_the_process_settings_are_set_by_whoever_runs_the_agent_not_by_building_one() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import cv2; n = cv2.getNumThreads(); "
+        "from agent.sysinfo import settle_process; settle_process(); print(n, cv2.getNumThreads())"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    before, after = map(int, run.stdout.split())
+    assert after == 1 and before >= 1  # OpenCV on one thread once the agent's process is settled

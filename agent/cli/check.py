@@ -8,16 +8,17 @@ from typing import TYPE_CHECKING
 
 from agent.config import load_config
 from agent.config.model import AgentConfig, DetectionConfig
-from agent.errors import ConfigError, DetectorError, ModelNotFound
-from agent.redact import redact
+from agent.errors import DetectorError, ModelNotFound
+from common.errors import ConfigError
+from common.redact import redact
 
 if TYPE_CHECKING:
     from agent.detect.detector import OnnxDetector
 
 
 def cmd_check(path: str) -> int:
-    from agent.config.load import read_toml
     from center.config import is_center_config, parse_center_config
+    from common.config import read_toml
 
     try:
         raw = read_toml(path)

@@ -24,13 +24,14 @@ import numpy as np
 
 from agent.cli.status import BrokerURL, RetainedView, render_table
 from agent.config import parse_config
-from agent.notify import stop_on_signals
 from agent.runtime import Agent
 from agent.sim import scenes
 from agent.sim.broker import EmbeddedBroker
 from agent.sim.clips import synthetic_frame, write_au_clip, write_test_clip
 from agent.sim.mosquitto import MOSQUITTO, Mosquitto
 from agent.sim.rtsp import RtspServer, free_port, gst_available
+from agent.sysinfo import settle_process
+from common.notify import stop_on_signals
 
 log = logging.getLogger(__name__)
 WARD = "demo-ward"
@@ -197,6 +198,7 @@ def _web_port() -> int:
 
 
 def cmd_demo(duration: float = 0, port: int = 0) -> int:
+    settle_process()  # the demo runs an agent in this process
     stop = threading.Event()
 
     stop_on_signals(stop.set)

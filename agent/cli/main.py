@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from agent.cli.logs import setup_logging
+    from common.logs import setup_logging
 
     # Commands that print their own findings only need errors in the log.
     setup_logging("warning" if args.command in ("run", "demo") else "error")

@@ -10,9 +10,9 @@ from typing import Any
 
 from agent.config.model import check_url
 from agent.errors import CameraAuthFailed, CameraError, CameraNotFound, CameraUnreachable, NoVideo, StreamStalled
-from agent.redact import redact, register_url_secrets
 from agent.stream.frames import Frame, FrameSampler, Tap
 from agent.stream.reader import CameraReader
+from common.redact import redact, register_url_secrets
 
 HINTS: dict[str, str] = {
     cls.reason: cls.hint for cls in (CameraUnreachable, CameraAuthFailed, CameraNotFound, StreamStalled, NoVideo)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 
-from agent.cli.logs import setup_logging
 from agent.config import load_config
-from agent.errors import ConfigError, DetectorError
-from agent.notify import stop_on_signals
-from agent.redact import redact
+from agent.errors import DetectorError
 from agent.runtime import Agent
-from agent.sysinfo import limit_malloc_arenas
+from agent.sysinfo import settle_process
+from common.errors import ConfigError
+from common.logs import setup_logging
+from common.notify import stop_on_signals
+from common.redact import redact
 
 
 def cmd_run(path: str) -> int:
-    limit_malloc_arenas()  # before any thread starts (see agent.sysinfo)
+    settle_process()  # before any thread starts
     try:
         config = load_config(path)
     except ConfigError as exc:

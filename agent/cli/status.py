@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.redact import redact, register_secret
+from common.redact import redact, register_secret
 from contract.topics import health_filter
 from contract.vocab import SEVERITY
 

@@ -1,159 +1,16 @@
-"""Read a TOML config: expand ``${ENV}`` and ``*_file`` secrets, validate, and
-report every problem at once with its key path (``cameras[2].url: ...``)."""
+"""A ward agent's config file: read and validated as every camwatch config is (:mod:`common.config`), plus
+what only the agent checks (duplicate camera ids) and the secrets it registers for redaction."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from agent.config.model import AgentConfig
-from agent.errors import ConfigError
-from agent.redact import register_secret, register_url_secrets
-
-M = TypeVar("M", bound=BaseModel)
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# keys whose value may instead be read from a file named by "<key>_file"
-SECRET_KEYS = ("username", "password")
-
-
-def key_path(loc: tuple[str | int, ...]) -> str:
-    """``("cameras", 2, "url")`` -> ``"cameras[2].url"``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            # Keys that are not bare TOML keys (empty, spaces, dots...) are shown quoted, as TOML writes them.
-            name = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
-            out += ("." if out else "") + name
-    return out or "(top level)"
-
-
-# Where the shipped units' LoadCredential= lines read secrets from (systemd copies them to $CREDENTIALS_DIRECTORY).
-CREDENTIALS_SOURCE = "/etc/camwatch/credentials"
-
-
-def _expand(node: Any, loc: tuple[str | int, ...], env: Mapping[str, str], problems: list[str]) -> Any:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key.endswith("_file") and key[: -len("_file")] in SECRET_KEYS:
-                target = key[: -len("_file")]
-                if target in node:
-                    problems.append(f"{key_path((*loc, key))}: give either {target} or {key}, not both")
-                    continue
-                path_value = _expand(value, (*loc, key), env, problems)
-                if not isinstance(path_value, str):
-                    problems.append(f"{key_path((*loc, key))}: expected a file path (string)")
-                    continue
-                try:
-                    secret = Path(path_value).read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    problems.append(f"{key_path((*loc, key))}: cannot read {path_value}: {exc.strerror or exc}")
-                    continue
-                if target == "password":
-                    register_secret(secret)
-                out[target] = secret
-            else:
-                out[key] = _expand(value, (*loc, key), env, problems)
-        return out
-    if isinstance(node, list):
-        return [_expand(v, (*loc, i), env, problems) for i, v in enumerate(node)]
-    if isinstance(node, str) and "${" in node:
-        userinfo_end = _userinfo_end(node)
-
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name == "CREDENTIALS_DIRECTORY" and name not in env:
-                # Outside systemd (check-config by hand, as root): the files LoadCredential= reads.
-                return CREDENTIALS_SOURCE
-            if name not in env:
-                problems.append(f"{key_path(loc)}: environment variable {name} is not set")
-                return ""
-            value = env[name]
-            # Passwords are registered for redaction once the tree is valid
-            # (parse_config); error messages never echo values.
-            if m.start() < userinfo_end:
-                # A password inside a URL: encode '@', ':', '/' and friends.
-                return quote(value, safe="")
-            return value
-
-        return _ENV_REF.sub(sub, node)
-    return node
-
-
-def _userinfo_end(template: str) -> int:
-    """Index where the userinfo of a URL template ends (its last '@' before the path), or -1."""
-    scheme_end = template.find("://")
-    if scheme_end < 0:
-        return -1
-    start = scheme_end + 3
-    slash = template.find("/", start)
-    authority_end = len(template) if slash < 0 else slash
-    return template.rfind("@", start, authority_end)
-
-
-def _message(err: Mapping[str, Any], example: str) -> str:
-    kind = err.get("type", "")
-    msg = str(err.get("msg", ""))
-    if kind == "extra_forbidden":
-        return f"unknown key (check the spelling; see {example})"
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "string_pattern_mismatch":
-        return "must match [a-z0-9_-]+ (lower-case letters, digits, '-' and '_')" if "a-z0-9" in msg else msg
-    return msg.removeprefix("Value error, ")
-
-
-def format_validation_error(exc: ValidationError, example: str = "config/ward.example.toml") -> list[str]:
-    problems = []
-    for err in exc.errors(include_url=False, include_input=False):
-        msg = _message(err, example)
-        if msg.startswith("cameras["):  # cross-item checks name their own paths
-            problems.extend(msg.split("; "))
-        else:
-            problems.append(f"{key_path(tuple(err['loc']))}: {msg}")
-    return problems
-
-
-def validate_tree(
-    model: type[M], raw: dict[str, Any], env: Mapping[str, str] | None = None, example: str = "config/ward.example.toml"
-) -> M:
-    """Expand secrets in ``raw`` and validate it into ``model``; raise ConfigError with every problem."""
-    problems: list[str] = []
-    expanded = _expand(raw, (), os.environ if env is None else env, problems)
-    try:
-        result = model.model_validate(expanded)
-    except ValidationError as exc:
-        problems.extend(format_validation_error(exc, example))
-        raise ConfigError(problems) from None
-    if problems:
-        raise ConfigError(problems)
-    return result
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{p}: file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{p}: cannot read: {exc}"]) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{p}: not valid TOML: {exc}"]) from None
+from common.config import read_toml, validate_tree
+from common.errors import ConfigError
+from common.redact import register_secret, register_url_secrets
 
 
 def _duplicate_ids(raw: dict[str, Any]) -> list[str]:

@@ -11,53 +11,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from agent.stream.substream import derive_substream
+from common.config import Strict as _Strict
+from common.mqtt import MqttConfig
 
 ID_PATTERN = r"^[a-z0-9_-]+$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
 
 URL_SCHEMES = ("rtsp", "rtsps", "file")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MqttConfig(_Strict):
-    host: str = Field("127.0.0.1", min_length=1, description="broker host name or IP")
-    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 for TLS)")
-    username: SecretStr | None = Field(None, description="broker user; ${ENV} or username_file")
-    password: SecretStr | None = Field(None, description="broker password; ${ENV} or password_file")
-    topic_prefix: str = Field("camwatch", pattern=r"^[A-Za-z0-9_/-]+$", description="first topic level(s)")
-    client_id: str | None = Field(None, description="MQTT client id; default camwatch-agent-{ward}")
-    keepalive_s: int = Field(
-        15, ge=5, le=600, description="MQTT keepalive; the last will fires ~1.5x this after a silent loss"
-    )
-    tls: bool = Field(False, description="use TLS (implied by ca_file)")
-    ca_file: Path | None = Field(None, description="CA certificate (PEM) to verify the broker")
-    cert_file: Path | None = Field(None, description="client certificate (PEM), with key_file")
-    key_file: Path | None = Field(None, description="client private key (PEM), with cert_file")
-    queue_max: int = Field(
-        10000, ge=10, le=10_000_000, description="messages kept (on disk) while the broker is unreachable"
-    )
-    protocol: Literal["5", "3.1.1"] = Field(
-        "5",
-        description="MQTT version; 3.1.1 only for a broker without MQTT 5 (then a refused publish looks delivered)",
-    )
-
-    @model_validator(mode="after")
-    def _pairs(self) -> MqttConfig:
-        if self.password is not None and self.username is None:
-            raise ValueError("password is set but username is not")
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        return self
-
-    @property
-    def use_tls(self) -> bool:
-        return self.tls or self.ca_file is not None or self.cert_file is not None
 
 
 class OutboxConfig(_Strict):

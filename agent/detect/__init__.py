@@ -1,1 +1,2 @@
-"""Object detection (issue 4, first slice): model manifests, output decoders, the ONNX detector."""
+"""Object detection: model manifests and output decoders, the ONNX detector, the motion gate, windows where small
+things move, the tracker, and the one detection service a ward's cameras share."""

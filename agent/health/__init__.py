@@ -1,4 +1,4 @@
-"""Camera health: debounced problems and the online/degraded/offline state machine."""
+"""Camera health: debounced problems, the online/degraded/offline state machine, uptime, image checks."""
 
 from agent.health.debounce import Debounce
 from agent.health.state import Change, HealthMachine, Thresholds, Verdict

@@ -1,1 +1,1 @@
-"""Publishing: the MQTT contract (topics, payloads, schemas) and the publisher."""
+"""Publishing: payloads (in the contract's words, :mod:`contract`), the durable outbox, the MQTT publisher."""

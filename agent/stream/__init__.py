@@ -1,4 +1,4 @@
-"""Stream capture: demux RTSP packets, keep packet stats, sample frames."""
+"""Stream capture: demux RTSP packets, keep packet stats, sample frames; reader processes and their load governor."""
 
 from agent.stream.frames import Frame, FrameSink
 from agent.stream.reader import CameraReader

@@ -21,12 +21,12 @@ import av
 import av.error
 
 from agent.errors import CameraError, StreamStalled
-from agent.redact import redact
 from agent.stream.backoff import Backoff
 from agent.stream.frames import Decode, Frame, FrameSampler, FrameSink, Tap, combine
 from agent.stream.liveness import waiting_for_network
 from agent.stream.source import OpenedStream, classify, open_stream, tcp_check
 from agent.stream.stats import StreamSnapshot, StreamStats
+from common.redact import redact
 
 log = logging.getLogger(__name__)
 

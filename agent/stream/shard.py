@@ -45,10 +45,10 @@ from typing import Any
 
 from agent.health.image_health import ImageHealth, ImageThresholds
 from agent.health.image_watch import ImageWatch
-from agent.redact import RedactingFilter, redact, register_url_secrets
 from agent.stream.frames import ArrayFrame, Frame, FrameSampler, Tap
 from agent.stream.reader import CameraReader
 from agent.stream.stats import StreamSnapshot
+from common.redact import RedactingFilter, redact, register_url_secrets
 
 log = logging.getLogger(__name__)
 

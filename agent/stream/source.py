@@ -20,7 +20,7 @@ import av
 import av.error
 
 from agent.errors import CameraAuthFailed, CameraError, CameraNotFound, CameraUnreachable, NoVideo, StreamStalled
-from agent.redact import redact
+from common.redact import redact
 
 _ERRNO_PREFIX = re.compile(r"\[Errno -?\d+\]\s*")
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from agent.redact import RedactingFilter
+from common.redact import RedactingFilter
 
 
 def setup_logging(level: str = "info") -> None:
