@@ -1,7 +1,7 @@
 """The ward agent: readers in a few reader processes, one health loop, one publisher, one detector.
 
 The health loop owns the monotonic clock that verdicts are judged on. Every
-``tick_s`` it takes each reader's latest report (see :mod:`agent.stream.shard`), advances that camera's state
+``tick_s`` it takes each reader's latest report (see :mod:`agent.shard`), advances that camera's state
 machine, and publishes health on every change and every ``heartbeat_s``,
 events for every change, and agent stats every ``stats_s``.
 """
@@ -30,8 +30,9 @@ from agent.publish.durable import DurableOutbox
 from agent.publish.mqtt import MqttPublisher, Pace
 from agent.publish.outbox import OutMessage
 from agent.publish.payloads import agent_payload, event_payload, health_payload
+from agent.publish.publisher import Publisher
+from agent.shard import ImageSpec, ReaderProcesses, ReaderSpec, RemoteImage, RemoteReader
 from agent.stream.frames import ArrayFrame
-from agent.stream.shard import ImageSpec, ReaderProcesses, ReaderSpec, RemoteImage, RemoteReader
 from agent.sysinfo import cpu_seconds, open_fds, release_free_memory, rss_bytes, thread_count
 from common.notify import Notifier
 from contract.topics import Topics
@@ -95,7 +96,15 @@ def build_detector(d: DetectionConfig) -> OnnxDetector | None:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, clock: Clock | None = None, tick_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        clock: Clock | None = None,
+        tick_s: float = 0.25,
+        publisher: Callable[[DurableOutbox], Publisher] | None = None,
+    ) -> None:
+        """``publisher``: builds the publisher from the outbox (default: MQTT to ``config.mqtt``; tests pass
+        :class:`agent.publish.publisher.MemoryPublisher`)."""
         self.config = config
         self.clock = clock or Clock()
         self.tick_s = tick_s
@@ -188,23 +197,27 @@ class Agent:
             max_bytes=o.max_bytes,
             max_age_s=o.max_age_s,
         )
-        self.publisher = MqttPublisher(
-            config.mqtt,
-            self.topics,
-            client_id=config.mqtt.client_id or f"camwatch-agent-{config.ward}",
-            birth=lambda: self._status("online"),
-            will=lambda: self._status("offline", reason="lost"),
-            outbox=self.outbox,
-            pace=Pace(o.drain_per_s, o.drain_kbps * 1000 / 8),
-            clock=self.clock.mono,
-            wall=self.clock.wall,
-        )
+        self.publisher: Publisher = publisher(self.outbox) if publisher is not None else self._mqtt(self.outbox)
         self._last_stats_at: float | None = None
         self._overloaded_at: float | None = None
         self._last_tick_at: float | None = None
         self._dropped_seen = 0
         self._announced_problems: list[str] = []
         self._last_cpu = (self.started_mono, cpu_seconds())
+
+    def _mqtt(self, outbox: DurableOutbox) -> MqttPublisher:
+        config, o = self.config, self.config.outbox
+        return MqttPublisher(
+            config.mqtt,
+            self.topics,
+            client_id=config.mqtt.client_id or f"camwatch-agent-{config.ward}",
+            birth=lambda: self._status("online"),
+            will=lambda: self._status("offline", reason="lost"),
+            outbox=outbox,
+            pace=Pace(o.drain_per_s, o.drain_kbps * 1000 / 8),
+            clock=self.clock.mono,
+            wall=self.clock.wall,
+        )
 
     def _add_detection(self, cam: CameraConfig) -> CameraDetection:
         assert self.detection is not None

@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.config import load_config, parse_config
+from agent.detect.events import detection_payload
 from agent.detect.tracker import Track
 from agent.health.state import Change, Verdict
 from agent.publish.payloads import (
     agent_payload,
-    detection_payload,
     encode,
     event_payload,
     health_payload,

@@ -133,7 +133,7 @@ def test_two_taps_detection_at_2fps_and_keyframe_image_checks() -> None:
 
 
 def test_load_governor_sheds_pictures_step_by_step_and_never_liveness() -> None:
-    from agent.stream.shard import LoadGovernor
+    from agent.shard import LoadGovernor
 
     g = LoadGovernor()
     assert g.observe(0.0, True) and g.level == 1 and g.image_stretch == 2
@@ -151,7 +151,7 @@ def test_load_governor_sheds_pictures_step_by_step_and_never_liveness() -> None:
 
 
 def test_want_of_cpu_is_a_sign_twice_running_or_a_report_very_late() -> None:
-    from agent.stream.shard import LoadGovernor
+    from agent.shard import LoadGovernor
 
     g = LoadGovernor()
     assert g.sign(0.3, False) is None  # one report a little late: a thread that waited for the GIL
@@ -164,7 +164,7 @@ def test_want_of_cpu_is_a_sign_twice_running_or_a_report_very_late() -> None:
 
 def test_a_reader_process_report_older_than_two_periods_is_no_proof_of_silence() -> None:
     from agent.health.state import HealthMachine, Thresholds
-    from agent.stream.shard import REPORT_S, UNSEEN_S, ReaderReport, RemoteReader
+    from agent.shard import REPORT_S, UNSEEN_S, ReaderReport, RemoteReader
     from agent.stream.stats import StreamSnapshot
 
     remote = RemoteReader("c1", None)
@@ -215,7 +215,7 @@ def test_gray_from_the_luma_plane_is_swscales_gray_in_every_range() -> None:
 
 
 def test_reader_processes_by_default_one_per_60_streams_at_most_two_per_core(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from agent.stream import shard
+    from agent import shard
 
     monkeypatch.setattr(shard.os, "cpu_count", lambda: 2)
     specs = [shard.ReaderSpec(key=f"c{i}", url=f"rtsp://127.0.0.1/{i}") for i in range(454)]

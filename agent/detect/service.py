@@ -26,12 +26,13 @@ import numpy.typing as npt
 
 from agent.detect.crops import Box, explained, from_window, merge, windows_for
 from agent.detect.decoders import Detections
+from agent.detect.events import detection_payload
 from agent.detect.motion import MotionGate
 from agent.detect.snapshot import render_snapshot
 from agent.detect.tracker import DEFAULT_PLAUSIBLE, Plausible, Track, Tracker, TrackEvent
 from agent.health.image import Mask, Polygon, mask_from_polygons
-from agent.publish.payloads import detection_payload, new_event_id
 from agent.stream.frames import Frame
+from contract.events import new_event_id
 
 log = logging.getLogger(__name__)
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import uuid
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from agent.clock import rfc3339
-from agent.detect.tracker import Track
 from agent.health.state import Change, Verdict
 from agent.stream.stats import StreamSnapshot
+from contract.events import new_event_id
 from contract.vocab import AGENT_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA, STATS_SCHEMA
 
 SCHEMAS = {
@@ -20,11 +19,6 @@ SCHEMAS = {
     AGENT_SCHEMA: "agent.json",
     STATS_SCHEMA: "stats.json",
 }
-
-
-def new_event_id() -> str:
-    """A unique event id (receivers dedup on it)."""
-    return uuid.uuid4().hex
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:
@@ -102,42 +96,6 @@ def event_payload(
         payload["problem"] = change.problem
     if change.detail:
         payload["detail"] = change.detail
-    return payload
-
-
-def detection_payload(
-    *,
-    event_id: str,
-    ward: str,
-    camera: str,
-    type: str,
-    track: Track,
-    snapshot: str | None,
-    wall_of: Any,
-    now: float,
-    started_id: str | None = None,
-) -> dict[str, Any]:
-    """A ``detection_started``/``detection_ended`` event; ``wall_of`` maps monotonic to wall seconds."""
-    box = track.best_box  # the box drawn on the snapshot (the best sighting)
-    payload: dict[str, Any] = {
-        "schema": EVENT_SCHEMA,
-        "id": event_id,
-        "ward": ward,
-        "camera": camera,
-        "ts": rfc3339(wall_of(now)),
-        "type": type,
-        "label": track.label,
-        "score": round(track.best_score, 3),
-        "box": [round(min(1.0, max(0.0, v)), 4) for v in box],
-        "zones": list(track.zones),
-        "track_id": track.id,
-        "snapshot": snapshot,
-        "first_seen": rfc3339(wall_of(track.first_seen)),
-        "last_seen": rfc3339(wall_of(track.last_seen)),
-        "hits": track.hits,
-    }
-    if started_id is not None:
-        payload["started_id"] = started_id
     return payload
 
 

@@ -1,6 +1,6 @@
 """One camera's reader: connect, demux packets, keep stats, sample frames, reconnect.
 
-One thread per camera (in a reader process, see :mod:`agent.stream.shard`),
+One thread per camera (in a reader process, see :mod:`agent.shard`),
 blocked in FFmpeg's network read (which releases the GIL) with open and read
 timeouts, so a stalled stream never hangs it for ever. Liveness is judged
 elsewhere, from :meth:`CameraReader.snapshot`, on the health loop's own

@@ -7,7 +7,7 @@ substream costs (see README: scale). Most cameras a city integrates
 at a URL one digit away from the main stream's, so when no ``detect_url``
 is given, detection reads the derived one. If the camera has no such
 stream, detection falls back to the main stream's keyframes (see
-:mod:`agent.stream.shard`).
+:mod:`agent.shard`).
 """
 
 from __future__ import annotations

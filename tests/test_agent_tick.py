@@ -1,0 +1,98 @@
+"""A whole agent driven tick by tick: a driven clock, reports as the reader processes send them, and the
+in-memory publisher. No broker, no camera, no process: what the agent decides and would publish."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+
+from agent.clock import Clock, rfc3339
+from agent.config import parse_config
+from agent.publish.outbox import Outbox
+from agent.publish.payloads import schema
+from agent.publish.publisher import MemoryPublisher
+from agent.runtime import Agent
+from agent.shard import ReaderReport
+from agent.stream.stats import StreamSnapshot
+from contract.vocab import EVENT_SCHEMA, HEALTH_SCHEMA
+
+
+class DrivenClock(Clock):
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def mono(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return 1_796_000_000.0 + self.now
+
+
+def build(tmp_path: Path) -> tuple[Agent, DrivenClock, MemoryPublisher]:
+    config = parse_config(
+        {
+            "ward": "w1",
+            "state_dir": str(tmp_path),
+            "detection": {"enabled": False},
+            "health": {"image_checks": False},
+            "cameras": [{"id": "gate", "name": "Cổng", "url": "rtsp://10.0.0.7/Streaming/Channels/101"}],
+        },
+        env={},
+    )
+    clock = DrivenClock()
+    made: list[MemoryPublisher] = []
+
+    def publisher(outbox: Outbox) -> MemoryPublisher:
+        made.append(MemoryPublisher(outbox))
+        return made[0]
+
+    agent = Agent(config, clock=clock, publisher=publisher)
+    agent.publisher.start()
+    return agent, clock, made[0]
+
+
+def report(agent: Agent, clock: DrivenClock, *, last_packet: float, since: float, started: float) -> None:
+    snap = StreamSnapshot(
+        connected=True,
+        connects=1,
+        last_packet=last_packet,
+        flow_since=since,
+        started_at=started,
+        codec="h264",
+        width=640,
+        height=360,
+        nominal_fps=15.0,
+        fps=15.0,
+        as_of=clock.now,
+    )
+    agent.readers.readers["gate"].update(ReaderReport(snapshot=snap))
+
+
+def test_a_camera_comes_online_then_stalls_and_the_agent_says_so_in_the_contracts_words(tmp_path: Path) -> None:
+    agent, clock, out = build(tmp_path)
+    start = clock.now
+    agent.tick(clock.now)
+    assert out.health == {} and out.sent == []  # no verdict yet: nothing said
+
+    for _ in range(12):  # packets flow for 3 s (online_after_s is 2)
+        clock.now += 0.25
+        report(agent, clock, last_packet=clock.now, since=start, started=start)
+        agent.tick(clock.now)
+    health = out.health["gate"][-1]
+    assert health["state"] == "online" and health["name"] == "Cổng"
+    jsonschema.validate(health, schema(HEALTH_SCHEMA))
+
+    last = clock.now
+    for _ in range(28):  # then nothing for 7 s, the reader waiting on the camera (offline_after_s is 5)
+        clock.now += 0.25
+        report(agent, clock, last_packet=last, since=start, started=start)
+        agent.tick(clock.now)
+    health = out.health["gate"][-1]
+    assert health["state"] == "offline" and health["problems"] == ["stalled"]
+    changes = [m.payload for m in out.sent if isinstance(m.payload, dict) and m.payload["type"] == "state_changed"]
+    assert [(c["from"], c["to"]) for c in changes] == [("unknown", "online"), ("online", "offline")]
+    for change in changes:
+        jsonschema.validate(change, schema(EVENT_SCHEMA))
+    # Offline since the last packet, by the driven clock; the event says so too.
+    assert changes[-1]["since"] == health["since"] == rfc3339(clock.wall_of(last))
