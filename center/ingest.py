@@ -80,12 +80,14 @@ class Read:
     unsequenced: bool = False  # a status without a usable seq/started_at: ordered as oldest, counted
 
 
-def read_message(topic: str, payload: bytes, prefix: str, now: float) -> Read | None:
-    """What a message asserts; None for messages that assert nothing (snapshots)."""
-    try:
-        where = parse_topic(topic, prefix)
-    except NotOurs as exc:
-        raise BadMessage(str(exc)) from None
+def read_message(topic: str, payload: bytes, prefix: str, now: float, where: Topic | None = None) -> Read | None:
+    """What a message asserts; None for messages that assert nothing (snapshots). ``where``: the topic
+    already taken apart (else it is, here)."""
+    if where is None:
+        try:
+            where = parse_topic(topic, prefix)
+        except NotOurs as exc:
+            raise BadMessage(str(exc)) from None
     ward, camera, kind = where.ward, where.camera, where.kind
     if kind == "snapshot":
         return None
@@ -218,10 +220,12 @@ class Ingest:
         """Take one message; a bad one is counted and logged, never raised."""
         self.messages += 1
         try:
-            where: Topic | None = parse_topic(topic, self.prefix)
-        except NotOurs:
-            where = None  # read_message says why
-        if where is not None and where.kind == "snapshot" and where.camera and where.event_id:
+            where = parse_topic(topic, self.prefix)
+        except NotOurs as exc:
+            self.bad += 1
+            log.warning("ignored a message: %s", exc)
+            return
+        if where.kind == "snapshot" and where.camera and where.event_id:
             ward, camera, event_id = where.ward, where.camera, where.event_id
             with self._lock:
                 self._batch.snapshots.append((event_id, ward, camera, bytes(payload)))
@@ -229,7 +233,7 @@ class Ingest:
                 self._pending += 1
             return
         try:
-            read = read_message(topic, payload, self.prefix, now)
+            read = read_message(topic, payload, self.prefix, now, where)
         except (BadMessage, UnicodeDecodeError) as exc:
             self.bad += 1
             log.warning("ignored a message: %s", exc)

@@ -22,10 +22,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.publish.payloads import SCHEMAS, schema
 from agent.sim.mosquitto import MOSQUITTO, Mosquitto
 from agent.sim.postgres import Postgres, pg_bin
 from agent.sim.rtsp import RtspServer, gst_missing
+from contract.schemas import SCHEMAS, schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

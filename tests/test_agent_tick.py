@@ -10,11 +10,11 @@ import jsonschema
 from agent.clock import Clock, rfc3339
 from agent.config import parse_config
 from agent.publish.outbox import Outbox
-from agent.publish.payloads import schema
 from agent.publish.publisher import MemoryPublisher
 from agent.runtime import Agent
 from agent.shard import ReaderReport
 from agent.stream.stats import StreamSnapshot
+from contract.schemas import schema
 from contract.vocab import EVENT_SCHEMA, HEALTH_SCHEMA
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from paho.mqtt.client import topic_matches_sub
 
-from agent.publish.payloads import schema
+from contract.schemas import schema
 from contract.topics import NotOurs, Topic, Topics, center_subscriptions, health_filter, parse_topic
 from contract.vocab import (
     AGENT_OFFLINE_REASONS,

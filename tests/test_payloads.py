@@ -9,8 +9,9 @@ import pytest
 
 from agent.clock import rfc3339
 from agent.health.state import Change, Verdict
-from agent.publish.payloads import agent_payload, encode, event_payload, health_payload, schema
+from agent.publish.payloads import agent_payload, encode, event_payload, health_payload
 from agent.stream.stats import StreamSnapshot
+from contract.schemas import schema
 from contract.topics import Topics
 
 

@@ -28,10 +28,10 @@ from agent.publish.payloads import (
     encode,
     event_payload,
     health_payload,
-    schema,
 )
 from agent.stream.stats import StreamSnapshot
 from common.errors import ConfigError
+from contract.schemas import schema
 
 KEYS = {
     "": ["ward", "state_dir", "log_level", "mqtt", "health", "stream", "detection", "outbox", "cameras", "bogus"],

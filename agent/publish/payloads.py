@@ -1,24 +1,15 @@
-"""Builders of the contract's JSON payloads (pure functions), and the schema check."""
+"""Builders of the contract's JSON payloads (pure functions); their JSON Schemas are in :mod:`contract.schemas`."""
 
 from __future__ import annotations
 
 import json
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from agent.clock import rfc3339
 from agent.health.state import Change, Verdict
 from agent.stream.stats import StreamSnapshot
 from contract.events import new_event_id
-from contract.vocab import AGENT_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA, STATS_SCHEMA
-
-SCHEMAS = {
-    HEALTH_SCHEMA: "health.json",
-    EVENT_SCHEMA: "event.json",
-    AGENT_SCHEMA: "agent.json",
-    STATS_SCHEMA: "stats.json",
-}
+from contract.vocab import AGENT_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:
@@ -136,11 +127,3 @@ def agent_payload(
 
 def encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-@cache
-def schema(name: str) -> dict[str, Any]:
-    """The JSON Schema of a payload kind, e.g. ``schema("camwatch.health/1")``."""
-    text = resources.files("agent.schemas").joinpath(SCHEMAS[name]).read_text(encoding="utf-8")
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded

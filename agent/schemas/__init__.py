@@ -1,1 +1,0 @@
-"""JSON Schemas of the MQTT contract, version 1 (health, event, agent, stats)."""
