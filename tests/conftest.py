@@ -4,60 +4,25 @@ and the agent run as a subprocess."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from support import (
+    CAM_PASSWORD,
+    CAM_USER,
+    AgentProcess,
+    Collector,
+)
 
 from agent.sim.mosquitto import MOSQUITTO, Mosquitto
 from agent.sim.postgres import Postgres, pg_bin
 from agent.sim.rtsp import RtspServer, gst_missing
-from contract.schemas import SCHEMAS, schema
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def child_pids(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (the agent's reader processes, for one)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-# -- Mosquitto -----------------------------------------------------------------
 
 
 @pytest.fixture
@@ -103,92 +68,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.url
 
 
-def health_message(
-    camera: str, name: str, state: str, since: float, at: float, problems: tuple[str, ...] = (), ward: str = "w1"
-) -> bytes:
-    """A camera's retained health as the agent's own builder writes it (times are wall-clock seconds)."""
-    from agent.health.state import Verdict
-    from agent.publish.payloads import encode, health_payload
-    from agent.stream.stats import StreamSnapshot
-
-    payload = health_payload(
-        ward=ward,
-        camera=camera,
-        name=name,
-        verdict=Verdict(state, problems, since),  # type: ignore[arg-type]
-        stream=StreamSnapshot(),
-        wall_of=lambda m: m,
-        now_wall=at,
-        uptime_window_s=86400,
-        online_ratio=None,
-    )
-    return encode(payload)
-
-
-# -- MQTT collector ----------------------------------------------------------------
-
-
-class Collector:
-    """Subscribes to a prefix; keeps every message; validates every JSON payload."""
-
-    def __init__(self, port: int, prefix: str, auth: tuple[str, str] | None = None, session: str | None = None) -> None:
-        self.prefix = prefix
-        self.messages: list[tuple[str, Any, bool]] = []
-        self.schema_errors: list[str] = []
-        self._lock = threading.Lock()
-        # session: a fixed client id with a persistent session (QoS 1 messages wait at the broker)
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=session or "", clean_session=session is None, protocol=mqtt.MQTTv311
-        )
-        self.client.reconnect_delay_set(0.2, 1)
-        self.client.on_message = self._on_message
-        if auth:
-            self.client.username_pw_set(*auth)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        payload: Any = msg.payload
-        if "/snapshot/" not in msg.topic:
-            try:
-                payload = json.loads(msg.payload)
-            except ValueError:
-                self.schema_errors.append(f"{msg.topic}: not JSON: {msg.payload[:80]!r}")
-                return
-            name = payload.get("schema") if isinstance(payload, dict) else None
-            if name not in SCHEMAS:
-                self.schema_errors.append(f"{msg.topic}: unknown schema {name!r}")
-            else:
-                try:
-                    jsonschema.validate(payload, schema(name))
-                except jsonschema.ValidationError as exc:
-                    self.schema_errors.append(f"{msg.topic}: {exc.message}")
-        with self._lock:
-            self.messages.append((msg.topic, payload, bool(msg.retain)))
-
-    def of(self, suffix: str) -> list[Any]:
-        with self._lock:
-            return [p for t, p, _ in self.messages if t.endswith(suffix)]
-
-    def last(self, suffix: str) -> Any:
-        found = self.of(suffix)
-        return found[-1] if found else None
-
-    def wait_for(self, suffix: str, predicate: Callable[[Any], bool], timeout: float) -> Any:
-        def check() -> Any:
-            for p in reversed(self.of(suffix)):
-                if predicate(p):
-                    return p
-            return None
-
-        return wait_until(check, timeout)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @pytest.fixture
 def collector_factory() -> Iterator[Callable[..., Collector]]:
     made: list[Collector] = []
@@ -210,12 +89,6 @@ def collector_factory() -> Iterator[Callable[..., Collector]]:
 def prefix() -> str:
     """A unique topic prefix per test."""
     return f"cwtest{uuid.uuid4().hex[:8]}"
-
-
-# -- RTSP server ------------------------------------------------------------------
-
-CAM_USER = "admin"
-CAM_PASSWORD = "Canary-7f3a9c"  # the canary: must never appear in logs, payloads or output
 
 
 @pytest.fixture(scope="session")
@@ -251,101 +124,6 @@ def rtsp_factory(rtsp_required: None) -> Iterator[Callable[..., RtspServer]]:
     for s in servers:
         s.resume()
         s.kill()
-
-
-# -- the agent as a subprocess ----------------------------------------------------------
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    return json.dumps(str(v), ensure_ascii=False)
-
-
-def write_config(
-    path: Path,
-    ward: str,
-    port: int,
-    prefix: str,
-    cameras: list[dict[str, Any]],
-    mqtt: dict[str, Any] | None = None,
-    detection: dict[str, Any] | None = None,
-    **health: Any,
-) -> Path:
-    """A ward config for tests; detection stays off unless ``detection`` (the [detection] table) is given."""
-    state_dir = health.pop("state_dir", path.parent / "state")
-    lines = [f'ward = "{ward}"', f"state_dir = {toml_value(state_dir)}", 'log_level = "debug"', "[mqtt]"]
-    lines += ['host = "127.0.0.1"', f"port = {port}", f'topic_prefix = "{prefix}"', "keepalive_s = 5"]
-    lines += [f"{k} = {toml_value(v)}" for k, v in (mqtt or {}).items()]
-    health = {"offline_after_s": 3, "online_after_s": 1, "heartbeat_s": 5, "stats_s": 2, **health}
-    lines += ["[health]"] + [f"{k} = {toml_value(v)}" for k, v in health.items()]
-    lines += ["[stream]", "open_timeout_s = 3", "read_timeout_s = 1", "backoff_initial_s = 0.5", "backoff_max_s = 2"]
-    lines += ["[detection]"] + [f"{k} = {toml_value(v)}" for k, v in (detection or {"enabled": False}).items()]
-    for cam in cameras:
-        lines.append("[[cameras]]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in cam.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def camwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run the command line as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "agent.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        check=False,
-    )
-
-
-class AgentProcess:
-    """``camwatch run --config`` (or another command taking --config, e.g. ``center``) as a subprocess."""
-
-    def __init__(self, config: Path, log_path: Path, command: str = "run") -> None:
-        self.config = config
-        self.log_path = log_path
-        self.command = command
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> AgentProcess:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli.main", self.command, "--config", str(self.config)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        return self
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(5)
-        self._log.close()
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 @pytest.fixture

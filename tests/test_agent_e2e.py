@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import CAM_PASSWORD, AgentProcess, Collector, wait_until, write_config
 
+from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer, free_port
-from tests.conftest import CAM_PASSWORD, AgentProcess, Collector, Mosquitto, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 OFFLINE_AFTER = 3  # write_config's offline_after_s

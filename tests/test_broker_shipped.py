@@ -23,10 +23,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from support import AgentProcess, wait_until, write_config
 
 from agent.sim.mosquitto import MOSQUITTO, ShippedMosquitto, run_pki
 from agent.sim.rtsp import free_port
-from tests.conftest import AgentProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 from test_center_web import PASSWORD, site  # noqa: F401 (the site fixture: center + data through Mosquitto)
 
 from center.service import CenterIngest

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CAM_PASSWORD, ROOT, AgentProcess, camwatch, wait_until, write_config
+from support import CAM_PASSWORD, ROOT, AgentProcess, camwatch, wait_until, write_config
 
 from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer, free_port

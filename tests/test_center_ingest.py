@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import health_message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import health_message
 
 from agent.health.state import Change
 from agent.publish.payloads import agent_payload, encode, event_payload

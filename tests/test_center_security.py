@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import camwatch
+from support import camwatch
 
 from agent.sim.mosquitto import run_pki
 from agent.sim.rtsp import free_port

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import health_message, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
+from support import health_message, wait_until
 
 from agent.health.state import Change
 from agent.publish.payloads import agent_payload, encode, event_payload

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import health_message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import health_message
 
 from agent.health.state import Change
 from agent.publish.payloads import agent_payload, encode, event_payload

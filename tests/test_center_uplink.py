@@ -16,8 +16,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import AgentProcess, wait_until, write_config
 from paho.mqtt.enums import CallbackAPIVersion
+from support import AgentProcess, wait_until, write_config
 
 from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import health_message, wait_until
+from support import health_message, wait_until
 from test_center_service import Ward, center_for
 
 from agent.publish.payloads import agent_payload, encode

@@ -12,9 +12,10 @@ import cv2
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from support import CAM_PASSWORD, ROOT, camwatch
 
+from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer, free_port
-from tests.conftest import CAM_PASSWORD, ROOT, Mosquitto, camwatch
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, AgentProcess, health_message, wait_until
+from support import ROOT, AgentProcess, health_message, wait_until
 
 from agent.sim.mosquitto import MOSQUITTO, ShippedMosquitto, run_pki
 from agent.sim.postgres import Postgres

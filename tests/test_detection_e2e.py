@@ -15,11 +15,12 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from support import AgentProcess, Collector, wait_until, write_config
 
 from agent.sim import scenes
 from agent.sim.clips import write_au_clip
+from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer
-from tests.conftest import AgentProcess, Collector, Mosquitto, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 

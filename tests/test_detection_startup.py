@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import AgentProcess, Collector, camwatch, write_config
 
+from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer
-from tests.conftest import AgentProcess, Collector, Mosquitto, camwatch, write_config
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support import AgentProcess, Collector, child_pids, wait_until, write_config
 
 from agent.sim import scenes
 from agent.sim.clips import write_au_clip
+from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer
-from tests.conftest import AgentProcess, Collector, Mosquitto, child_pids, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import AgentProcess, Collector, write_config
 
 from agent.health.image_health import IMAGE_PROBLEMS
 from agent.sim import scenes
 from agent.sim.clips import write_au_clip
+from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer
-from tests.conftest import AgentProcess, Collector, Mosquitto, write_config
 
 pytestmark = pytest.mark.integration
 

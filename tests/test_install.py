@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 LOCKS = ROOT / "requirements"
 

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import AgentProcess, Collector, child_pids, wait_until, write_config
 
+from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer
 from agent.stream.liveness import waiting_for_network
 from agent.stream.reader import CameraReader
-from tests.conftest import AgentProcess, Collector, Mosquitto, child_pids, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 

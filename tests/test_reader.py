@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import CAM_PASSWORD, wait_until
 
 from agent.errors import CameraAuthFailed, CameraError
 from agent.sim.clips import write_test_clip
@@ -15,7 +16,6 @@ from agent.sim.rtsp import RtspServer
 from agent.stream.frames import Frame, FrameSampler, Tap
 from agent.stream.reader import CameraReader
 from agent.stream.source import open_stream
-from tests.conftest import CAM_PASSWORD, wait_until
 
 pytestmark = pytest.mark.integration
 

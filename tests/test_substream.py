@@ -7,11 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import CAM_PASSWORD, AgentProcess, Collector, write_config
 
 from agent.config.model import CameraConfig
+from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer
 from agent.stream.substream import derive_substream
-from tests.conftest import CAM_PASSWORD, AgentProcess, Collector, Mosquitto, write_config
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Collector, write_config
+from support import ROOT, Collector, write_config
 
 from agent.sim import scenes
 from agent.sim.clips import write_au_clip
