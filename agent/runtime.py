@@ -96,7 +96,8 @@ def build_detector(d: DetectionConfig) -> OnnxDetector | None:
 
 
 class Agent:
-    def __init__(
+    # Long: The composition root: to become a wiring function of its own (issue 16, item 4).
+    def __init__(  # noqa: PLR0915
         self,
         config: AgentConfig,
         clock: Clock | None = None,

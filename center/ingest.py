@@ -80,7 +80,8 @@ class Read:
     unsequenced: bool = False  # a status without a usable seq/started_at: ordered as oldest, counted
 
 
-def read_message(topic: str, payload: bytes, prefix: str, now: float, where: Topic | None = None) -> Read | None:
+# Long: One reader per message kind: to become the contract's typed models (issue 16, item 1).
+def read_message(topic: str, payload: bytes, prefix: str, now: float, where: Topic | None = None) -> Read | None:  # noqa: C901, PLR0915
     """What a message asserts; None for messages that assert nothing (snapshots). ``where``: the topic
     already taken apart (else it is, here)."""
     if where is None:

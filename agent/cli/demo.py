@@ -197,7 +197,8 @@ def _web_port() -> int:
     return 8080
 
 
-def cmd_demo(duration: float = 0, port: int = 0) -> int:
+# Long: The demo's start-up and tear-down in the order they happen (broker, cameras, center, agent, view).
+def cmd_demo(duration: float = 0, port: int = 0) -> int:  # noqa: C901, PLR0915
     settle_process()  # the demo runs an agent in this process
     stop = threading.Event()
 

@@ -122,7 +122,8 @@ class ImageHealth:
         except (ValueError, IndexError):
             self.skipped += 1
 
-    def _judge(self, gray: Gray, now: float) -> None:
+    # Long: Every check of one picture, in the order each needs the last's figures (one pass over the picture).
+    def _judge(self, gray: Gray, now: float) -> None:  # noqa: PLR0915
         t = self.t
         mask = self._mask
         m = measure(gray, mask)

@@ -66,7 +66,8 @@ class HealthMachine:
         self.verdict = Verdict("unknown", (), started)
         self._low_fps = Debounce(thresholds.low_fps_after_s, thresholds.clear_after_s)
 
-    def update(
+    # Long: The state machine's one transition: every rule of the health semantics, in the order it applies.
+    def update(  # noqa: PLR0915
         self,
         s: StreamSnapshot,
         now: float,

@@ -120,7 +120,8 @@ def audio_launch() -> str:
     return "( audiotestsrc is-live=true ! audioconvert ! audio/x-raw,rate=8000,channels=1 ! rtpL16pay name=pay0 pt=97 )"
 
 
-def main() -> int:
+# Long: A test server's whole set-up (arguments, mounts, pipelines) in one place.
+def main() -> int:  # noqa: PLR0915
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--mount", action="append", default=[], help="name=spec")

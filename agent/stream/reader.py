@@ -217,7 +217,8 @@ class CameraReader:
         level = logging.DEBUG if previous == exc.reason else logging.WARNING
         log.log(level, "camera %s: %s: %s", self.camera_id, exc.reason, redact(exc.detail))
 
-    def _read(self, stream: OpenedStream) -> None:
+    # Long: The demux loop every packet goes through: kept in one frame, for speed.
+    def _read(self, stream: OpenedStream) -> None:  # noqa: C901, PLR0915
         """Demux until the stream ends, fails or the reader is stopped."""
         stats = self.stats
         clock = self._clock
