@@ -349,3 +349,29 @@ def test_a_backlog_sheds_the_closer_look_first() -> None:
         jobs.append(list(svc.queue._jobs.values())[-1])
     assert all(job.regions for job in jobs[:4])  # fewer than 4 cameras were waiting
     assert all(not job.regions for job in jobs[4:]) and all(job.frame is None for job in jobs)
+
+
+def test_the_detector_takes_a_fresh_frame_and_drops_one_that_waited_too_long() -> None:
+    """A picture that waited over MAX_WAIT_S would make a late event: dropped and counted, never looked at;
+    the fresh one next to it is looked at."""
+    import time
+
+    from agent.detect.service import MAX_WAIT_S
+
+    model = ScriptedModel()
+    svc, _ = service(model)
+    cam = svc.cameras["c"]
+    image = np.zeros((180, 320, 3), np.uint8)
+    svc.start()
+    try:
+        svc.submit(Job(cam, image, time.monotonic() - MAX_WAIT_S - 0.5))  # late
+        deadline = time.monotonic() + 5.0
+        while cam.dropped == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cam.dropped == 1 and model.calls == 0
+        svc.submit(Job(cam, image, time.monotonic()))  # fresh
+        while model.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert model.calls == 1 and cam.dropped == 1
+    finally:
+        svc.stop()
