@@ -35,6 +35,7 @@ from agent.shard import ImageSpec, ReaderProcesses, ReaderSpec, RemoteImage, Rem
 from agent.stream.frames import ArrayFrame
 from agent.sysinfo import cpu_seconds, open_fds, release_free_memory, rss_bytes, thread_count
 from common.notify import Notifier
+from contract.payloads import Stats, to_wire
 from contract.topics import Topics
 from contract.vocab import STATS_SCHEMA
 
@@ -433,9 +434,9 @@ class Agent:
                     wall=self.clock.wall_of(change.at),
                     since_wall=self.clock.wall_of(verdict.since) if change.type == "state_changed" else None,
                     from_since_wall=self.clock.wall_of(change.from_since) if change.from_since is not None else None,
+                    # the new view became the reference
+                    reason="accepted" if change.problem == "moved" and accepted > watch.accepted_views else None,
                 )
-                if change.type == "problem_ended" and change.problem == "moved" and accepted > watch.accepted_views:
-                    payload["reason"] = "accepted"  # the new view became the reference
                 self._send(OutMessage(self.topics.events(cam_id), payload, "state", cam_id, queued_at=now))
             watch.accepted_views = accepted
             due = watch.last_health_at is None or now - watch.last_health_at >= heartbeat
@@ -492,7 +493,7 @@ class Agent:
                     cameras[cam_id]["detection_frames_dropped"] = report.detect_dropped
             if watch.detection is not None:
                 cameras[cam_id]["detection"] = watch.detection.stats()
-        return {
+        stats = {
             "schema": STATS_SCHEMA,
             "ward": self.config.ward,
             "ts": rfc3339(self.clock.wall()),
@@ -513,6 +514,7 @@ class Agent:
             "cameras": cameras,
             "detector": self._detector_stats(),
         }
+        return to_wire(Stats.model_validate(stats))
 
     def _detector_stats(self) -> dict[str, Any] | None:
         service = self.detection

@@ -193,7 +193,7 @@ def traffic(cams: list[tuple[str, str]], now: float, count: int, seed: int) -> l
         elif r < 0.97:
             p = {
                 "schema": "camwatch.event/1",
-                "id": f"ev-{seed}-{n}",
+                "id": f"ev-{seed}-{n:08d}",
                 "ward": ward,
                 "camera": cam,
                 "ts": rfc3339(ts),
@@ -210,7 +210,7 @@ def traffic(cams: list[tuple[str, str]], now: float, count: int, seed: int) -> l
         elif r < 0.9995:
             p = {
                 "schema": "camwatch.event/1",
-                "id": f"sc-{seed}-{n}",
+                "id": f"sc-{seed}-{n:08d}",
                 "ward": ward,
                 "camera": cam,
                 "ts": rfc3339(ts),
@@ -239,8 +239,9 @@ def traffic(cams: list[tuple[str, str]], now: float, count: int, seed: int) -> l
     return out
 
 
-def ingest_capacity(store: Store, messages: list[tuple[str, bytes]], seconds: float) -> float:
-    """Messages per second through Ingest.add + flush (batches of 5,000), for ``seconds``."""
+def ingest_capacity(store: Store, messages: list[tuple[str, bytes]], seconds: float) -> tuple[float, int]:
+    """Messages per second through Ingest.add + flush (batches of 5,000), for ``seconds``; and how many the
+    contract's models refused (0, or the bench's traffic is not the contract)."""
     ingest = Ingest(store)
     done = 0
     started = time.perf_counter()
@@ -249,7 +250,7 @@ def ingest_capacity(store: Store, messages: list[tuple[str, bytes]], seconds: fl
             ingest.add(topic, payload, time.time())
         ingest.flush()
         done += 5000
-    return done / (time.perf_counter() - started)
+    return done / (time.perf_counter() - started), ingest.bad
 
 
 def raw_insert_rate(store: Store, messages: list[tuple[str, bytes]]) -> float:
@@ -413,7 +414,7 @@ def run_store(kind: str, url: str, args: argparse.Namespace, workdir: Path) -> d
     rows = fill_history(store, cams, args.days, now, seed=1)
     history_s = time.perf_counter() - t0
     messages = traffic(cams, now, 10000, seed=2)
-    capacity = ingest_capacity(store, messages, args.seconds)
+    capacity, refused = ingest_capacity(store, messages, args.seconds)
     raw = raw_insert_rate(store, traffic(cams, now, 20000, seed=3))
     store.close()
     brokers = {
@@ -428,6 +429,7 @@ def run_store(kind: str, url: str, args: argparse.Namespace, workdir: Path) -> d
         "history_rows": rows,
         "history_write_s": round(history_s, 1),
         "ingest_per_s": round(capacity, 1),
+        "ingest_refused": refused,
         "baseline_raw_upsert_per_s": round(raw, 1),
         "through_mosquitto": brokers,
         "latency": lat,

@@ -9,37 +9,63 @@ delivery is safe); :class:`Fleet` answers what each camera's state is and was.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
+
+from pydantic import TypeAdapter, ValidationError
 
 from center.store import AgentRow, CameraRow, EventRow, Store, WriteBatch
 from center.timeline import FOREVER, Assertion, Interval, intervals
-from contract.topics import NotOurs, Topic, parse_topic
-from contract.vocab import AGENT_SCHEMA, AGENT_STATES, EVENT_SCHEMA, HEALTH_SCHEMA, STATES, STATS_SCHEMA
+from contract.payloads import ADAPTERS, AgentStatus, Health, StateChanged, Stats
+from contract.topics import Kind, NotOurs, Topic, parse_topic
+from contract.vocab import AGENT_SCHEMA, EVENT_SCHEMA, EVENT_TYPES, HEALTH_SCHEMA, STATS_SCHEMA
 
 log = logging.getLogger(__name__)
 
+BAD_LOG_EVERY_S = 60.0  # a refused message's reason is logged at most this often
 FUTURE_SLACK_S = 60.0  # a clock this far ahead is clamped to our time and flagged
 LOOKBACK_S = 400 * 86400  # how far back "since when" may look
+READERS: Final[dict[Kind, TypeAdapter[Any]]] = {
+    "health": ADAPTERS[HEALTH_SCHEMA],
+    "events": ADAPTERS[EVENT_SCHEMA],
+    "status": ADAPTERS[AGENT_SCHEMA],
+    "stats": ADAPTERS[STATS_SCHEMA],
+}
 
 
 class BadMessage(ValueError):
-    """A message that is not the contract: counted and logged, never fatal."""
+    """A message that is not the contract: counted by ``reason`` and logged, never fatal."""
+
+    def __init__(self, detail: str, reason: str = "bad") -> None:
+        super().__init__(detail)
+        self.reason = reason  # few and fixed (what kind of message, what was wrong): a counter's key
 
 
-def parse_ts(value: Any) -> float:
-    if not isinstance(value, str):
-        raise BadMessage(f"timestamp is not a string: {value!r}")
+def parse_ts(value: str) -> float:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        raise BadMessage(f"bad timestamp {value!r}") from None
+        raise BadMessage(f"bad timestamp {value!r}", "bad timestamp") from None
+
+
+def _refusal(topic: str, kind: str, exc: ValidationError) -> BadMessage:
+    """What the contract's model found wrong, for the log (where, what, the input) and for the counter."""
+    first = exc.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return BadMessage(f"{topic}: not JSON ({first['msg']})", f"{kind}: not JSON")
+    loc = [str(x) for x in first["loc"]]
+    field = next((x for x in loc if x not in EVENT_TYPES), "")  # an event's loc starts with its type
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    given = repr(first.get("input"))[:80]
+    detail = f"{topic}: {'.'.join(loc) or 'payload'}: {first['msg']}, given {given}{more}"
+    return BadMessage(detail, f"{kind}: {field or 'payload'}: {first['type']}")
 
 
 @dataclass(frozen=True)
@@ -80,112 +106,81 @@ class Read:
     unsequenced: bool = False  # a status without a usable seq/started_at: ordered as oldest, counted
 
 
-# Long: One reader per message kind: to become the contract's typed models (issue 16, item 1).
-def read_message(topic: str, payload: bytes, prefix: str, now: float, where: Topic | None = None) -> Read | None:  # noqa: C901, PLR0915
-    """What a message asserts; None for messages that assert nothing (snapshots). ``where``: the topic
-    already taken apart (else it is, here)."""
+def read_message(topic: str, payload: bytes, prefix: str, now: float, where: Topic | None = None) -> Read | None:
+    """What a message asserts, once the contract's model has taken it; None for messages that assert nothing
+    (snapshots). ``where``: the topic already taken apart (else it is, here)."""
     if where is None:
         try:
             where = parse_topic(topic, prefix)
         except NotOurs as exc:
-            raise BadMessage(str(exc)) from None
-    ward, camera, kind = where.ward, where.camera, where.kind
-    if kind == "snapshot":
+            raise BadMessage(str(exc), "topic not in the contract") from None
+    if where.kind == "snapshot":
         return None
     try:
-        p = json.loads(payload)
-    except ValueError:
-        raise BadMessage(f"{topic}: not JSON") from None
-    if not isinstance(p, dict):
-        raise BadMessage(f"{topic}: not a JSON object")
+        message = READERS[where.kind].validate_json(payload)
+    except ValidationError as exc:
+        raise _refusal(topic, where.kind, exc) from None
 
     def clamp(t: float) -> tuple[float, bool]:
         return (now, True) if t > now + FUTURE_SLACK_S else (t, False)
 
-    if kind == "stats":
-        if p.get("schema") != STATS_SCHEMA:
-            raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
-        at, clamped = clamp(parse_ts(p.get("ts")))
+    ward, camera = where.ward, where.camera
+    if isinstance(message, Stats):
+        at, clamped = clamp(parse_ts(message.ts))
         return Read(ward, None, heard=at, clamped=clamped)  # the agent is alive: all it said still holds
-    if kind == "status":
-        return _read_status(topic, ward, p, clamp)
+    if isinstance(message, AgentStatus):
+        return _read_status(ward, message, clamp)
     assert camera is not None  # health and events are a camera's
-    if kind == "health":
-        if p.get("schema") != HEALTH_SCHEMA:
-            raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
-        state = p.get("state")
-        if state not in STATES:
-            raise BadMessage(f"{topic}: unknown state {state!r}")
-        end, clamped = clamp(parse_ts(p.get("ts")))
-        start = min(parse_ts(p.get("since", p.get("ts"))), end)
-        name = p.get("name") if isinstance(p.get("name"), str) else None
-        held = Assertion(start, end, state, _problems(p))
-        return Read(ward, camera, (held,), clamped=clamped, name=name, heard=end)
-    if kind == "events":
-        if p.get("schema") != EVENT_SCHEMA:
-            raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
-        event_id = p.get("id")
-        if not isinstance(event_id, str):
-            raise BadMessage(f"{topic}: event without an id")
-        kind_of = p.get("type")
-        if not isinstance(kind_of, str):
-            raise BadMessage(f"{topic}: event without a type")
-        end, clamped = clamp(parse_ts(p.get("ts")))
-        event = EventRow(event_id, ward, camera, end, kind_of, p.get("replayed") is True, payload.decode())
-        if kind_of != "state_changed":
-            return Read(ward, camera, event_id=event_id, clamped=clamped, event=event, heard=end)
-        state = p.get("to")
-        if state not in STATES:
-            raise BadMessage(f"{topic}: unknown state {state!r}")
-        start = min(parse_ts(p.get("since", p.get("ts"))), end)
-        found = [Assertion(start, end, state, _problems(p))]
-        # What it was before: ``from`` from ``from_since`` up to ``since`` (a chain of changes is a whole account).
-        before = p.get("from")
-        if before in STATES and before != "unknown" and "from_since" in p:
-            from_since = parse_ts(p["from_since"])
-            if from_since <= start:
-                found.append(Assertion(from_since, start, before, _problems(p, "from_problems")))
-        return Read(ward, camera, tuple(found), event_id=event_id, clamped=clamped, event=event, heard=end)
-    raise BadMessage(f"{topic}: unknown message kind {kind!r}")
+    end, clamped = clamp(parse_ts(message.ts))
+    if isinstance(message, Health):
+        held = Assertion(min(parse_ts(message.since), end), end, message.state, tuple(message.problems))
+        return Read(ward, camera, (held,), clamped=clamped, name=message.name, heard=end)
+    event = EventRow(message.id, ward, camera, end, message.type, message.replayed is True, payload.decode())
+    if not isinstance(message, StateChanged):
+        return Read(ward, camera, event_id=message.id, clamped=clamped, event=event, heard=end)
+    start = min(parse_ts(message.since or message.ts), end)
+    found = [Assertion(start, end, message.to, tuple(message.problems))]
+    # What it was before: ``from`` from ``from_since`` up to ``since`` (a chain of changes is a whole account).
+    if message.from_ != "unknown" and message.from_since is not None:
+        from_since = parse_ts(message.from_since)
+        if from_since <= start:
+            found.append(Assertion(from_since, start, message.from_, tuple(message.from_problems or ())))
+    return Read(ward, camera, tuple(found), event_id=message.id, clamped=clamped, event=event, heard=end)
 
 
-def _read_status(topic: str, ward: str, p: dict[str, Any], clamp: Any) -> Read:
-    if p.get("schema") != AGENT_SCHEMA:
-        raise BadMessage(f"{topic}: unknown schema {p.get('schema')!r}")
-    cameras = tuple(c for c in p.get("cameras", []) if isinstance(c, str))
-    state = p.get("state")
-    if state not in AGENT_STATES:
-        raise BadMessage(f"{topic}: unknown agent state {state!r}")
-    at, clamped = clamp(parse_ts(p.get("ts")))
-    seq = p.get("seq")
-    seq_n = seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else -1
-    unsequenced = seq_n < 0
-    try:
-        started_at = parse_ts(p.get("started_at"))
-    except BadMessage:
-        started_at, unsequenced = 0.0, True
-    hostname = str(p.get("hostname") or "")
-    key = StatusKey(started_at, -1 if unsequenced else seq_n, int(state == "offline"), hostname)
-    reason = str(p.get("reason") or "")
-    agent = AgentRow(ward, state, _problems(p), str(p.get("version") or ""), at, reason, hostname, started_at, key.seq)
+def _read_status(ward: str, status: AgentStatus, clamp: Callable[[float], tuple[float, bool]]) -> Read:
+    at, clamped = clamp(parse_ts(status.ts))
+    unsequenced = status.seq is None
+    key = StatusKey(
+        parse_ts(status.started_at),
+        -1 if unsequenced else status.seq or 0,
+        int(status.state == "offline"),
+        status.hostname or "",
+    )
+    agent = AgentRow(
+        ward,
+        status.state,
+        tuple(status.problems),
+        status.version,
+        at,
+        status.reason or "",
+        status.hostname or "",
+        key.started_at,
+        key.seq,
+    )
     # A birth or a clean stop is the agent speaking; a last will ("lost") is the broker speaking for it,
     # at a time that says nothing about when it died (it was built when the agent connected).
-    heard = None if state == "offline" and reason != "shutdown" else at
+    heard = None if status.state == "offline" and status.reason != "shutdown" else at
     return Read(
         ward,
         None,
         clamped=clamped,
-        agent_cameras=cameras,
+        agent_cameras=tuple(status.cameras),
         agent=agent,
         heard=heard,
         status=key,
         unsequenced=unsequenced,
     )
-
-
-def _problems(p: dict[str, Any], key: str = "problems") -> tuple[str, ...]:
-    raw = p.get(key, [])
-    return tuple(x for x in raw if isinstance(x, str)) if isinstance(raw, list) else ()
 
 
 class Ingest:
@@ -199,12 +194,14 @@ class Ingest:
         self._pending = 0
         self.messages = 0
         self.bad = 0
+        self.bad_reasons: Counter[str] = Counter()  # why messages were refused, e.g. "health: state: literal_error"
+        self._said: dict[str, tuple[float, int]] = {}  # reason -> (when last logged, how many since)
         self.duplicates = 0
         self.clamped = 0
         self.events = 0
         self.snapshots = 0
         self.stale_status = 0  # status messages of an older connection or process than one already seen
-        self.unsequenced = 0  # status messages without a usable seq / started_at
+        self.unsequenced = 0  # status messages without a seq (an agent older than seq)
         self._warned: set[tuple[str, str]] = set()  # (ward, what): said once in the log
         known = store.agents()
         self._status: dict[str, StatusKey] = {
@@ -223,8 +220,7 @@ class Ingest:
         try:
             where = parse_topic(topic, self.prefix)
         except NotOurs as exc:
-            self.bad += 1
-            log.warning("ignored a message: %s", exc)
+            self._refused(BadMessage(str(exc), "topic not in the contract"), now)
             return
         if where.kind == "snapshot" and where.camera and where.event_id:
             ward, camera, event_id = where.ward, where.camera, where.event_id
@@ -235,9 +231,8 @@ class Ingest:
             return
         try:
             read = read_message(topic, payload, self.prefix, now, where)
-        except (BadMessage, UnicodeDecodeError) as exc:
-            self.bad += 1
-            log.warning("ignored a message: %s", exc)
+        except BadMessage as exc:
+            self._refused(exc, now)
             return
         if read is None:
             return
@@ -256,6 +251,20 @@ class Ingest:
                 if read.event is not None:
                     batch.events.append(read.event)
             self._pending += 1
+
+    def _refused(self, exc: BadMessage, now: float) -> None:
+        """Count a message the contract refuses by why; say it in the log, each reason at most once a minute
+        (a careless or hostile ward can send thousands)."""
+        with self._lock:
+            self.bad += 1
+            self.bad_reasons[exc.reason] += 1
+            said = self._said.get(exc.reason)
+            if said is not None and now - said[0] < BAD_LOG_EVERY_S:
+                self._said[exc.reason] = (said[0], said[1] + 1)
+                return
+            self._said[exc.reason] = (now, 0)
+        more = f" ({said[1]} more like it not logged)" if said is not None and said[1] else ""
+        log.warning("ignored a message: %s%s", exc, more)
 
     def _take_status(self, read: Read, batch: WriteBatch, now: float) -> None:
         """A birth, a clean stop or a last will: believed only if no newer connection has spoken (lock held)."""

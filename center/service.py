@@ -206,6 +206,7 @@ class CenterIngest:
             "connected": self._connected.is_set(),
             "messages": i.messages,
             "bad": i.bad,
+            "bad_reasons": dict(i.bad_reasons),
             "duplicates": i.duplicates,
             "clamped": i.clamped,
             "events": i.events,

@@ -8,8 +8,11 @@ levels of its own (``city/camwatch``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final, Literal
+
+from contract.vocab import AGENT_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA, STATS_SCHEMA
 
 Kind = Literal["status", "stats", "health", "events", "snapshot"]
 AGENT: Final = "agent"  # the topic level where a camera id would be, for the agent's own topics
@@ -45,15 +48,74 @@ def health_filter(prefix: str, ward: str | None = None) -> str:
     return f"{prefix}/{ward or '+'}/+/health"
 
 
+@dataclass(frozen=True)
+class Channel:
+    """One kind of topic of the contract: where (``address``, its ``{parameters}`` after the prefix), how it is
+    published, and what it carries (``schema``: the payload's schema name; None for a JPEG)."""
+
+    kind: Kind
+    address: str
+    qos: int
+    retain: bool
+    content_type: str
+    schema: str | None
+    summary: str
+
+
+CHANNELS: Final[tuple[Channel, ...]] = (
+    Channel(
+        "health",
+        "{ward}/{camera}/health",
+        1,
+        True,
+        "application/json",
+        HEALTH_SCHEMA,
+        "A camera's health, on every change and every heartbeat_s; retained, so a subscriber has every "
+        "camera's last word at once.",
+    ),
+    Channel(
+        "events",
+        "{ward}/{camera}/events",
+        1,
+        False,
+        "application/json",
+        EVENT_SCHEMA,
+        "A camera's state changes, problems and detections, queued on disk and delivered at least once "
+        "(repeats share an id).",
+    ),
+    Channel(
+        "status",
+        f"{{ward}}/{AGENT}/status",
+        1,
+        True,
+        "application/json",
+        AGENT_SCHEMA,
+        "A ward agent's birth (online), clean stop or last will (offline); retained.",
+    ),
+    Channel(
+        "snapshot",
+        "{ward}/{camera}/snapshot/{event_id}",
+        1,
+        False,
+        "image/jpeg",
+        None,
+        "The JPEG of a detection_started event, the best sighting boxed; event_id is the event's id.",
+    ),
+    Channel(
+        "stats",
+        f"{{ward}}/{AGENT}/stats",
+        0,
+        False,
+        "application/json",
+        STATS_SCHEMA,
+        "A ward agent's resource figures every stats_s (QoS 0: the next one replaces a lost one).",
+    ),
+)
+
+
 def center_subscriptions(prefix: str) -> list[tuple[str, int]]:
     """What the center subscribes to, every ward, with the QoS each is published at."""
-    return [
-        (f"{prefix}/+/+/health", 1),
-        (f"{prefix}/+/+/events", 1),
-        (f"{prefix}/+/{AGENT}/status", 1),
-        (f"{prefix}/+/+/snapshot/+", 1),
-        (f"{prefix}/+/{AGENT}/stats", 0),
-    ]
+    return [(f"{prefix}/{re.sub(r'{[a-z_]+}', '+', c.address)}", c.qos) for c in CHANNELS]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 State = Literal["online", "degraded", "offline", "unknown"]
 STATES: Final[tuple[State, ...]] = ("online", "degraded", "offline", "unknown")
@@ -25,11 +25,15 @@ AGENT_PROBLEMS: Final = (
 )
 
 # Why a camera is offline (health ``problems``; one at a time).
-FAILURE_REASONS: Final = ("unreachable", "auth_failed", "not_found", "stalled", "no_video")
+FailureReason = Literal["unreachable", "auth_failed", "not_found", "stalled", "no_video"]
 # What is wrong with a camera whose video flows (health ``problems``; any of them): its stream, its picture.
-STREAM_PROBLEMS: Final = ("low_fps",)
-IMAGE_PROBLEMS: Final = ("black", "frozen", "blurred", "covered", "moved")
-CAMERA_PROBLEMS: Final = FAILURE_REASONS + STREAM_PROBLEMS + IMAGE_PROBLEMS
+StreamProblem = Literal["low_fps"]
+ImageProblem = Literal["black", "frozen", "blurred", "covered", "moved"]
+CameraProblem = Literal[FailureReason, StreamProblem, ImageProblem]
+FAILURE_REASONS: Final[tuple[FailureReason, ...]] = get_args(FailureReason)
+STREAM_PROBLEMS: Final[tuple[StreamProblem, ...]] = get_args(StreamProblem)
+IMAGE_PROBLEMS: Final[tuple[ImageProblem, ...]] = get_args(ImageProblem)
+CAMERA_PROBLEMS: Final[tuple[CameraProblem, ...]] = FAILURE_REASONS + STREAM_PROBLEMS + IMAGE_PROBLEMS
 
 EVENT_TYPES: Final = ("state_changed", "problem_started", "problem_ended", "detection_started", "detection_ended")
 

@@ -48,4 +48,9 @@ lock="requirements/$extra.lock"
 [ -f "$lock" ] || { echo "setup: no lock for extra '$extra' (requirements/{dev,demo,center,agent}.lock)" >&2; exit 2; }
 .venv/bin/python -m pip install -q --require-hashes -r "$lock"
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+if [ "$extra" = dev ]; then
+  # The AsyncAPI 3.0 JSON Schema, from the AsyncAPI project's own npm package (@asyncapi/specs), pinned by its
+  # hash: tests validate contract/asyncapi.json with it. Kept in .cache/, never committed.
+  .venv/bin/python scripts/fetch_asyncapi_spec.py
+fi
 echo "setup: ready (.venv, extra: $extra)"

@@ -76,6 +76,25 @@ def health_message(
     return encode(payload)
 
 
+def stats_message(at: float, ward: str = "w1") -> bytes:
+    """An agent's stats with the fields every one carries, none measured (``at``: wall-clock seconds)."""
+    from agent.clock import rfc3339
+
+    payload = {
+        "schema": "camwatch.stats/1",
+        "ward": ward,
+        "ts": rfc3339(at),
+        "uptime_s": 60.0,
+        "cpu_s": 1.5,
+        "rss_bytes": None,
+        "threads": 9,
+        "fds": None,
+        "outbox": {"pending": 0, "dropped": 0},
+        "cameras": {},
+    }
+    return json.dumps(payload).encode()
+
+
 # -- MQTT collector ----------------------------------------------------------------
 
 

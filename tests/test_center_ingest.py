@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import health_message
+from support import health_message, stats_message
 
 from agent.health.state import Change
 from agent.publish.payloads import agent_payload, encode, event_payload
@@ -86,8 +86,13 @@ def test_bad_messages_are_counted_and_future_clocks_clamped(store: Store) -> Non
     fleet.ingest("camwatch/w9/new-cam/health", health("online", 0, 10_000), now=T0 + 10)  # clock a day ahead
     assert fleet.clamped == 1 and [(c.ward, c.camera) for c in fleet.cameras()] == [("w9", "new-cam")]  # learned
     assert fleet.timeline("w9", "new-cam", T0, T0 + 10)[-1].state == "online"
-    stats = {"schema": "camwatch.stats/1", "ward": "w1", "ts": "2025-11-24T16:00:00.000Z"}
-    fleet.ingest("camwatch/w1/agent/stats", json.dumps(stats).encode(), now=T0)  # asserts nothing about state
+    assert fleet.bad_reasons == {
+        "health: not JSON": 1,
+        "health: schema: literal_error": 1,
+        "health: ward: missing": 1,
+        "topic not in the contract": 1,
+    }
+    fleet.ingest("camwatch/w1/agent/stats", stats_message(T0), now=T0)  # asserts nothing about state
     fleet.ingest("camwatch/w1/cam-1/snapshot/abc", b"\xff\xd8", now=T0)
     assert fleet.bad == 4 and fleet.snapshots == 1 and store.snapshot("abc") == b"\xff\xd8"
 

@@ -6,7 +6,6 @@ center's ingest into a real store (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import health_message
+from support import health_message, stats_message
 
 from agent.health.state import Change
 from agent.publish.payloads import agent_payload, encode, event_payload
@@ -94,7 +93,7 @@ def change(
 
 
 def stats(at: float) -> bytes:
-    return json.dumps({"schema": "camwatch.stats/1", "ward": "w1", "ts": _ts(at)}).encode()
+    return stats_message(T0 + at)
 
 
 def _ts(at: float) -> str:

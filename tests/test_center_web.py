@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from support import health_message, wait_until
+from support import health_message, stats_message, wait_until
 from test_center_service import Ward, center_for
 
 from agent.publish.payloads import agent_payload, encode
@@ -327,7 +327,7 @@ def test_a_chain_told_only_by_replayed_changes_gives_exact_seconds_through_the_a
     send("agent/status", encode({**agent_payload(state="online", now_wall=t0, **status), "seq": 1}), retain=True)  # type: ignore[arg-type]
     send("k1/health", health_message("k1", "k1", "online", t0, t0 + 600, ward="w3"), retain=True)
     cut = t0 + 610
-    send("agent/stats", json_bytes({"schema": "camwatch.stats/1", "ward": "w3", "ts": iso_z(cut)}))
+    send("agent/stats", stats_message(cut, "w3"))
     will = agent_payload(state="offline", now_wall=t0, reason="lost", **status)  # type: ignore[arg-type]
     send("agent/status", encode({**will, "seq": 1}), retain=True)
     back = t0 + 3000  # the link is back: birth, health, then the outbox's changes

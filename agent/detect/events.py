@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.clock import rfc3339
 from agent.detect.tracker import Track
+from contract.payloads import Detection, to_wire
 from contract.vocab import EVENT_SCHEMA
 
 
@@ -44,7 +45,6 @@ def detection_payload(
         "first_seen": rfc3339(wall_of(track.first_seen)),
         "last_seen": rfc3339(wall_of(track.last_seen)),
         "hits": track.hits,
+        "started_id": started_id,
     }
-    if started_id is not None:
-        payload["started_id"] = started_id
-    return payload
+    return to_wire(Detection.model_validate(payload))

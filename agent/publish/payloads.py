@@ -1,14 +1,16 @@
-"""Builders of the contract's JSON payloads (pure functions); their JSON Schemas are in :mod:`contract.schemas`."""
+"""The agent's payloads, built with the contract's models (:mod:`contract.payloads`) from what it measured; pure."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from agent.clock import rfc3339
 from agent.health.state import Change, Verdict
 from agent.stream.stats import StreamSnapshot
 from contract.events import new_event_id
+from contract.payloads import AgentStatus, Health, ProblemChanged, StateChanged, StreamFigures, UptimeFigures, to_wire
 from contract.vocab import AGENT_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA
 
 
@@ -23,37 +25,38 @@ def health_payload(
     name: str,
     verdict: Verdict,
     stream: StreamSnapshot,
-    wall_of: Any,
+    wall_of: Callable[[float], float],
     now_wall: float,
     uptime_window_s: float,
     online_ratio: float | None,
 ) -> dict[str, Any]:
     """``wall_of`` maps a monotonic instant to wall-clock seconds."""
-    payload: dict[str, Any] = {
-        "schema": HEALTH_SCHEMA,
-        "ward": ward,
-        "camera": camera,
-        "name": name,
-        "ts": rfc3339(now_wall),
-        "state": verdict.state,
-        "problems": list(verdict.problems),
-        "since": rfc3339(wall_of(verdict.since)),
-        "stream": {
-            "codec": stream.codec,
-            "width": stream.width,
-            "height": stream.height,
-            "fps": _round(stream.fps),
-            "nominal_fps": _round(stream.nominal_fps),
-            "bitrate_kbps": _round(stream.bitrate_kbps, 1),
-            "gop_s": _round(stream.gop_s),
-            "last_packet_ts": rfc3339(wall_of(stream.last_packet)) if stream.last_packet is not None else None,
-        },
-        "uptime": {"window_s": round(uptime_window_s, 1), "online_ratio": _round(online_ratio, 5)},
-        "reconnects": stream.reconnects,
-    }
-    if verdict.detail:
-        payload["detail"] = verdict.detail
-    return payload
+    health = Health.model_validate(
+        {
+            "schema": HEALTH_SCHEMA,
+            "ward": ward,
+            "camera": camera,
+            "name": name,
+            "ts": rfc3339(now_wall),
+            "state": verdict.state,
+            "problems": list(verdict.problems),
+            "since": rfc3339(wall_of(verdict.since)),
+            "stream": StreamFigures(
+                codec=stream.codec,
+                width=stream.width,
+                height=stream.height,
+                fps=_round(stream.fps),
+                nominal_fps=_round(stream.nominal_fps),
+                bitrate_kbps=_round(stream.bitrate_kbps, 1),
+                gop_s=_round(stream.gop_s),
+                last_packet_ts=rfc3339(wall_of(stream.last_packet)) if stream.last_packet is not None else None,
+            ),
+            "uptime": UptimeFigures(window_s=round(uptime_window_s, 1), online_ratio=_round(online_ratio, 5)),
+            "reconnects": stream.reconnects,
+            "detail": verdict.detail or None,
+        }
+    )
+    return to_wire(health)
 
 
 def event_payload(
@@ -64,9 +67,11 @@ def event_payload(
     wall: float,
     since_wall: float | None = None,
     from_since_wall: float | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """An event; a state change says what the camera became since when, and what it was since when."""
-    payload: dict[str, Any] = {
+    """An event; a state change says what the camera became since when, and what it was since when.
+    ``reason``: why a problem ended (``accepted``: a moved view became the reference)."""
+    head: dict[str, Any] = {
         "schema": EVENT_SCHEMA,
         "id": new_event_id(),
         "ward": ward,
@@ -74,20 +79,24 @@ def event_payload(
         "ts": rfc3339(wall),
         "type": change.type,
         "problems": list(change.problems),
+        "problem": change.problem,
+        "detail": change.detail or None,
     }
-    if change.type == "state_changed":
-        payload["from"] = change.from_state
-        payload["to"] = change.to_state
-        if since_wall is not None:
-            payload["since"] = rfc3339(since_wall)
-        if from_since_wall is not None and change.from_state != "unknown":
-            payload["from_since"] = rfc3339(from_since_wall)
-            payload["from_problems"] = list(change.from_problems)
-    if change.problem is not None:
-        payload["problem"] = change.problem
-    if change.detail:
-        payload["detail"] = change.detail
-    return payload
+    if change.type != "state_changed":
+        return to_wire(ProblemChanged.model_validate({**head, "reason": reason}))
+    told = from_since_wall is not None and change.from_state != "unknown"
+    return to_wire(
+        StateChanged.model_validate(
+            {
+                **head,
+                "from": change.from_state,
+                "to": change.to_state,
+                "since": None if since_wall is None else rfc3339(since_wall),
+                "from_since": rfc3339(from_since_wall) if told and from_since_wall is not None else None,
+                "from_problems": list(change.from_problems) if told else None,
+            }
+        )
+    )
 
 
 def agent_payload(
@@ -104,25 +113,23 @@ def agent_payload(
     refused: tuple[str, str] | None = None,
     overload: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "schema": AGENT_SCHEMA,
-        "ward": ward,
-        "ts": rfc3339(now_wall),
-        "state": state,
-        "version": version,
-        "cameras": cameras,
-        "started_at": rfc3339(started_at),
-        "problems": problems or [],
-    }
-    if reason is not None:
-        payload["reason"] = reason
-    if hostname:
-        payload["hostname"] = hostname
-    if refused is not None:
-        payload["refused"] = {"topic": refused[0], "reason": refused[1]}
-    if overload is not None:
-        payload["overload"] = overload
-    return payload
+    status = AgentStatus.model_validate(
+        {
+            "schema": AGENT_SCHEMA,
+            "ward": ward,
+            "ts": rfc3339(now_wall),
+            "state": state,
+            "version": version,
+            "cameras": cameras,
+            "started_at": rfc3339(started_at),
+            "problems": problems or [],
+            "reason": reason,
+            "hostname": hostname or None,
+            "refused": None if refused is None else {"topic": refused[0], "reason": refused[1]},
+            "overload": overload,
+        }
+    )
+    return to_wire(status)
 
 
 def encode(payload: dict[str, Any]) -> bytes:
