@@ -137,10 +137,11 @@ def test_center_killed_mid_stream_loses_no_event(workdir: Path, broker: Mosquitt
     for i in range(600):
         event = {
             "schema": "camwatch.event/1",
-            "id": f"k9-{i:04d}",
+            "id": f"k9-event-{i:04d}",
             "ward": "w1",
             "camera": f"c{i % 7}",
             "type": "problem_started",
+            "problem": "blurred",
             "problems": ["blurred"],
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 600 + i)) + ".000Z",
         }

@@ -53,7 +53,7 @@ def site(broker: Mosquitto, workdir: Path) -> Iterator[tuple[str, CenterIngest]]
     ward.send("c2/health", health_message("c2", "Cầu Trường Tiền", "online", now - 7200, now))
     snap_event = {
         "schema": "camwatch.event/1",
-        "id": "det-1",
+        "id": "det-00000001",
         "ward": "w1",
         "camera": "c2",
         "type": "detection_started",
@@ -63,10 +63,10 @@ def site(broker: Mosquitto, workdir: Path) -> Iterator[tuple[str, CenterIngest]]
         "box": [0.1, 0.2, 0.3, 0.9],
         "zones": [],
         "track_id": 3,
-        "snapshot": "det-1",
+        "snapshot": "det-00000001",
         "problems": [],
     }
-    ward.send("c2/snapshot/det-1", b"\xff\xd8\xff\xe0 fake jpeg")
+    ward.send("c2/snapshot/det-00000001", b"\xff\xd8\xff\xe0 fake jpeg")
     ward.send("c2/events", encode(snap_event))
     assert wait_until(
         lambda: center.ingest.events == 2 and center.ingest.snapshots == 1 and not center.ingest.pending, 10
@@ -118,8 +118,8 @@ def test_pages_in_both_languages_and_the_api(site: tuple[str, CenterIngest]) -> 
         history = down.split("Problems history")[1].split("</table>")[0]
         assert "stalled" in history and "Ongoing" in history and "Offline" in history
         cam = c.get("/camera/w1/c2").text
-        assert "/snapshot/det-1" in cam and "person" in cam
-        assert c.get("/snapshot/det-1").content.startswith(b"\xff\xd8")
+        assert "/snapshot/det-00000001" in cam and "person" in cam
+        assert c.get("/snapshot/det-00000001").content.startswith(b"\xff\xd8")
         assert "Add a maintenance window" not in cam  # viewers do not get the form
         report = c.get("/report?period=24h").text
         assert "Availability" in report
@@ -137,7 +137,7 @@ def test_pages_in_both_languages_and_the_api(site: tuple[str, CenterIngest]) -> 
         (agent,) = c.get("/api/v1/agents").json()["agents"]
         assert agent["state"] == "online" and agent["problems"] == ["outbox_overflow"]
         events = c.get("/api/v1/events?camera=c2").json()["events"]
-        assert [e["id"] for e in events] == ["det-1"]
+        assert [e["id"] for e in events] == ["det-00000001"]
         assert "/api/v1/uptime" in c.get("/api/v1/openapi.json").json()["paths"]
         # a maintenance form from a viewer, and one without the session's CSRF token
         assert (
