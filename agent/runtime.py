@@ -1,9 +1,12 @@
 """The ward agent: readers in a few reader processes, one health loop, one publisher, one detector.
 
-The health loop owns the monotonic clock that verdicts are judged on. Every
-``tick_s`` it takes each reader's latest report (see :mod:`agent.shard`), advances that camera's state
-machine, and publishes health on every change and every ``heartbeat_s``,
-events for every change, and agent stats every ``stats_s``.
+:func:`plan_cameras` wires the cameras (their readers, thresholds and
+detection); :class:`Agent` holds the parts and runs the health loop. The loop
+owns the monotonic clock that verdicts are judged on. Every ``tick_s`` it
+takes each reader's latest report (see :mod:`agent.shard`), lets
+:func:`agent.camera.step` decide what that camera has to say, and sends it:
+events for every change, health on every change and every ``heartbeat_s``;
+and agent stats every ``stats_s``.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent import __version__
+from agent.camera import CameraState, Seen, Ward, step
 from agent.clock import Clock, rfc3339
 from agent.config.model import AgentConfig, CameraConfig, DetectionConfig
 from agent.detect.detector import OnnxDetector, find_model
@@ -29,7 +33,7 @@ from agent.health.image_watch import image_thresholds
 from agent.publish.durable import DurableOutbox
 from agent.publish.mqtt import MqttPublisher, Pace
 from agent.publish.outbox import OutMessage
-from agent.publish.payloads import agent_payload, event_payload, health_payload
+from agent.publish.payloads import agent_payload
 from agent.publish.publisher import Publisher
 from agent.shard import ImageSpec, ReaderProcesses, ReaderSpec, RemoteImage, RemoteReader
 from agent.stream.frames import ArrayFrame
@@ -47,17 +51,25 @@ LATE_TICK_S = 1.0  # the health loop this late is a sign of overload
 
 @dataclass
 class CameraWatch:
-    """Everything the agent keeps for one camera."""
+    """Everything the agent keeps for one camera: its health loop state, and what reads and checks it."""
 
     config: CameraConfig
     reader: RemoteReader
-    machine: HealthMachine
-    uptime: UptimeTracker
+    state: CameraState
     image: RemoteImage | None = None
     detection: CameraDetection | None = None
     detect_reader: RemoteReader | None = None  # only when detection reads another stream
-    last_health_at: float | None = None
-    accepted_views: int = 0
+
+    def seen(self, now: float) -> Seen:
+        """What its reader and image checks report now."""
+        image = self.image
+        problems = image.problems() if image is not None else ()
+        return Seen(
+            self.reader.snapshot(now),
+            problems,
+            image.evidence() if problems and image is not None else None,
+            image.accepted_views if image is not None else 0,
+        )
 
 
 def build_detector(d: DetectionConfig) -> OnnxDetector | None:
@@ -96,9 +108,106 @@ def build_detector(d: DetectionConfig) -> OnnxDetector | None:
     return detector
 
 
+@dataclass
+class CameraPlan:
+    """What the agent will run for its cameras: the readers (one per stream), where detection frames go, and
+    per camera its health thresholds, its detection and the key of the reader detection reads."""
+
+    specs: list[ReaderSpec] = field(default_factory=list)
+    sinks: dict[str, Callable[[ArrayFrame], None]] = field(default_factory=dict)
+    cameras: list[tuple[CameraConfig, Thresholds, CameraDetection | None, str | None]] = field(default_factory=list)
+
+
+def plan_cameras(
+    config: AgentConfig, service: DetectionService | None, *, writable: bool, started: float
+) -> CameraPlan:
+    """Every enabled camera's readers, thresholds and detection (added to ``service``); ``writable``: the
+    state directory takes image baselines."""
+    h, d = config.health, config.detection
+    plan = CameraPlan()
+    for cam in config.enabled_cameras:
+        ch = cam.health.merged(h) if cam.health else h
+        image: ImageSpec | None = None
+        if ch.image_checks:
+            image = ImageSpec(
+                ch.image_check_interval_s,
+                image_thresholds(ch),
+                tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in cam.masks),
+                config.state_dir / "image" / f"{cam.id}.npz" if writable else None,
+            )
+        thresholds = Thresholds(
+            offline_after_s=cam.offline_after_s or h.offline_after_s,
+            online_after_s=h.online_after_s,
+            low_fps_ratio=h.low_fps_ratio,
+            low_fps_after_s=h.low_fps_after_s,
+            clear_after_s=h.clear_after_s,
+        )
+        detection: CameraDetection | None = None
+        detect_key: str | None = None
+        interval = 1.0 / d.detect_fps
+        detect_url, source = cam.detection_source(d.substream)
+        if service is not None and cam.detection:
+            detection = add_detection(service, d, cam, started)
+            # Another stream (the substream): its own connection, read only for detection.
+            detect_key = cam.id if detect_url == cam.stream_url else f"{cam.id} ({source.split(' ')[0]})"
+            plan.sinks[detect_key] = detection.on_frame
+            log.info("camera %s: detection reads the %s", cam.id, source)
+        own_detect = interval if detect_key == cam.id else None
+        plan.specs.append(reader_spec(config, cam.id, cam.stream_url, cam, image=image, detect=own_detect))
+        if detect_key is not None and detect_key != cam.id:
+            fallback = cam.id if source.startswith("substream") else None
+            plan.specs.append(reader_spec(config, detect_key, detect_url, cam, detect=interval, fallback_to=fallback))
+        plan.cameras.append((cam, thresholds, detection, detect_key))
+    return plan
+
+
+def add_detection(service: DetectionService, d: DetectionConfig, cam: CameraConfig, started: float) -> CameraDetection:
+    return service.add_camera(
+        cam.id,
+        labels=d.labels,
+        min_score=d.min_score,
+        min_hits=d.min_hits,
+        lost_after_s=d.lost_after_s,
+        motion_min_area=d.motion_min_area,
+        max_events_per_min=d.max_events_per_min,
+        zones=dict(cam.zones),
+        masks=cam.masks,
+        now=started,
+        crops=d.motion_crops,
+        plausible={label: Plausible(p.min_height, p.min_aspect, p.max_aspect) for label, p in d.plausible.items()},
+    )
+
+
+def reader_spec(
+    config: AgentConfig,
+    key: str,
+    url: str,
+    cam: CameraConfig,
+    *,
+    image: ImageSpec | None = None,
+    detect: float | None = None,
+    fallback_to: str | None = None,
+) -> ReaderSpec:
+    s = config.stream
+    return ReaderSpec(
+        key,
+        url,
+        transport=cam.transport or s.transport,
+        open_timeout_s=s.open_timeout_s,
+        read_timeout_s=s.read_timeout_s,
+        backoff_initial_s=s.backoff_initial_s,
+        backoff_max_s=s.backoff_max_s,
+        fps_window_s=config.health.fps_window_s,
+        image=image,
+        detect_interval_s=detect,
+        detect_keyframes_above=config.detection.keyframes_above or None,
+        group=cam.id,
+        fallback_to=fallback_to,
+    )
+
+
 class Agent:
-    # Long: The composition root: to become a wiring function of its own (issue 16, item 4).
-    def __init__(  # noqa: PLR0915
+    def __init__(
         self,
         config: AgentConfig,
         clock: Clock | None = None,
@@ -142,52 +251,21 @@ class Agent:
                 cost_clock=time.thread_time if d.threads == 1 else time.process_time,
             )
         self._check_state_dir()
-        specs: list[ReaderSpec] = []
-        sinks: dict[str, Callable[[ArrayFrame], None]] = {}
-        built: list[tuple[CameraConfig, Thresholds, CameraDetection | None, str | None]] = []
-        for cam in config.enabled_cameras:
-            ch = cam.health.merged(h) if cam.health else h
-            image: ImageSpec | None = None
-            if ch.image_checks:
-                writable = "state_dir_unwritable" not in self.problems
-                image = ImageSpec(
-                    ch.image_check_interval_s,
-                    image_thresholds(ch),
-                    tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in cam.masks),
-                    config.state_dir / "image" / f"{cam.id}.npz" if writable else None,
-                )
-            thresholds = Thresholds(
-                offline_after_s=cam.offline_after_s or h.offline_after_s,
-                online_after_s=h.online_after_s,
-                low_fps_ratio=h.low_fps_ratio,
-                low_fps_after_s=h.low_fps_after_s,
-                clear_after_s=h.clear_after_s,
-            )
-            detection: CameraDetection | None = None
-            detect_key: str | None = None
-            interval = 1.0 / d.detect_fps
-            detect_url, source = cam.detection_source(d.substream)
-            if self.detection is not None and cam.detection:
-                detection = self._add_detection(cam)
-                # Another stream (the substream): its own connection, read only for detection.
-                detect_key = cam.id if detect_url == cam.stream_url else f"{cam.id} ({source.split(' ')[0]})"
-                sinks[detect_key] = detection.on_frame
-                log.info("camera %s: detection reads the %s", cam.id, source)
-            specs.append(
-                self._spec(cam.id, cam.stream_url, cam, image=image, detect=interval if detect_key == cam.id else None)
-            )
-            if detect_key is not None and detect_key != cam.id:
-                fallback = cam.id if source.startswith("substream") else None
-                specs.append(self._spec(detect_key, detect_url, cam, detect=interval, fallback_to=fallback))
-            built.append((cam, thresholds, detection, detect_key))
-        self.readers = ReaderProcesses(specs, processes=config.stream.processes, on_frame=sinks)
-        for cam, thresholds, detection, detect_key in built:
+        plan = plan_cameras(
+            config, self.detection, writable="state_dir_unwritable" not in self.problems, started=self.started_mono
+        )
+        self.readers = ReaderProcesses(plan.specs, processes=config.stream.processes, on_frame=plan.sinks)
+        for cam, thresholds, detection, detect_key in plan.cameras:
             reader = self.readers.readers[cam.id]
             self.cameras[cam.id] = CameraWatch(
                 cam,
                 reader,
-                HealthMachine(thresholds, self.started_mono),
-                UptimeTracker(h.uptime_window_s, self.started_mono),
+                CameraState(
+                    cam.id,
+                    cam.name,
+                    HealthMachine(thresholds, self.started_mono),
+                    UptimeTracker(h.uptime_window_s, self.started_mono),
+                ),
                 reader.image,
                 detection,
                 self.readers.readers[detect_key] if detect_key not in (None, cam.id) else None,
@@ -219,51 +297,6 @@ class Agent:
             pace=Pace(o.drain_per_s, o.drain_kbps * 1000 / 8),
             clock=self.clock.mono,
             wall=self.clock.wall,
-        )
-
-    def _add_detection(self, cam: CameraConfig) -> CameraDetection:
-        assert self.detection is not None
-        d = self.config.detection
-        return self.detection.add_camera(
-            cam.id,
-            labels=d.labels,
-            min_score=d.min_score,
-            min_hits=d.min_hits,
-            lost_after_s=d.lost_after_s,
-            motion_min_area=d.motion_min_area,
-            max_events_per_min=d.max_events_per_min,
-            zones=dict(cam.zones),
-            masks=cam.masks,
-            now=self.started_mono,
-            crops=d.motion_crops,
-            plausible={label: Plausible(p.min_height, p.min_aspect, p.max_aspect) for label, p in d.plausible.items()},
-        )
-
-    def _spec(
-        self,
-        key: str,
-        url: str,
-        cam: CameraConfig,
-        *,
-        image: ImageSpec | None = None,
-        detect: float | None = None,
-        fallback_to: str | None = None,
-    ) -> ReaderSpec:
-        s = self.config.stream
-        return ReaderSpec(
-            key,
-            url,
-            transport=cam.transport or s.transport,
-            open_timeout_s=s.open_timeout_s,
-            read_timeout_s=s.read_timeout_s,
-            backoff_initial_s=s.backoff_initial_s,
-            backoff_max_s=s.backoff_max_s,
-            fps_window_s=self.config.health.fps_window_s,
-            image=image,
-            detect_interval_s=detect,
-            detect_keyframes_above=self.config.detection.keyframes_above or None,
-            group=cam.id,
-            fallback_to=fallback_to,
         )
 
     def _emit(self, item: Emitted) -> None:
@@ -401,7 +434,6 @@ class Agent:
     # -- one tick of the health loop ------------------------------------------------
 
     def tick(self, now: float) -> None:
-        heartbeat = self.config.health.heartbeat_s
         self._watch_load(now)
         problems = self.agent_problems()
         if problems != self._announced_problems and self.publisher.connected:
@@ -410,54 +442,20 @@ class Agent:
             self._announced_problems = problems
         if self.detection is not None:
             self.detection.expire(now)
+        ward = Ward(self.config.ward, self.config.health.heartbeat_s)
         for cam_id, watch in self.cameras.items():
-            snap = watch.reader.snapshot(now)
-            image_problems = watch.image.problems() if watch.image is not None else ()
-            evidence = watch.image.evidence() if image_problems and watch.image is not None else None
-            changes = watch.machine.update(snap, now, image_problems, evidence)
-            accepted = watch.image.accepted_views if watch.image is not None else 0
-            verdict = watch.machine.verdict
-            for change in changes:
+            said = step(
+                watch.state, watch.seen(now), now=now, ward=ward, wall_of=self.clock.wall_of, now_wall=self.clock.wall()
+            )
+            for change in said.changes:
                 if change.type == "state_changed":
-                    watch.uptime.record(verdict.state, verdict.since)
                     log.info(
-                        "camera %s: %s -> %s %s",
-                        cam_id,
-                        change.from_state,
-                        change.to_state,
-                        ",".join(change.problems) or "",
+                        "camera %s: %s -> %s %s", cam_id, change.from_state, change.to_state, ",".join(change.problems)
                     )
-                payload = event_payload(
-                    ward=self.config.ward,
-                    camera=cam_id,
-                    change=change,
-                    wall=self.clock.wall_of(change.at),
-                    since_wall=self.clock.wall_of(verdict.since) if change.type == "state_changed" else None,
-                    from_since_wall=self.clock.wall_of(change.from_since) if change.from_since is not None else None,
-                    # the new view became the reference
-                    reason="accepted" if change.problem == "moved" and accepted > watch.accepted_views else None,
-                )
-                self._send(OutMessage(self.topics.events(cam_id), payload, "state", cam_id, queued_at=now))
-            watch.accepted_views = accepted
-            due = watch.last_health_at is None or now - watch.last_health_at >= heartbeat
-            # "unknown" lasts at most offline_after_s from start: no health until a verdict.
-            if (changes or due) and verdict.state != "unknown":
-                window, ratio = watch.uptime.ratio(now)
-                self.publisher.set_health(
-                    cam_id,
-                    health_payload(
-                        ward=self.config.ward,
-                        camera=cam_id,
-                        name=watch.config.name,
-                        verdict=verdict,
-                        stream=snap,
-                        wall_of=self.clock.wall_of,
-                        now_wall=self.clock.wall(),
-                        uptime_window_s=window,
-                        online_ratio=ratio,
-                    ),
-                )
-                watch.last_health_at = now
+            for event in said.events:
+                self._send(OutMessage(self.topics.events(cam_id), event, "state", cam_id, queued_at=now))
+            if said.health is not None:
+                self.publisher.set_health(cam_id, said.health)
         last = self._last_stats_at
         if (last is None and now - self.started_mono >= 2.0) or (
             last is not None and now - last >= self.config.health.stats_s
@@ -475,7 +473,7 @@ class Agent:
         for cam_id, watch in self.cameras.items():
             snap = watch.reader.snapshot(now)
             cameras[cam_id] = {
-                "state": watch.machine.verdict.state,
+                "state": watch.state.machine.verdict.state,
                 "fps": None if snap.fps is None else round(snap.fps, 2),
                 "bitrate_kbps": None if snap.bitrate_kbps is None else round(snap.bitrate_kbps, 1),
                 "reconnects": snap.reconnects,
