@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import jsonschema
 import pytest
 from support import health_message, stats_message, wait_until
 from test_center_service import Ward, center_for
@@ -149,6 +151,28 @@ def test_pages_in_both_languages_and_the_api(site: tuple[str, CenterIngest]) -> 
         )
 
 
+def test_the_openapi_document_describes_every_api_answer_and_the_answers_are_what_it_says(
+    site: tuple[str, CenterIngest],
+) -> None:
+    base, _ = site
+    with httpx.Client(base_url=base, timeout=10, auth=("boss", PASSWORD)) as c:
+        doc = c.get("/api/v1/openapi.json").json()
+        paths = {p: ops["get"] for p, ops in doc["paths"].items() if p.startswith("/api/v1/")}
+        assert set(paths) == {
+            f"/api/v1/{n}" for n in ("cameras", "uptime", "outages", "events", "agents", "status", "audit")
+        }
+        for path, op in paths.items():
+            described = op["responses"]["200"]["content"]["application/json"]["schema"]
+            assert "$ref" in described, f"{path}: its answer has no schema"
+            answer = c.get(path, params={"camera": "c2"} if path.endswith("/events") else None)
+            assert answer.status_code == 200, path
+            checker = jsonschema.Draft202012Validator({**described, "components": doc["components"]})
+            assert not [e.message for e in checker.iter_errors(answer.json())], path
+        # An event is described as the contract's own event (its fields, its type as the discriminator).
+        event_schema = json.dumps(doc["components"]["schemas"])
+        assert '"detection_started"' in event_schema and '"from_since"' in event_schema
+
+
 def test_admin_adds_maintenance_and_basic_auth_works_for_the_api(site: tuple[str, CenterIngest]) -> None:
     base, center = site
     with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
@@ -194,10 +218,10 @@ def test_admin_adds_maintenance_and_basic_auth_works_for_the_api(site: tuple[str
 def test_a_big_city_shows_healthy_cameras_as_a_count(
     site: tuple[str, CenterIngest], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import center.web
+    import center.web.pages
 
     base, _ = site
-    monkeypatch.setattr(center.web, "ALL_TILES_UP_TO", 1)  # as if the city had more cameras than a page can show
+    monkeypatch.setattr(center.web.pages, "ALL_TILES_UP_TO", 1)  # as if the city had more cameras than a page can show
     with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
         login(c, "op", PASSWORD)
         c.get("/lang/en")
@@ -211,7 +235,7 @@ def test_a_big_city_shows_healthy_cameras_as_a_count(
 def test_a_long_outage_history_is_cut_on_the_page_not_in_the_api(
     site: tuple[str, CenterIngest], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import center.web as web_module
+    import center.web.pages as web_module
     from center.store import WriteBatch
     from center.timeline import Assertion
 
@@ -238,7 +262,7 @@ def test_a_long_outage_history_is_cut_on_the_page_not_in_the_api(
 def test_a_login_survives_a_restart_of_the_pages_until_the_password_is_reset(
     site: tuple[str, CenterIngest], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import center.web as web_module
+    import center.web.sessions as web_module
 
     base, service = site
     with httpx.Client(base_url=base, timeout=10) as c:
