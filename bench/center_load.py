@@ -327,7 +327,7 @@ def latencies(url: str, cams: list[tuple[str, str]], requests: int) -> dict[str,
     port = free_port()
     config = parse_center_config({"store": {"url": url}, "web": {"listen": f"127.0.0.1:{port}"}})
     out: dict[str, dict[str, float]] = {}
-    from center.ingest import Fleet
+    from center.fleet import Fleet
     from center.views import outage_list, uptime_table
 
     fleet = Fleet(store, config.uptime.unknown_after_s)

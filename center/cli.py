@@ -187,10 +187,10 @@ def cmd_list_users(path: str) -> int:
     if store is None:
         return 1
     try:
-        for name, role in store.users():
-            print(f"user   {name:<24} {role}")
-        for name, role in store.tokens():
-            print(f"token  {name:<24} {role}")
+        for user in store.users():
+            print(f"user   {user.name:<24} {user.role}")
+        for token in store.tokens():
+            print(f"token  {token.name:<24} {token.role}")
     finally:
         store.close()
     return 0

@@ -4,7 +4,8 @@ No MQTT here. :func:`read_message` turns one message (topic, payload) into
 what it asserts (pure); :class:`Ingest` gathers what a burst of messages
 asserts into one compacted batch and writes it to the :class:`Store` in one
 transaction (repeated event ids are dropped by the database: at-least-once
-delivery is safe); :class:`Fleet` answers what each camera's state is and was.
+delivery is safe). What each camera's state is and was is read by
+:class:`center.fleet.Fleet`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
 
-from center.store import AgentRow, CameraRow, EventRow, Store, WriteBatch
-from center.timeline import FOREVER, Assertion, Interval, intervals
+from center.store import AgentRow, EventRow, Store, WriteBatch
+from center.timeline import FOREVER, Assertion
 from contract.payloads import ADAPTERS, AgentStatus, Health, StateChanged, Stats
 from contract.topics import Kind, NotOurs, Topic, parse_topic
 from contract.vocab import AGENT_SCHEMA, EVENT_SCHEMA, EVENT_TYPES, HEALTH_SCHEMA, STATS_SCHEMA
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 BAD_LOG_EVERY_S = 60.0  # a refused message's reason is logged at most this often
 FUTURE_SLACK_S = 60.0  # a clock this far ahead is clamped to our time and flagged
-LOOKBACK_S = 400 * 86400  # how far back "since when" may look
 READERS: Final[dict[Kind, TypeAdapter[Any]]] = {
     "health": ADAPTERS[HEALTH_SCHEMA],
     "events": ADAPTERS[EVENT_SCHEMA],
@@ -344,50 +344,3 @@ class Ingest:
         old.snapshots.extend(new.snapshots)
         self._batch = old
         self._pending += count
-
-
-MANY_SILENT = 20  # more cameras than this with nothing holding: their last ends in one query
-
-
-class Fleet:
-    """What the center knows of every camera, read from the store."""
-
-    def __init__(self, store: Store, unknown_after_s: float = 90.0) -> None:
-        self.store = store
-        self.unknown_after_s = unknown_after_s
-
-    def cameras(self) -> list[CameraRow]:
-        return self.store.cameras()
-
-    def timeline(self, ward: str, camera: str, begin: float, end: float) -> list[Interval]:
-        facts = self.store.assertions(ward, camera, begin, end, self.unknown_after_s)
-        return intervals(facts, begin, end, self.unknown_after_s)
-
-    def state_at(self, ward: str, camera: str, when: float) -> Interval:
-        """The camera's state at ``when`` and since when it has been in it."""
-        return self.timeline(ward, camera, when - LOOKBACK_S, when + 1e-3)[-1]
-
-    def states(self, now: float, cameras: list[CameraRow] | None = None) -> dict[tuple[str, str], Interval]:
-        """Every known camera's state now and since when, from what still holds now (cheap: an index range).
-
-        ``since`` is when the holding assertion says the state began (the
-        agent's own ``since``); a camera nothing holds for is ``unknown``
-        since its last assertion went stale. The camera page's
-        :meth:`state_at` looks further back and joins equal neighbours.
-        """
-        holding = self.store.holding_now(now, self.unknown_after_s)
-        cameras = self.store.cameras() if cameras is None else cameras
-        silent = sum(1 for row in cameras if (row.ward, row.camera) not in holding)
-        ends = self.store.last_ends() if silent > MANY_SILENT else None
-        out: dict[tuple[str, str], Interval] = {}
-        for row in cameras:
-            key = (row.ward, row.camera)
-            winner = holding.get(key)
-            if winner is not None:
-                start, state, problems = winner
-                out[key] = Interval(start, now, state, problems)
-            else:
-                last = ends.get(key) if ends is not None else self.store.last_end(row.ward, row.camera)
-                since = last + self.unknown_after_s if last is not None else row.first_seen
-                out[key] = Interval(min(since, now), now, "unknown")
-        return out

@@ -29,7 +29,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from center.config import CenterConfig
-from center.ingest import Fleet, Ingest
+from center.fleet import Fleet
+from center.ingest import Ingest
 from center.store import Store, StoreError
 from common.mqtt import configure_client, diagnose_broker
 from common.redact import redact

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from center.background import give_way
-from center.ingest import Fleet
+from center.fleet import Fleet
 from center.periods import whole_days
 from center.store import AgentRow, CameraRow, MaintenanceRow, RollupRow
 from center.timeline import Assertion, Interval, intervals

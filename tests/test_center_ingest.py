@@ -12,7 +12,8 @@ from support import health_message, stats_message
 
 from agent.health.state import Change
 from agent.publish.payloads import agent_payload, encode, event_payload
-from center.ingest import Fleet, Ingest
+from center.fleet import Fleet
+from center.ingest import Ingest
 from center.store import Store
 from center.timeline import Interval
 from center.uptime import uptime
@@ -111,7 +112,7 @@ def test_the_fleet_view_of_now_agrees_with_the_timeline(store: Store) -> None:
 
 
 def test_many_silent_cameras_are_looked_up_in_one_query(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    import center.ingest as module
+    import center.fleet as module
     from center.store import WriteBatch
     from center.timeline import FOREVER, Assertion
 

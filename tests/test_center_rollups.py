@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from center.ingest import Fleet
+from center.fleet import Fleet
 from center.periods import whole_days
 from center.store import MaintenanceRow, Store, WriteBatch
 from center.timeline import FOREVER, Assertion, State

@@ -109,7 +109,7 @@ def test_bad_urls_are_named_without_their_password(tmp_path: Path) -> None:
 
 
 def test_an_older_schema_is_upgraded_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import center.store as module
+    import center.store.database as module
 
     monkeypatch.setattr(module, "MIGRATIONS", MIGRATIONS[:1])  # the store as the first release left it
     old = Store(store_url)

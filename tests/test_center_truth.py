@@ -18,7 +18,8 @@ from support import health_message, stats_message
 
 from agent.health.state import Change
 from agent.publish.payloads import agent_payload, encode, event_payload
-from center.ingest import Fleet, Ingest
+from center.fleet import Fleet
+from center.ingest import Ingest
 from center.store import Store
 from center.timeline import Interval
 from center.uptime import uptime

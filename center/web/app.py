@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from center.auth import LoginLimit, prepare_dummy
 from center.config import CenterConfig
-from center.ingest import Fleet
+from center.fleet import Fleet
 from center.service import CenterIngest
 from center.store import Store
 from center.views import Recent

@@ -65,7 +65,7 @@ class Sessions:
             if row is None:
                 self._seen.pop(token, None)
                 return None
-            session = Session(row[0], row[1], row[2], row[3])
+            session = Session(row.user, row.role, row.csrf, row.expires)
             self._seen[token] = (session, now)
             return session
 

@@ -20,8 +20,8 @@ from fastapi.templating import Jinja2Templates
 from center.auth import LoginLimit, hash_password, needs_rehash, token_sha256, verify_login
 from center.background import in_background
 from center.config import CenterConfig
+from center.fleet import Fleet
 from center.i18n import LANGUAGES, duration, t
-from center.ingest import Fleet
 from center.periods import BadPeriod, period_bounds
 from center.service import CenterIngest
 from center.store import Store
@@ -80,11 +80,11 @@ class Site:
             return None, "blocked"
         time.sleep(self.limit.delay(user))
         found = self.store.user(user)
-        if verify_login(password, found[1] if found else None):
+        if verify_login(password, found.password_hash if found else None):
             assert found is not None
-            if needs_rehash(found[1]):
-                self.store.put_user(user, found[0], hash_password(password), self.clock())
-            return found[0], None
+            if needs_rehash(found.password_hash):
+                self.store.put_user(user, found.role, hash_password(password), self.clock())
+            return found.role, None
         self.limit.failed_login(user, addr)
         self.audit(request, user, "login_failed", "no such user" if found is None else "wrong password")
         return None, "bad"
@@ -211,7 +211,7 @@ def api_session(request: Request, site: SiteDep) -> Session:
     if header.lower().startswith("bearer "):
         found_token = site.store.token(token_sha256(header[7:].strip()))
         if found_token is not None:
-            return Session(f"token:{found_token[0]}", found_token[1], "", site.clock() + 60)
+            return Session(f"token:{found_token.name}", found_token.role, "", site.clock() + 60)
         raise HTTPException(401, "unknown API token", {"WWW-Authenticate": "Bearer"})
     if header.lower().startswith("basic "):
         try:

@@ -1,365 +1,56 @@
-"""Where the center keeps what it learned: SQLite (WAL) by default, PostgreSQL by URL.
+"""What the cameras did: the compacted assertions, events, snapshots, agents' statuses, maintenance windows,
+and the rollups that cache whole days of it; the batched write that keeps the rollups true, and the reads.
 
-One schema for both, written in the SQL they share; placeholders are ``?``
-and become ``%s`` for PostgreSQL. Migrations are numbered steps applied in
-order inside a transaction and recorded in ``schema_version``: an older
-database is brought up to date at open, a newer one is refused.
-
-What is stored:
-
-- ``cameras``: every camera the wards told us of (the fleet is learned);
 - ``assertions``: compacted — a camera's heartbeats all repeat the same
   ``since``, so (camera, start, state, problems) is one row whose ``end_ts``
   only grows. Rows grow with state changes, not with time;
 - ``events``: every contract event once (primary key = its id: at-least-once
   delivery is deduplicated by the database itself);
-- ``snapshots``: event JPEGs, kept ``snapshot_retention_days``;
-- ``maintenance``: windows per camera or per ward, excluded from uptime;
-- ``users``: operator accounts (hashed passwords); ``sessions``: their
-  logins (the SHA-256 of the cookie's token), so a restart logs nobody out;
 - ``rollups``: each camera's seconds per state over a whole local day, so
   that a month over the city adds up rows instead of replaying assertions.
   A rollup is a cache of what the assertions say: a write that changes what
   they say about a rolled-up day deletes that camera's rollups from then on
-  (see :meth:`Store.write`), and they are computed again when asked.
-
-Times are UTC seconds (float). ``end_ts`` of a last will is +inf.
+  (see :meth:`History.write`), and they are computed again when asked.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from center.background import give_way
+from center.store.database import FOREVER_SQL, Database, StoreError, from_sql, problems_text, problems_tuple, to_sql
+from center.store.rows import AgentRow, CameraRow, EventRow, MaintenanceRow, RollupRow
 from center.timeline import TIE_BREAK, Assertion, known_at
 from contract.vocab import STATES, State
 
 AssertionKey = tuple[str, str, float, str, str]  # ward, camera, start, state, problems (text)
 ROLLUPS_SCHEMA = 4  # the migration that made the rollups table
 KNOWN_ASSERTIONS = 100_000  # assertion rows whose end is remembered (a few per camera suffice)
-FOREVER_SQL = 1e300  # +inf as stored: PostgreSQL and SQLite both take it as a plain double
 
 
-class StoreError(RuntimeError):
-    """The store cannot be opened or used; the message names the URL (redacted) and why."""
-
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: the first schema
-        """CREATE TABLE cameras (
-            ward TEXT NOT NULL, camera TEXT NOT NULL, name TEXT,
-            first_seen DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL,
-            PRIMARY KEY (ward, camera))""",
-        """CREATE TABLE assertions (
-            ward TEXT NOT NULL, camera TEXT NOT NULL,
-            start_ts DOUBLE PRECISION NOT NULL, end_ts DOUBLE PRECISION NOT NULL,
-            state TEXT NOT NULL, problems TEXT NOT NULL,
-            PRIMARY KEY (ward, camera, start_ts, state, problems))""",
-        "CREATE INDEX assertions_by_end ON assertions (ward, camera, end_ts)",
-        """CREATE TABLE events (
-            id TEXT PRIMARY KEY, ward TEXT NOT NULL, camera TEXT NOT NULL,
-            ts DOUBLE PRECISION NOT NULL, type TEXT NOT NULL, replayed INTEGER NOT NULL,
-            payload TEXT NOT NULL, received DOUBLE PRECISION NOT NULL)""",
-        "CREATE INDEX events_by_camera ON events (ward, camera, ts)",
-        "CREATE INDEX events_by_ts ON events (ts)",
-        """CREATE TABLE snapshots (
-            event_id TEXT PRIMARY KEY, ward TEXT NOT NULL, camera TEXT NOT NULL,
-            received DOUBLE PRECISION NOT NULL, jpeg {blob} NOT NULL)""",
-        "CREATE INDEX snapshots_by_received ON snapshots (received)",
-        """CREATE TABLE maintenance (
-            id {serial}, ward TEXT NOT NULL, camera TEXT,
-            start_ts DOUBLE PRECISION NOT NULL, end_ts DOUBLE PRECISION NOT NULL,
-            note TEXT NOT NULL, created_by TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)""",
-        """CREATE TABLE users (
-            name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
-            created DOUBLE PRECISION NOT NULL)""",
-    ),
-    (  # 2: what holds now is found by end time alone (the fleet page)
-        "CREATE INDEX assertions_by_end_ts ON assertions (end_ts)",
-    ),
-    (  # 3: API tokens for the center's other systems (only their SHA-256 is kept); each ward agent's status
-        """CREATE TABLE agents (
-            ward TEXT PRIMARY KEY, state TEXT NOT NULL, problems TEXT NOT NULL, version TEXT NOT NULL,
-            ts DOUBLE PRECISION NOT NULL, reason TEXT NOT NULL, hostname TEXT NOT NULL)""",
-        """CREATE TABLE api_tokens (
-            name TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
-            created DOUBLE PRECISION NOT NULL)""",
-    ),
-    (  # 4: seconds per state of each camera's whole local days (long periods add these up)
-        """CREATE TABLE rollups (
-            ward TEXT NOT NULL, camera TEXT NOT NULL,
-            day_start DOUBLE PRECISION NOT NULL, day_end DOUBLE PRECISION NOT NULL,
-            unknown_after_s DOUBLE PRECISION NOT NULL,
-            online_s DOUBLE PRECISION NOT NULL, degraded_s DOUBLE PRECISION NOT NULL,
-            offline_s DOUBLE PRECISION NOT NULL, unknown_s DOUBLE PRECISION NOT NULL,
-            PRIMARY KEY (ward, camera, day_start, unknown_after_s))""",
-        "CREATE INDEX rollups_by_day ON rollups (day_start)",
-    ),
-    (  # 5: logins survive a restart of the center (only the token's SHA-256 is kept)
-        """CREATE TABLE sessions (
-            token_sha256 TEXT PRIMARY KEY, user_name TEXT NOT NULL, csrf TEXT NOT NULL,
-            expires DOUBLE PRECISION NOT NULL)""",
-    ),
-    (  # 6: each agent status's connection (a will of an old one is not believed); when each ward last spoke
-        "ALTER TABLE agents ADD COLUMN started_at DOUBLE PRECISION NOT NULL DEFAULT 0",
-        "ALTER TABLE agents ADD COLUMN seq BIGINT NOT NULL DEFAULT -1",
-        "CREATE TABLE heard (ward TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL)",
-    ),
-    (  # 7: the audit trail: who did what, when, from where (logins, maintenance, snapshot and report views)
-        """CREATE TABLE audit (
-            id {serial}, ts DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-            detail TEXT NOT NULL, addr TEXT NOT NULL)""",
-        "CREATE INDEX audit_by_ts ON audit (ts)",
-    ),
-)
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    id: int
-    ts: float
-    actor: str  # a user name, "token:NAME", or "cli"
-    action: str  # login, login_failed, logout, maintenance_added, ..., snapshot_viewed, report_viewed
-    detail: str
-    addr: str  # the client's address ("cli" for the command line)
-
-
-@dataclass(frozen=True)
-class CameraRow:
-    ward: str
-    camera: str
-    name: str | None
-    first_seen: float
-    last_seen: float
-
-
-@dataclass(frozen=True)
-class EventRow:
-    id: str
-    ward: str
-    camera: str
-    ts: float
-    type: str
-    replayed: bool
-    payload: str
-
-
-@dataclass(frozen=True)
-class AgentRow:
-    """A ward agent as its newest connection last described itself."""
-
-    ward: str
-    state: str  # online | offline
-    problems: tuple[str, ...]
-    version: str
-    ts: float  # since when it is in this state (gone: when the ward was last heard from)
-    reason: str = ""  # offline: lost (last will) | shutdown
-    hostname: str = ""
-    started_at: float = 0.0  # the agent process's start
-    seq: int = -1  # its connection number (-1: none given)
-
-
-@dataclass(frozen=True)
-class RollupRow:
-    """A camera's seconds (online, degraded, offline, unknown) over the local day [day_start, day_end)."""
-
-    ward: str
-    camera: str
-    day_start: float
-    day_end: float
-    seconds: tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class MaintenanceRow:
-    id: int
-    ward: str
-    camera: str | None
-    start: float
-    end: float
-    note: str
-    created_by: str
-
-
-def _problems_text(problems: Sequence[str]) -> str:
-    return ",".join(problems)
-
-
-def _problems_tuple(text: str) -> tuple[str, ...]:
-    return tuple(text.split(",")) if text else ()
-
-
-def _to_sql(t: float) -> float:
-    return FOREVER_SQL if math.isinf(t) else t
-
-
-def _from_sql(t: float) -> float:
-    return math.inf if t >= FOREVER_SQL else t
-
-
-def redact_url(url: str) -> str:
-    """The store URL without its password (for errors and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
-
-
-class Store:
-    """A connection per thread to one database; every write is one short transaction."""
+class History(Database):
+    """The cameras' history: written in batches, read by camera, by time, or what holds now."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        parts = urlsplit(url)
-        self.kind = parts.scheme.split("+")[0]
-        self._local = threading.local()
-        self._connections: list[Any] = []
-        self._lock = threading.Lock()
-        if self.kind == "sqlite":
-            # sqlite:////abs/path.db, sqlite:///rel/path.db, sqlite:///:memory: is refused (one connection per thread)
-            path = unquote(parts.path)[1:] if parts.path.startswith("/") else unquote(parts.path)
-            if not path or path == ":memory:":
-                raise StoreError(f"store url {url!r}: give a file, e.g. sqlite:////var/lib/camwatch/center.db")
-            self.path: Path | None = Path(path)
-        elif self.kind in ("postgresql", "postgres"):
-            self.path = None
-        else:
-            raise StoreError(f"store url {redact_url(url)!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
-        self._placeholder = "?" if self.kind == "sqlite" else "%s"
+        super().__init__(url)
         self._rollup_lock = threading.Lock()
         self._rollup_gen = 0
         self._rolled_until = -math.inf
         self._known: OrderedDict[AssertionKey, float] = OrderedDict()  # assertion row -> its end as stored
         # per camera: (when its latest-known row is known, that row), kept only while sure it is the only one
         self._latest: OrderedDict[tuple[str, str], tuple[float, AssertionKey]] = OrderedDict()
-        self._types = (
-            {"serial": "INTEGER PRIMARY KEY", "blob": "BLOB"}
-            if self.kind == "sqlite"
-            else {"serial": "INTEGER GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "blob": "BYTEA"}
-        )
         try:
-            self.migrate()
             if self.schema_version() >= ROLLUPS_SCHEMA:
                 last = self._query("SELECT max(day_end) FROM rollups")[0][0]
                 self._rolled_until = float(last) if last is not None else -math.inf
         except BaseException:
-            self.close()  # refused (e.g. a newer schema): leave no connection behind
+            self.close()
             raise
-
-    # --- connections -------------------------------------------------------
-
-    def _connect(self) -> Any:
-        if self.kind == "sqlite":
-            assert self.path is not None
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-            except (OSError, sqlite3.Error) as exc:
-                raise StoreError(f"cannot open the store {self.path}: {exc}") from None
-            return conn
-        try:
-            import psycopg
-        except ImportError:
-            raise StoreError("a postgresql:// store needs psycopg: pip install 'camwatch[postgres]'") from None
-        try:
-            return psycopg.connect(self.url, autocommit=True)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to {redact_url(self.url)}: {str(exc).strip()}") from None
-
-    def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and (getattr(conn, "closed", False) or getattr(conn, "broken", False)):
-            conn = None  # the server went away (PostgreSQL restarted): connect again
-            with self._lock:
-                self._connections = [c for c in self._connections if c is not self._local.conn]
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
-    def close(self) -> None:
-        with self._lock:
-            for conn in self._connections:
-                try:
-                    conn.close()
-                except Exception:  # closing at shutdown: nothing useful to do with an error
-                    pass
-            self._connections.clear()
-        self._local = threading.local()
-
-    def _sql(self, sql: str) -> str:
-        return sql if self._placeholder == "?" else sql.replace("?", "%s")
-
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A cursor inside BEGIN ... COMMIT (ROLLBACK on error)."""
-        conn = self._conn()
-        cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE" if self.kind == "sqlite" else "BEGIN")
-        try:
-            yield cur
-        except BaseException:
-            try:
-                cur.execute("ROLLBACK")
-            except Exception:  # the connection itself is gone: the original error says why
-                pass
-            raise
-        else:
-            cur.execute("COMMIT")
-        finally:
-            cur.close()
-
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        for attempt in (1, 2):
-            conn = self._conn()
-            cur = conn.cursor()
-            try:
-                cur.execute(self._sql(sql), tuple(args))
-                return list(cur.fetchall())
-            except Exception:
-                # A read on a connection the server dropped (PostgreSQL restarted) is tried once more
-                # on a new one; anything else, or a second failure, is the caller's to handle.
-                if attempt == 2 or not (getattr(conn, "closed", False) or getattr(conn, "broken", False)):
-                    raise
-            finally:
-                cur.close()
-        raise AssertionError("unreachable")
-
-    # --- schema --------------------------------------------------------------
-
-    def schema_version(self) -> int:
-        rows = self._query("SELECT max(version) FROM schema_version")
-        return int(rows[0][0] or 0)
-
-    def migrate(self) -> None:
-        with self.transaction() as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
-            cur.execute("SELECT max(version) FROM schema_version")
-            current = int(cur.fetchone()[0] or 0)
-            if current > len(MIGRATIONS):
-                raise StoreError(
-                    f"the store {redact_url(self.url)} has schema {current}, newer than this camwatch knows "
-                    f"({len(MIGRATIONS)}): upgrade camwatch"
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    cur.execute(statement.format(**self._types))
-                cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (version,))
 
     # --- writes ----------------------------------------------------------------
 
@@ -395,7 +86,7 @@ class Store:
                             "THEN excluded.end_ts ELSE assertions.end_ts END"
                         ),
                         [
-                            (ward, camera, start, _to_sql(end), state, problems)
+                            (ward, camera, start, to_sql(end), state, problems)
                             for (ward, camera, start, state, problems), end in batch.assertions.items()
                         ],
                     )
@@ -418,7 +109,7 @@ class Store:
                             (
                                 a.ward,
                                 a.state,
-                                _problems_text(a.problems),
+                                problems_text(a.problems),
                                 a.version,
                                 a.ts,
                                 a.reason,
@@ -513,7 +204,7 @@ class Store:
                     (ward, camera, start, state, problems),
                 )
                 got = cur.fetchone()
-                old = _from_sql(got[0]) if got is not None else None
+                old = from_sql(got[0]) if got is not None else None
             if old is None:
                 since = start  # a new row: it may win anywhere from its start
             elif end <= old:
@@ -542,7 +233,7 @@ class Store:
                 ),
                 (ward, camera, old),
             )
-            rows = [(k_start, _from_sql(e), st, p) for k_start, e, st, p in cur.fetchall()]
+            rows = [(k_start, from_sql(e), st, p) for k_start, e, st, p in cur.fetchall()]
             others = [(r[0], known_at(r[0], r[1])) for r in rows if (ward, camera, r[0], r[2], r[3]) != key]
             rivals += others
             top = max((k for _, k in others), default=-math.inf)
@@ -655,103 +346,12 @@ class Store:
             cur.execute(self._sql("DELETE FROM maintenance WHERE id = ?"), (window_id,))
             return bool(cur.rowcount)
 
-    def put_user(self, name: str, role: str, password_hash: str, now: float) -> None:
-        with self.transaction() as cur:
-            cur.execute(
-                self._sql(
-                    "INSERT INTO users (name, role, password_hash, created) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash"
-                ),
-                (name, role, password_hash, now),
-            )
-            cur.execute(self._sql("DELETE FROM sessions WHERE user_name = ?"), (name,))  # log in again
-
-    def delete_user(self, name: str) -> bool:
-        """Remove a user and end their sessions; whether there was one."""
-        with self.transaction() as cur:
-            cur.execute(self._sql("DELETE FROM sessions WHERE user_name = ?"), (name,))
-            cur.execute(self._sql("DELETE FROM users WHERE name = ?"), (name,))
-            return bool(cur.rowcount)
-
-    def delete_token(self, name: str) -> bool:
-        """Revoke the API token called ``name``; whether there was one."""
-        with self.transaction() as cur:
-            cur.execute(self._sql("DELETE FROM api_tokens WHERE name = ?"), (name,))
-            return bool(cur.rowcount)
-
-    def users(self) -> list[tuple[str, str]]:
-        """(name, role) of every user."""
-        return [(r[0], r[1]) for r in self._query("SELECT name, role FROM users ORDER BY name")]
-
-    def tokens(self) -> list[tuple[str, str]]:
-        """(name, role) of every API token."""
-        return [(r[0], r[1]) for r in self._query("SELECT name, role FROM api_tokens ORDER BY name")]
-
-    def audit(self, actor: str, action: str, detail: str, addr: str, now: float) -> None:
-        """Add an entry to the audit trail."""
-        with self.transaction() as cur:
-            cur.execute(
-                self._sql("INSERT INTO audit (ts, actor, action, detail, addr) VALUES (?, ?, ?, ?, ?)"),
-                (now, actor[:200], action, detail[:500], addr[:100]),
-            )
-
-    def audit_log(self, limit: int = 200, before_id: int | None = None) -> list[AuditRow]:
-        """The newest audit entries first (older ones: pass the last id seen as ``before_id``)."""
-        rows = self._query(
-            "SELECT id, ts, actor, action, detail, addr FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
-            (before_id if before_id is not None else 2**62, limit),
-        )
-        return [AuditRow(int(r[0]), float(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
-
-    def put_session(self, token_sha256: str, user: str, csrf: str, expires: float) -> None:
-        with self.transaction() as cur:
-            cur.execute(
-                self._sql("INSERT INTO sessions (token_sha256, user_name, csrf, expires) VALUES (?, ?, ?, ?)"),
-                (token_sha256, user, csrf, expires),
-            )
-
-    def session(self, token_sha256: str, now: float) -> tuple[str, str, str, float] | None:
-        """(user, role now, csrf, expires) of a live session whose user still exists, or None."""
-        rows = self._query(
-            "SELECT s.user_name, u.role, s.csrf, s.expires FROM sessions s JOIN users u ON u.name = s.user_name "
-            "WHERE s.token_sha256 = ? AND s.expires > ?",
-            (token_sha256, now),
-        )
-        return (rows[0][0], rows[0][1], rows[0][2], float(rows[0][3])) if rows else None
-
-    def drop_session(self, token_sha256: str) -> None:
-        with self.transaction() as cur:
-            cur.execute(self._sql("DELETE FROM sessions WHERE token_sha256 = ?"), (token_sha256,))
-
-    def prune(self, now: float, retention_days: float, snapshot_retention_days: float) -> dict[str, int]:
-        """Forget what is older than the retention (an assertion: when it ended); counts per table."""
-        cut = now - retention_days * 86400
-        snap_cut = now - snapshot_retention_days * 86400
-        counts: dict[str, int] = {}
-        with self._rollup_lock, self.transaction() as cur:
-            for table, sql, arg in (
-                ("assertions", "DELETE FROM assertions WHERE end_ts < ?", cut),
-                ("events", "DELETE FROM events WHERE ts < ?", cut),
-                ("maintenance", "DELETE FROM maintenance WHERE end_ts < ?", cut),
-                ("snapshots", "DELETE FROM snapshots WHERE received < ?", snap_cut),
-                ("sessions", "DELETE FROM sessions WHERE expires < ?", now),
-                ("audit", "DELETE FROM audit WHERE ts < ?", cut),
-                # the day at the edge may have lost assertions that reached into it
-                ("rollups", "DELETE FROM rollups WHERE day_start < ?", cut + 86400),
-            ):
-                cur.execute(self._sql(sql), (arg,))
-                counts[table] = max(cur.rowcount, 0)
-            self._known.clear()
-            self._latest.clear()
-            self._rollup_gen += 1
-        return counts
-
     # --- reads -------------------------------------------------------------------
 
     def agents(self) -> dict[str, AgentRow]:
         rows = self._query("SELECT ward, state, problems, version, ts, reason, hostname, started_at, seq FROM agents")
         return {
-            w: AgentRow(w, st, _problems_tuple(p), v, ts, r, h, float(sa), int(sq))
+            w: AgentRow(w, st, problems_tuple(p), v, ts, r, h, float(sa), int(sq))
             for w, st, p, v, ts, r, h, sa, sq in rows
         }
 
@@ -770,7 +370,7 @@ class Store:
             "WHERE ward = ? AND camera = ? AND end_ts > ? AND start_ts < ?",
             (ward, camera, begin - unknown_after_s, end),
         )
-        return [Assertion(s, _from_sql(e), _state(st), _problems_tuple(p)) for s, e, st, p in rows]
+        return [Assertion(s, from_sql(e), _state(st), problems_tuple(p)) for s, e, st, p in rows]
 
     def all_assertions(
         self, begin: float, end: float, unknown_after_s: float
@@ -799,7 +399,7 @@ class Store:
             old = best.get((w, c))
             if old is None or r < old:
                 best[(w, c)] = r
-        return {key: (-r[0][1], _state(r[1]), _problems_tuple(r[0][3])) for key, r in best.items()}
+        return {key: (-r[0][1], _state(r[1]), problems_tuple(r[0][3])) for key, r in best.items()}
 
     def _per_camera(self, where: str, args: Sequence[Any]) -> dict[tuple[str, str], list[Assertion]]:
         rows = self._query(
@@ -808,7 +408,7 @@ class Store:
         out: dict[tuple[str, str], list[Assertion]] = {}
         for i, (w, c, s, e, st, p) in enumerate(rows):
             give_way(i)
-            out.setdefault((w, c), []).append(Assertion(s, _from_sql(e), _state(st), _problems_tuple(p)))
+            out.setdefault((w, c), []).append(Assertion(s, from_sql(e), _state(st), problems_tuple(p)))
         return out
 
     def cameras_in_state(self, state: str, begin: float, end: float, unknown_after_s: float) -> set[tuple[str, str]]:
@@ -878,25 +478,6 @@ class Store:
         )
         return [MaintenanceRow(*r) for r in rows]
 
-    def put_token(self, name: str, role: str, token_sha256: str, now: float) -> None:
-        """Create or replace (a new secret) the API token called ``name``."""
-        with self.transaction() as cur:
-            cur.execute(self._sql("DELETE FROM api_tokens WHERE name = ?"), (name,))
-            cur.execute(
-                self._sql("INSERT INTO api_tokens (name, token_sha256, role, created) VALUES (?, ?, ?, ?)"),
-                (name, token_sha256, role, now),
-            )
-
-    def token(self, token_sha256: str) -> tuple[str, str] | None:
-        """(name, role) of the API token with this hash, or None."""
-        rows = self._query("SELECT name, role FROM api_tokens WHERE token_sha256 = ?", (token_sha256,))
-        return (rows[0][0], rows[0][1]) if rows else None
-
-    def user(self, name: str) -> tuple[str, str] | None:
-        """(role, password hash) of a user, or None."""
-        rows = self._query("SELECT role, password_hash FROM users WHERE name = ?", (name,))
-        return (rows[0][0], rows[0][1]) if rows else None
-
 
 def _state(text: str) -> State:
     for state in STATES:
@@ -945,5 +526,5 @@ class WriteBatch:
         self.cameras[(ward, camera)] = (ward, camera, name, seen)
 
     def assertion(self, ward: str, camera: str, a: Assertion) -> None:
-        key = (ward, camera, a.start, a.state, _problems_text(a.problems))
+        key = (ward, camera, a.start, a.state, problems_text(a.problems))
         self.assertions[key] = max(self.assertions.get(key, a.end), a.end)
