@@ -310,7 +310,7 @@ class Agent:
 
     def _send(self, message: OutMessage) -> None:
         if isinstance(message.payload, dict):
-            # One line per event: what the outbox must deliver (fault tests check it against the broker).
+            # One line per event at debug level: what the outbox must deliver, for whoever troubleshoots a ward.
             log.debug("queued event %s %s on %s", message.payload["id"], message.payload["type"], message.camera)
         self.publisher.send(message)
 

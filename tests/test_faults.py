@@ -1,22 +1,24 @@
 """Faults, with the real Mosquitto, the real RTSP server and the agent as a subprocess.
 
-Every event the agent queues is logged (``queued event <id> <type> on
-<camera>``, debug level); the tests check those against what a subscriber
-at the broker got: nothing lost, per-camera order kept, duplicates only as
-repeated ids (which receivers drop).
+While the broker is down, every event the agent makes waits in its outbox
+(``state_dir/outbox.sqlite``); the tests read that database and check it
+against what a subscriber at the broker got: nothing lost, per-camera order
+kept, duplicates only as repeated ids (which receivers drop).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
-import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +34,17 @@ from agent.sim.rtsp import RtspServer
 pytestmark = pytest.mark.integration
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
-QUEUED = re.compile(r"queued event ([0-9a-f]{32}) (\w+) on ([a-z0-9_-]+)")
 
 
-def queued_events(agent: AgentProcess) -> list[tuple[str, str, str]]:
-    """(id, type, camera) of every event the agent put in its outbox, in order."""
-    return [m.groups() for m in QUEUED.finditer(agent.log_text())]  # type: ignore[misc]
+def outbox_events(state_dir: Path) -> list[tuple[str, str, str]]:
+    """(id, type, camera) of every event waiting in the agent's outbox, in the order it was queued."""
+    path = state_dir / "outbox.sqlite"
+    if not path.exists():
+        return []
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+        rows = db.execute("SELECT payload FROM outbox WHERE json = 1 AND kind != 'snapshot' ORDER BY seq").fetchall()
+    events = [json.loads(payload) for (payload,) in rows]
+    return [(e["id"], e["type"], e["camera"]) for e in events]
 
 
 def received_events(col: Collector) -> list[dict[str, Any]]:
@@ -90,25 +97,26 @@ def test_broker_outage_loses_nothing_and_keeps_order(
         detection={"enabled": True, "model_dir": str(SHARED_MODELS), "lost_after_s": 2.0},
     )
     agent = agent_factory(cfg)
+    state = workdir / "state"
     assert col.wait_for("out/flap/health", lambda h: h["state"] == "online", 15), agent.log_text()[-2000:]
     broker.stop()  # the uplink is down for 30 s ...
     t0 = time.monotonic()
     time.sleep(2)
 
     def flap_changes() -> int:
-        return sum(t == "state_changed" and c == "flap" for _, t, c in queued_events(agent))
+        return sum(t == "state_changed" and c == "flap" for _, t, c in outbox_events(state))
 
     before = flap_changes()
     flapping.kill()  # ... while a camera dies and comes back, and people walk by
     assert wait_until(lambda: flap_changes() > before, 15), agent.log_text()[-2000:]  # it went offline
     flapping.start()
     time.sleep(max(0.0, 30 - (time.monotonic() - t0)))
-    during = len(queued_events(agent))
+    queued = outbox_events(state)  # what the outage held back
     broker.start()
-    wait_until(lambda: {q[0] for q in queued_events(agent)} <= {e["id"] for e in received_events(col)}, 40)
+    wait_until(lambda: {q[0] for q in queued} <= {e["id"] for e in received_events(col)}, 40)
+    assert wait_until(lambda: not outbox_events(state), 10)  # each acknowledged, then deleted
     agent.stop()
-    queued = queued_events(agent)
-    assert during >= 4, queued  # offline, online, and at least one walker went into the outbox meanwhile
+    assert len(queued) >= 4, queued  # offline, online, and at least one walker went into the outbox meanwhile
     types = {(c, t) for _, t, c in queued}
     assert ("flap", "state_changed") in types and ("walk", "detection_started") in types
     check_delivery(queued, received_events(col))
@@ -134,9 +142,10 @@ def test_kill_9_with_undelivered_events_delivers_them_after_restart(
     broker.stop()
     stopped = time.time()
     server.kill()  # the camera dies while the uplink is down: events wait in the outbox
-    assert wait_until(lambda: len(queued_events(first)) >= 3, 15), first.log_text()[-2000:]
-    undelivered = queued_events(first)
+    state = workdir / "state"
+    assert wait_until(lambda: len(outbox_events(state)) >= 2, 15), first.log_text()[-2000:]  # offline, unreachable
     first.kill9()  # nothing is flushed, nothing said
+    undelivered = outbox_events(state)  # what the killed process left on disk
     broker.start()
     second = agent_factory(cfg)
     wanted = {q[0] for q in undelivered}
