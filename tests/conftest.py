@@ -16,13 +16,23 @@ import pytest
 from support import (
     CAM_PASSWORD,
     CAM_USER,
+    PASSWORD,
     AgentProcess,
     Collector,
+    Ward,
+    center_for,
+    health_message,
+    wait_until,
 )
 
+from agent.publish.payloads import agent_payload, encode
 from agent.sim.mosquitto import MOSQUITTO, Mosquitto
 from agent.sim.postgres import Postgres, pg_bin
-from agent.sim.rtsp import RtspServer, gst_missing
+from agent.sim.rtsp import RtspServer, free_port, gst_missing
+from center.auth import hash_password
+from center.config import parse_center_config
+from center.service import CenterIngest
+from center.web import WebServer, build_app
 
 
 @pytest.fixture
@@ -138,3 +148,59 @@ def agent_factory(workdir: Path) -> Iterator[Callable[[Path], AgentProcess]]:
     yield make
     for a in agents:
         a.stop()
+
+
+# -- the center's pages, with a ward's data in them ---------------------------------------------------
+
+
+@pytest.fixture
+def site(  # a center (SQLite), a ward's day in it through Mosquitto, its pages on loopback
+    broker: Mosquitto, workdir: Path
+) -> Iterator[tuple[str, CenterIngest]]:
+    center = center_for(broker.port, f"sqlite:///{workdir}/center.db")
+    center.store.put_user("op", "viewer", hash_password(PASSWORD), time.time())
+    center.store.put_user("boss", "admin", hash_password(PASSWORD), time.time())
+    ward = Ward(broker.port)
+    now = time.time()
+    birth = agent_payload(
+        ward="w1",
+        state="online",
+        version="0.1.0",
+        cameras=["c1", "c2"],
+        started_at=now - 7200,
+        now_wall=now - 7200,
+        problems=["outbox_overflow"],
+        hostname="ubnd-phuong-1",
+    )
+    ward.send("agent/status", encode(birth), retain=True)
+    ward.health("online", now - 3600, now - 610)
+    ward.change("online", "offline", since=now - 600, at=now - 595, problems=("stalled",))  # c1: down 10 min
+    ward.health("offline", now - 600, now, ("stalled",))
+    ward.send("c2/health", health_message("c2", "Cầu Trường Tiền", "online", now - 7200, now))
+    snap_event = {
+        "schema": "camwatch.event/1",
+        "id": "det-00000001",
+        "ward": "w1",
+        "camera": "c2",
+        "type": "detection_started",
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now - 30)),
+        "label": "person",
+        "score": 0.81,
+        "box": [0.1, 0.2, 0.3, 0.9],
+        "zones": [],
+        "track_id": 3,
+        "snapshot": "det-00000001",
+        "problems": [],
+    }
+    ward.send("c2/snapshot/det-00000001", b"\xff\xd8\xff\xe0 fake jpeg")
+    ward.send("c2/events", encode(snap_event))
+    assert wait_until(
+        lambda: center.ingest.events == 2 and center.ingest.snapshots == 1 and not center.ingest.pending, 10
+    )
+    config = parse_center_config({"language": "vi", "web": {"listen": f"127.0.0.1:{free_port()}"}})
+    web = WebServer(build_app(config, center.store, center), "127.0.0.1", config.web.port).start()
+    yield f"http://127.0.0.1:{config.web.port}", center
+    web.stop()
+    center.stop()
+    center.store.close()
+    ward.stop()

@@ -7,21 +7,31 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from contract.schemas import SCHEMAS, schema
 
+if TYPE_CHECKING:
+    from center.service import CenterIngest
+
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"  # ../shared: the models and test data shipped beside the project
+SHARED_MODELS = SHARED / "models"
+TESTDATA = SHARED / "testdata"
 
 
 def child_pids(pid: int) -> list[int]:
@@ -93,6 +103,54 @@ def stats_message(at: float, ward: str = "w1") -> bytes:
         "cameras": {},
     }
     return json.dumps(payload).encode()
+
+
+# -- a ward and a center, for the center's tests ------------------------------------
+
+PASSWORD = "Mat-khau-9x"  # every test user's password
+
+
+class Ward:
+    """A ward agent's voice: QoS 1 publishes, waited for."""
+
+    def __init__(self, port: int, client_id: str = "ward-w1") -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def send(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Publish to ``camwatch/w1/{topic}`` at QoS 1 and wait for the broker's acknowledgement."""
+        info = self.client.publish(f"camwatch/w1/{topic}", payload, qos=1, retain=retain)
+        info.wait_for_publish(5)
+
+    def health(self, state: str, since: float, at: float, problems: tuple[str, ...] = ()) -> None:
+        self.send("c1/health", health_message("c1", "Chợ Đông Ba", state, since, at, problems), retain=True)
+
+    def change(self, frm: str, to: str, since: float, at: float, problems: tuple[str, ...] = ()) -> dict[str, Any]:
+        from agent.health.state import Change
+        from agent.publish.payloads import encode, event_payload
+
+        change = Change("state_changed", at, frm, to, None, problems)  # type: ignore[arg-type]
+        payload = event_payload(ward="w1", camera="c1", change=change, wall=at, since_wall=since)
+        self.send("c1/events", encode(payload))
+        return payload
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def center_for(port: int, url: str) -> CenterIngest:
+    """The center's ingest service on the broker at ``port``, storing to ``url``, connected."""
+    from center.config import parse_center_config
+    from center.service import CenterIngest
+    from center.store import Store
+
+    config = parse_center_config({"mqtt": {"port": port}, "store": {"url": url}})
+    service = CenterIngest(config, Store(config.store.url))
+    service.start()
+    assert service.wait_connected(10)
+    return service
 
 
 # -- MQTT collector ----------------------------------------------------------------
@@ -258,3 +316,78 @@ class AgentProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+# -- an MQTT 5 client that records what happens to it (attacks on the shipped broker) ------------------
+
+
+@dataclass
+class Client:
+    """A paho MQTT 5 client that records what happens to it."""
+
+    client: mqtt.Client
+    connack: list[Any] = field(default_factory=list)
+    disconnects: list[Any] = field(default_factory=list)
+    pubacks: dict[int, Any] = field(default_factory=dict)
+    subacks: dict[int, list[Any]] = field(default_factory=dict)
+    messages: list[mqtt.MQTTMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.connack) and not self.connack[-1].is_failure and not self.disconnects
+
+    def publish(self, topic: str, payload: bytes | str, *, retain: bool = False, timeout: float = 5.0) -> Any:
+        """Publish at QoS 1 and return the PUBACK's reason code (None: no PUBACK came)."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        return wait_until(lambda: self.pubacks.get(info.mid), timeout)
+
+    def subscribe(self, topic: str, timeout: float = 5.0) -> Any:
+        _, mid = self.client.subscribe(topic, qos=1)
+        codes = wait_until(lambda: self.subacks.get(mid), timeout)
+        return codes[0] if codes else None
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def connect(
+    port: int,
+    client_id: str,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    ca: Path | None = None,
+    cert: tuple[Path, Path] | None = None,
+    will: tuple[str, bytes] | None = None,
+    persistent: bool = False,
+    timeout: float = 5.0,
+) -> Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    rec = Client(client)
+    if user is not None:
+        client.username_pw_set(user, password)
+    if ca is not None:
+        client.tls_set(
+            ca_certs=str(ca),
+            certfile=str(cert[0]) if cert else None,
+            keyfile=str(cert[1]) if cert else None,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    client.on_connect = lambda c, u, f, rc, p: rec.connack.append(rc)
+    client.on_connect_fail = lambda c, u: rec.connack.append(mqtt.ReasonCode(PacketTypes.CONNACK, "Unspecified error"))
+    client.on_disconnect = lambda c, u, f, rc, p: rec.disconnects.append(rc)
+    client.on_publish = lambda c, u, mid, rc, p: rec.pubacks.__setitem__(mid, rc)
+    client.on_subscribe = lambda c, u, mid, rcs, p: rec.subacks.__setitem__(mid, rcs)
+    client.on_message = lambda c, u, m: rec.messages.append(m)
+    props = None
+    if persistent:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+    client.connect_async("127.0.0.1", port, keepalive=30, clean_start=not persistent, properties=props)
+    client.loop_start()
+    wait_until(lambda: rec.connack or rec.disconnects, timeout)
+    return rec

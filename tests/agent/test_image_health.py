@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support import TESTDATA
 
 from agent.health.image_health import ImageHealth, ImageThresholds
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 T = ImageThresholds(
     black_after_s=4,
     frozen_after_s=6,

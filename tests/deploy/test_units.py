@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import ROOT, Collector, write_config
+from support import ROOT, SHARED_MODELS, Collector, write_config
 
 from agent.sim import scenes
 from agent.sim.clips import write_au_clip
@@ -26,7 +26,6 @@ from agent.sim.rtsp import RtspServer, free_port
 pytestmark = pytest.mark.integration
 UNITS = ("camwatch-agent.service", "camwatch-center.service")
 MAX_EXPOSURE = 2.5
-SHARED_MODELS = ROOT.parent / "shared" / "models"
 
 
 @pytest.mark.parametrize("unit", UNITS)

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import ROOT, AgentProcess, health_message, wait_until
+from support import ROOT, AgentProcess, connect, health_message, wait_until
 
 from agent.sim.mosquitto import MOSQUITTO, ShippedMosquitto, run_pki
 from agent.sim.postgres import Postgres
 from agent.sim.rtsp import free_port
 from center.store import Store
-from tests.test_broker_shipped import connect
 
 pytestmark = pytest.mark.integration
 DEPLOY = ROOT / "deploy"

@@ -6,13 +6,13 @@ the walk-through scene in-process (no network), fast enough for every run.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import av
 import cv2
 import numpy as np
 import pytest
+from support import SHARED_MODELS
 
 from agent.detect.decoders import Detections
 from agent.detect.detector import OnnxDetector, find_model
@@ -21,8 +21,6 @@ from agent.detect.snapshot import render_snapshot
 from agent.detect.tracker import DEFAULT_PLAUSIBLE, Plausible
 from agent.sim import scenes
 from agent.stream.frames import Frame
-
-SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
 class ScriptedModel:

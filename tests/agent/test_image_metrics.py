@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from support import TESTDATA
 
 from agent.health.image import looks_black, mask_from_polygons, measure, picture_change
 from agent.health.image_health import ImageThresholds
-
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 
 
 @pytest.fixture(scope="module")

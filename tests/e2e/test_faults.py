@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support import AgentProcess, Collector, child_pids, wait_until, write_config
+from support import SHARED_MODELS, AgentProcess, Collector, child_pids, wait_until, write_config
 
 from agent.sim import scenes
 from agent.sim.clips import write_au_clip
@@ -32,8 +32,6 @@ from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer
 
 pytestmark = pytest.mark.integration
-
-SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
 def outbox_events(state_dir: Path) -> list[tuple[str, str, str]]:

@@ -8,12 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support import SHARED
 
 from agent.detect.decoders import decode_fastestdet, decode_yolov8, decode_yolox, nms
 from agent.detect.detector import MANIFEST_DIR, OnnxDetector, load_manifest
 from agent.errors import DetectorError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 MODELS = SHARED / "models"
 
 

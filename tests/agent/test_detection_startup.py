@@ -7,14 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import AgentProcess, Collector, camwatch, write_config
+from support import SHARED_MODELS, AgentProcess, Collector, camwatch, write_config
 
 from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer
 
 pytestmark = pytest.mark.integration
-
-SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
 @pytest.fixture

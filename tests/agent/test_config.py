@@ -3,11 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import ROOT
 
 from agent.config import load_config, parse_config
 from common.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def problems_of(raw: dict, env: dict | None = None) -> list[str]:

@@ -9,98 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from support import AgentProcess, wait_until, write_config
+from support import AgentProcess, Client, connect, wait_until, write_config
 
 from agent.sim.mosquitto import MOSQUITTO, ShippedMosquitto, run_pki
 from agent.sim.rtsp import free_port
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Client:
-    """A paho MQTT 5 client that records what happens to it."""
-
-    client: mqtt.Client
-    connack: list[Any] = field(default_factory=list)
-    disconnects: list[Any] = field(default_factory=list)
-    pubacks: dict[int, Any] = field(default_factory=dict)
-    subacks: dict[int, list[Any]] = field(default_factory=dict)
-    messages: list[mqtt.MQTTMessage] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def connected(self) -> bool:
-        return bool(self.connack) and not self.connack[-1].is_failure and not self.disconnects
-
-    def publish(self, topic: str, payload: bytes | str, *, retain: bool = False, timeout: float = 5.0) -> Any:
-        """Publish at QoS 1 and return the PUBACK's reason code (None: no PUBACK came)."""
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        return wait_until(lambda: self.pubacks.get(info.mid), timeout)
-
-    def subscribe(self, topic: str, timeout: float = 5.0) -> Any:
-        _, mid = self.client.subscribe(topic, qos=1)
-        codes = wait_until(lambda: self.subacks.get(mid), timeout)
-        return codes[0] if codes else None
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def connect(
-    port: int,
-    client_id: str,
-    *,
-    user: str | None = None,
-    password: str | None = None,
-    ca: Path | None = None,
-    cert: tuple[Path, Path] | None = None,
-    will: tuple[str, bytes] | None = None,
-    persistent: bool = False,
-    timeout: float = 5.0,
-) -> Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    rec = Client(client)
-    if user is not None:
-        client.username_pw_set(user, password)
-    if ca is not None:
-        client.tls_set(
-            ca_certs=str(ca),
-            certfile=str(cert[0]) if cert else None,
-            keyfile=str(cert[1]) if cert else None,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-    if will is not None:
-        client.will_set(will[0], will[1], qos=1, retain=True)
-    client.on_connect = lambda c, u, f, rc, p: rec.connack.append(rc)
-    client.on_connect_fail = lambda c, u: rec.connack.append(mqtt.ReasonCode(PacketTypes.CONNACK, "Unspecified error"))
-    client.on_disconnect = lambda c, u, f, rc, p: rec.disconnects.append(rc)
-    client.on_publish = lambda c, u, mid, rc, p: rec.pubacks.__setitem__(mid, rc)
-    client.on_subscribe = lambda c, u, mid, rcs, p: rec.subacks.__setitem__(mid, rcs)
-    client.on_message = lambda c, u, m: rec.messages.append(m)
-    props = None
-    if persistent:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-    client.connect_async("127.0.0.1", port, keepalive=30, clean_start=not persistent, properties=props)
-    client.loop_start()
-    wait_until(lambda: rec.connack or rec.disconnects, timeout)
-    return rec
 
 
 def refused(port: int, **kw: Any) -> bool:

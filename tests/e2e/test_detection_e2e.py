@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from support import AgentProcess, Collector, wait_until, write_config
+from support import SHARED_MODELS, AgentProcess, Collector, wait_until, write_config
 
 from agent.sim import scenes
 from agent.sim.clips import write_au_clip
@@ -25,7 +25,6 @@ from agent.sim.rtsp import RtspServer
 pytestmark = pytest.mark.integration
 
 FPS = 10
-SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
 def box_iou(a: list[float] | tuple[float, ...], b: list[float] | tuple[float, ...]) -> float:

@@ -9,13 +9,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from support import health_message, wait_until
+from support import Ward, center_for, wait_until
 
-from agent.health.state import Change
-from agent.publish.payloads import agent_payload, encode, event_payload
+from agent.publish.payloads import agent_payload, encode
 from agent.sim.mosquitto import Mosquitto
 from agent.sim.postgres import Postgres
 from center.config import parse_center_config
@@ -27,40 +24,6 @@ from center.uptime import uptime
 pytestmark = pytest.mark.integration
 
 T0 = float(int(time.time()) // 3600 * 3600 - 6 * 3600)  # six hours ago, on the hour
-
-
-class Ward:
-    """A ward agent's voice: QoS 1 publishes, waited for."""
-
-    def __init__(self, port: int, client_id: str = "ward-w1") -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def send(self, topic: str, payload: bytes, retain: bool = False) -> None:
-        info = self.client.publish(f"camwatch/w1/{topic}", payload, qos=1, retain=retain)
-        info.wait_for_publish(5)
-
-    def health(self, state: str, since: float, at: float, problems: tuple[str, ...] = ()) -> None:
-        self.send("c1/health", health_message("c1", "Chợ Đông Ba", state, since, at, problems), retain=True)
-
-    def change(self, frm: str, to: str, since: float, at: float, problems: tuple[str, ...] = ()) -> dict:
-        change = Change("state_changed", at, frm, to, None, problems)  # type: ignore[arg-type]
-        payload = event_payload(ward="w1", camera="c1", change=change, wall=at, since_wall=since)
-        self.send("c1/events", encode(payload))
-        return payload
-
-    def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-def center_for(port: int, url: str) -> CenterIngest:
-    config = parse_center_config({"mqtt": {"port": port}, "store": {"url": url}})
-    service = CenterIngest(config, Store(config.store.url))
-    service.start()
-    assert service.wait_connected(10)
-    return service
 
 
 def test_outage_restarts_and_last_will_are_counted_to_the_second(broker: Mosquitto, store_url: str) -> None:

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import ROOT
-from test_center_web import PASSWORD, site  # noqa: F401 (the site fixture: center + data through Mosquitto)
+from support import PASSWORD, ROOT
 
 from center.service import CenterIngest
 
@@ -46,7 +45,7 @@ def browser() -> Iterator[object]:
 
 def test_operator_logs_in_and_reads_every_page_in_both_languages(
     browser: object,
-    site: tuple[str, CenterIngest],  # noqa: F811
+    site: tuple[str, CenterIngest],
 ) -> None:
     base, _ = site
     SHOTS.mkdir(parents=True, exist_ok=True)
