@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -372,7 +373,7 @@ def latencies(url: str, cams: list[tuple[str, str]], requests: int) -> dict[str,
                     for k in range(0, max(50, requests))
                 ]
             )
-            targets = {
+            targets: dict[str, Callable[[], str]] = {
                 "fleet_page": lambda: "/",
                 "camera_page": lambda: "/camera/{}/{}".format(*rnd.choice(cams)),
                 "outages_page": lambda: "/outages?days=7",

@@ -238,7 +238,7 @@ def bench_cpu(tmp: Path, broker: Mosquitto, cameras: int, seconds: float) -> dic
     street = scenes.street_background(640, 360, seed=3)
     quiet_clip = write_au_clip(tmp / "quiet.au", (quiet.noisy(street) for _ in range(8 * fps)), fps=fps, gop=2 * fps)
     mounts = {f"c{i:02d}": f"clip:{walk_clip if i < busy else quiet_clip},fps={fps}" for i in range(cameras)}
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         "camwatch": {"enabled": True},
         "no_motion_gate": {"enabled": True, "motion_min_area": 0.0},
         "health_only": {"enabled": False},

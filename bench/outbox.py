@@ -52,11 +52,11 @@ def run(box: Outbox, batch: list[OutMessage]) -> dict[str, float]:
     for m in batch:
         box.put(m)
     t1 = time.perf_counter()
-    mid, inflight = 0, []
-    while (m := box.next_unsent()) is not None or inflight:
-        if m is not None and len(inflight) < 20:
+    mid, inflight = 0, list[int]()
+    while (msg := box.next_unsent()) is not None or inflight:
+        if msg is not None and len(inflight) < 20:
             mid += 1
-            box.mark_sent(m, mid)
+            box.mark_sent(msg, mid)
             inflight.append(mid)
         else:
             for acked in inflight:
@@ -85,6 +85,7 @@ def main() -> int:
         again = DurableOutbox(Path(d) / "restart.sqlite", max_messages=10 * len(batch))
         reopen_s = time.perf_counter() - t
         first = again.next_unsent()
+        assert first is not None, "the outbox lost what it held across the restart"
         recovered = again.recovered
         again.close()
     print(

@@ -224,8 +224,8 @@ def run_size(
             names = list(mounts)
         else:
             mounts = {f"Streaming/Channels/{i + 1}01": f"mkv:{main}" for i in cams}
-            sub = f"mkv:{media}" if k < busy or quiet is None else f"clip:{quiet},fps={FPS}"
-            mounts |= {f"Streaming/Channels/{i + 1}02": sub for i in cams}
+            second = f"mkv:{media}" if k < busy or quiet is None else f"clip:{quiet},fps={FPS}"
+            mounts |= {f"Streaming/Channels/{i + 1}02": second for i in cams}
             names = [f"Streaming/Channels/{i + 1}01" for i in cams]
         servers.append(RtspServer(mounts).start(60))
         urls += [servers[-1].url(m) for m in names]

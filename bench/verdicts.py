@@ -159,6 +159,7 @@ def bench_detection(minutes: float) -> dict[str, object]:
         except DetectorError as exc:
             out[name] = {"missing": str(exc)}
             continue
+        assert model is not None  # enabled: a detector, or the error above
         variants = [("", default.motion_crops)] + ([("_no_windows", 0)] if name == default.model else [])
         result: dict[str, object] = {}
         for suffix, crops in variants:

@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from contract.schemas import SCHEMAS, schema
 
@@ -168,7 +169,7 @@ class Collector:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=session or "", clean_session=session is None, protocol=mqtt.MQTTv311
         )
-        self.client.reconnect_delay_set(0.2, 1)
+        self.client.reconnect_delay_set(1, 1)
         self.client.on_message = self._on_message
         if auth:
             self.client.username_pw_set(*auth)
@@ -344,7 +345,7 @@ class Client:
 
     def subscribe(self, topic: str, timeout: float = 5.0) -> Any:
         _, mid = self.client.subscribe(topic, qos=1)
-        codes = wait_until(lambda: self.subacks.get(mid), timeout)
+        codes = wait_until(lambda: self.subacks.get(mid) if mid is not None else None, timeout)
         return codes[0] if codes else None
 
     def close(self) -> None:
@@ -378,14 +379,14 @@ def connect(
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
     client.on_connect = lambda c, u, f, rc, p: rec.connack.append(rc)
-    client.on_connect_fail = lambda c, u: rec.connack.append(mqtt.ReasonCode(PacketTypes.CONNACK, "Unspecified error"))
+    client.on_connect_fail = lambda c, u: rec.connack.append(ReasonCode(PacketTypes.CONNACK, "Unspecified error"))
     client.on_disconnect = lambda c, u, f, rc, p: rec.disconnects.append(rc)
     client.on_publish = lambda c, u, mid, rc, p: rec.pubacks.__setitem__(mid, rc)
     client.on_subscribe = lambda c, u, mid, rcs, p: rec.subacks.__setitem__(mid, rcs)
     client.on_message = lambda c, u, m: rec.messages.append(m)
     props = None
     if persistent:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
     client.connect_async("127.0.0.1", port, keepalive=30, clean_start=not persistent, properties=props)
     client.loop_start()

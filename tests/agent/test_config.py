@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import ROOT
@@ -9,7 +10,7 @@ from agent.config import load_config, parse_config
 from common.errors import ConfigError
 
 
-def problems_of(raw: dict, env: dict | None = None) -> list[str]:
+def problems_of(raw: dict[str, Any], env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as info:
         parse_config(raw, env=env or {})
     return info.value.problems
@@ -57,7 +58,7 @@ def test_minimal_config_has_defaults() -> None:
         ),
     ],
 )
-def test_each_mistake_is_named_with_its_key(raw: dict, expected: str) -> None:
+def test_each_mistake_is_named_with_its_key(raw: dict[str, Any], expected: str) -> None:
     problems = problems_of(raw)
     key, _, message = expected.partition(": ")
     message = message.removeprefix("Value error, ")

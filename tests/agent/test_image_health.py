@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -137,7 +138,8 @@ def test_learned_baselines_survive_a_restart(street: np.ndarray, tmp_path: Path)
     run(first, [live(street, rng) for _ in range(15)])
     state = first.state()
     assert state is not None
-    np.savez(tmp_path / "cam.npz", **state)
+    arrays: dict[str, Any] = dict(state)
+    np.savez(tmp_path / "cam.npz", **arrays)
     loaded = dict(np.load(tmp_path / "cam.npz"))
     second = ImageHealth(T)
     assert second.load_state(loaded)

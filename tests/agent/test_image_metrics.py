@@ -5,17 +5,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from support import TESTDATA
 
 from agent.health.image import looks_black, mask_from_polygons, measure, picture_change
 from agent.health.image_health import ImageThresholds
 
+Gray = NDArray[np.uint8]
+
 
 @pytest.fixture(scope="module")
-def scene() -> np.ndarray:
+def scene() -> Gray:
     img = cv2.imread(str(TESTDATA / "coffee.png"), cv2.IMREAD_GRAYSCALE)
     assert img is not None, "../shared/testdata/coffee.png is missing"
-    return cv2.resize(img, (320, 180), interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.resize(img, (320, 180), interpolation=cv2.INTER_AREA), np.uint8)
 
 
 def night_with_lamps(rng: np.random.Generator) -> np.ndarray:
@@ -34,7 +37,7 @@ def test_black_fires_on_a_covered_lens_and_dead_sensor() -> None:
     assert looks_black(measure(np.zeros((180, 320), np.uint8)))
 
 
-def test_black_does_not_fire_on_ordinary_scenes(scene: np.ndarray) -> None:
+def test_black_does_not_fire_on_ordinary_scenes(scene: Gray) -> None:
     rng = np.random.default_rng(2)
     assert not looks_black(measure(scene))
     assert not looks_black(measure(night_with_lamps(rng)))
@@ -53,13 +56,13 @@ def test_masks_exclude_pixels() -> None:
         mask_from_polygons((10, 10), [[(0, 0), (1, 1)]])
 
 
-def test_sharpness_drops_with_blur(scene: np.ndarray) -> None:
+def test_sharpness_drops_with_blur(scene: Gray) -> None:
     sharp = measure(scene).sharpness
-    blurred = measure(cv2.GaussianBlur(scene, (0, 0), 3)).sharpness
+    blurred = measure(np.asarray(cv2.GaussianBlur(scene, (0, 0), 3), np.uint8)).sharpness
     assert blurred < sharp / 5
 
 
-def test_picture_change_separates_frozen_from_sensor_noise(scene: np.ndarray) -> None:
+def test_picture_change_separates_frozen_from_sensor_noise(scene: Gray) -> None:
     rng = np.random.default_rng(3)
 
     def noisy() -> np.ndarray:
@@ -87,12 +90,12 @@ def test_odd_pictures_are_refused_with_a_reason(bad: np.ndarray) -> None:
         measure(bad)
 
 
-def shifted(img: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
-    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
+def shifted(img: Gray, dx: int, dy: int) -> Gray:
+    m = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
+    return np.asarray(cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT), np.uint8)
 
 
-def test_covered_fires_on_tape_not_on_a_passing_truck_or_darkness(scene: np.ndarray) -> None:
+def test_covered_fires_on_tape_not_on_a_passing_truck_or_darkness(scene: Gray) -> None:
     from agent.health.image import cell_detail, covered_fraction
 
     base = cell_detail(scene)
@@ -106,17 +109,17 @@ def test_covered_fires_on_tape_not_on_a_passing_truck_or_darkness(scene: np.ndar
     assert covered_fraction(cell_detail(scene), base) == 0.0
 
 
-def test_moved_signature_tracks_the_view_not_the_light(scene: np.ndarray) -> None:
+def test_moved_signature_tracks_the_view_not_the_light(scene: Gray) -> None:
     from agent.health.image import edge_signature, view_similarity
 
     ref = edge_signature(scene)
-    brighter = cv2.convertScaleAbs(scene, alpha=1.6, beta=20)  # exposure change
+    brighter = np.asarray(cv2.convertScaleAbs(scene, alpha=1.6, beta=20), np.uint8)  # exposure change
     rng = np.random.default_rng(5)
     noisy = (scene.astype(np.float32) + rng.normal(0, 6, scene.shape)).clip(0, 255).astype(np.uint8)
     assert view_similarity(ref, edge_signature(brighter)) > 0.8
     assert view_similarity(ref, edge_signature(noisy)) > 0.8
     assert view_similarity(ref, edge_signature(shifted(scene, 60, 25))) < 0.5
-    turned = cv2.rotate(scene, cv2.ROTATE_180)
+    turned = np.asarray(cv2.rotate(scene, cv2.ROTATE_180), np.uint8)
     assert view_similarity(ref, edge_signature(turned)) < 0.5
 
 
@@ -137,7 +140,7 @@ def test_robust_baseline_learns_the_median_and_freezes_during_a_fault() -> None:
     assert b.value == learned
 
 
-def test_a_ticking_clock_nobody_masked_does_not_hide_a_repeated_picture(scene: np.ndarray) -> None:
+def test_a_ticking_clock_nobody_masked_does_not_hide_a_repeated_picture(scene: Gray) -> None:
     rng = np.random.default_rng(4)
     ticking = scene.copy()
     ticking[:15, :90] = 255 - ticking[:15, :90]  # the clock's strip changed, the view did not
@@ -146,7 +149,7 @@ def test_a_ticking_clock_nobody_masked_does_not_hide_a_repeated_picture(scene: n
     assert picture_change(scene, noisy) > 1.0  # sensor noise is everywhere: it cannot hide in a few cells
 
 
-def test_a_small_thing_moving_over_a_noiseless_view_is_not_a_repeat(scene: np.ndarray) -> None:
+def test_a_small_thing_moving_over_a_noiseless_view_is_not_a_repeat(scene: Gray) -> None:
     """A test pattern's ball (or a clean camera's only moving thing) in the middle of the view still counts:
     only the top and bottom rows, where clocks are burnt in, may be left out."""
     moved = scene.copy()

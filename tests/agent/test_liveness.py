@@ -43,7 +43,12 @@ def test_the_kernel_tells_a_reader_waiting_for_its_camera_from_one_waiting_to_ru
         assert sum(not s.behind for s in looks) >= 4, looks
         server.resume()
         assert wait_until(
-            lambda: (s := reader.snapshot()).last_packet is not None and s.as_of - s.last_packet < 0.5, 10
+            lambda: (
+                (s := reader.snapshot()).last_packet is not None
+                and s.as_of is not None
+                and s.as_of - s.last_packet < 0.5
+            ),
+            10,
         )
         # Packets arrive but the reader cannot run Python (held up on a lock, as on a busy interpreter).
         with reader.stats._lock:
@@ -108,7 +113,9 @@ def test_a_frozen_reader_process_is_no_false_stall_and_is_said(
 
     # Killed: it is started again and its cameras are read again (a reader process is not a camera).
     os.kill(workers[0], signal.SIGKILL)
-    assert wait_until(lambda: (w := reader_processes(agent.proc.pid)) and w != workers, 15)
+    assert agent.proc is not None
+    pid = agent.proc.pid
+    assert wait_until(lambda: (w := reader_processes(pid)) and w != workers, 15)
     mark = time.time()
     assert wait_until(
         lambda: all((p := col.last(f"w1/{c['id']}/health")) is not None and p["state"] == "online" for c in cams),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import jsonschema
 import pytest
@@ -15,8 +16,9 @@ from contract.schemas import schema
 from contract.topics import Topics
 
 
-def roundtrip(payload: dict) -> dict:
-    return json.loads(encode(payload))
+def roundtrip(payload: dict[str, Any]) -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(encode(payload))
+    return decoded
 
 
 def test_rfc3339_utc_millis() -> None:

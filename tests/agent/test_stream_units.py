@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 from agent.stream.backoff import Backoff
@@ -217,7 +218,7 @@ def test_gray_from_the_luma_plane_is_swscales_gray_in_every_range() -> None:
 def test_reader_processes_by_default_one_per_60_streams_at_most_two_per_core(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from agent import shard
 
-    monkeypatch.setattr(shard.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the os module agent.shard asks
     specs = [shard.ReaderSpec(key=f"c{i}", url=f"rtsp://127.0.0.1/{i}") for i in range(454)]
     assert len(shard.plan(specs[:22], None)) == 1
     assert len(shard.plan(specs[:100], None)) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import CAM_PASSWORD, AgentProcess, Collector, write_config
@@ -86,7 +87,7 @@ def test_detection_reads_the_derived_substream_or_else_the_main_streams_keyframe
     detection = {"enabled": True, "keyframes_above": 400, "motion_min_area": 0}
     agent = agent_factory(write_config(workdir / "ward.toml", "w1", mosquitto.port, prefix, cams, detection=detection))
 
-    def looked_at(p: dict) -> bool:
+    def looked_at(p: dict[str, Any]) -> bool:
         return all(p["cameras"][c["id"]]["detection"]["frames"] >= 3 for c in cams)
 
     stats = col.wait_for("w1/agent/stats", looked_at, 25)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +26,7 @@ def health(state: str, since: float, at: float, problems: tuple[str, ...] = ()) 
     return health_message("cam-1", "Cổng", state, T0 + since, T0 + at, problems)
 
 
-def state_changed(to: str, since: float, at: float, problems: tuple[str, ...] = ()) -> dict:
+def state_changed(to: str, since: float, at: float, problems: tuple[str, ...] = ()) -> dict[str, Any]:
     change = Change("state_changed", at, "online", to, None, problems)  # type: ignore[arg-type]
     return event_payload(ward="w1", camera="cam-1", change=change, wall=T0 + at, since_wall=T0 + since)
 
@@ -41,7 +42,7 @@ class Center:
         self.ingest_.add(topic, payload, now)
         self.ingest_.flush()
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.ingest_ if hasattr(self.ingest_, name) else self.fleet, name)
 
 

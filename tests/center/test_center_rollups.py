@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from center.fleet import Fleet
 from center.periods import whole_days
 from center.store import MaintenanceRow, Store, WriteBatch
-from center.timeline import FOREVER, Assertion, State
+from center.timeline import FOREVER, Assertion
 from center.uptime import Uptime
 from center.views import ROLLUP_FROM_CAMERAS, uptime_table
+from contract.vocab import State
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY = 86400.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +23,7 @@ from center.ingest import Ingest
 from center.store import Store
 from center.timeline import Interval
 from center.uptime import uptime
+from contract.vocab import State
 
 T0 = 1_764_000_000.0
 U = 90.0
@@ -44,7 +45,7 @@ class Center:
 
 
 def ivs(*spans: tuple[float, float, str] | tuple[float, float, str, tuple[str, ...]]) -> list[Interval]:
-    return [Interval(T0 + s[0], T0 + s[1], s[2], s[3] if len(s) > 3 else ()) for s in spans]  # type: ignore[misc]
+    return [Interval(T0 + s[0], T0 + s[1], cast(State, s[2]), s[3] if len(s) > 3 else ()) for s in spans]
 
 
 def status(state: str, at: float, seq: int | None, reason: str | None = None, **kw: Any) -> bytes:
@@ -81,11 +82,11 @@ def change(
     c = Change(
         "state_changed",
         at,
-        frm,
-        to,
+        cast(State, frm),
+        cast(State, to),
         problems=problems,
         from_since=from_since,
-        from_problems=from_problems,  # type: ignore[arg-type]
+        from_problems=from_problems,
     )
     p = event_payload(
         ward="w1", camera=camera, change=c, wall=T0 + at, since_wall=T0 + since, from_since_wall=T0 + from_since
@@ -230,7 +231,9 @@ def _scenario(rng: random.Random) -> tuple[list[tuple[str, bytes]], list[tuple[s
     second += rest
     will = status("offline", 0, 1, "lost")
     truth = [
-        Interval(T0 + sinces[i], T0 + (sinces[i + 1] if i + 1 < len(states) else 2030), states[i], problems[i])
+        Interval(
+            T0 + sinces[i], T0 + (sinces[i + 1] if i + 1 < len(states) else 2030), cast(State, states[i]), problems[i]
+        )
         for i in range(len(states))
     ]
     return first, second, will, truth

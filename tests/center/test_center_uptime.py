@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -130,7 +131,7 @@ def test_background_work_gives_way_only_when_asked(monkeypatch: pytest.MonkeyPat
     import center.background as bg
 
     slept: list[float] = []
-    monkeypatch.setattr(bg.time, "sleep", slept.append)
+    monkeypatch.setattr(time, "sleep", slept.append)  # the time module center.background sleeps with
     for i in range(100):
         bg.give_way(i)
     assert slept == []  # a page request computing for itself never waits

@@ -143,7 +143,7 @@ def test_the_asyncapi_document_is_valid_asyncapi_3_and_names_every_topic() -> No
             jsonschema.validate(example["payload"], schema(kind))
 
 
-OLDER_HEALTH = {  # as an agent of an earlier release sent it: no name, nominal_fps, gop_s or detail
+OLDER_HEALTH: dict[str, Any] = {  # as an agent of an earlier release sent it: no name, nominal_fps, gop_s or detail
     "schema": HEALTH_SCHEMA,
     "ward": "p1",
     "camera": "c1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import CAM_PASSWORD, AgentProcess, Collector, wait_until, write_config
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 OFFLINE_AFTER = 3  # write_config's offline_after_s
 
 
-def state_is(state: str, problem: str | None = None) -> Callable[[dict], bool]:
+def state_is(state: str, problem: str | None = None) -> Callable[[dict[str, Any]], bool]:
     return lambda p: p["state"] == state and (problem is None or problem in p["problems"])
 
 

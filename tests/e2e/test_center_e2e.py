@@ -83,8 +83,8 @@ def test_a_killed_camera_is_an_ongoing_outage_on_the_outages_page(
             assert wait_until(lambda: states() == {"cong-chinh": "online", "bai-xe": "online"}, 30), states()
             doomed.kill()  # the camera dies
             assert wait_until(lambda: states().get("bai-xe") == "offline", 30), states()
-            page = c.get("/outages").text
-            ongoing = page.split("Ongoing (")[1].split("History")[0]
+            outages = c.get("/outages").text
+            ongoing = outages.split("Ongoing (")[1].split("History")[0]
             assert ongoing.startswith("1)") and "Bãi xe" in ongoing and "Cổng chính" not in ongoing
             assert re.search(r"stalled|unreachable", ongoing)
             assert "Cổng chính" in c.get("/").text

@@ -9,6 +9,7 @@ third camera with a zone on the right half of the view).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,12 @@ def box_iou(a: list[float] | tuple[float, ...], b: list[float] | tuple[float, ..
 
 def detections(col: Collector, camera: str) -> list[dict[str, Any]]:
     return [e for e in col.of(f"/{camera}/events") if e["type"].startswith("detection_")]
+
+
+def ended_on(col: Collector, camera: str) -> bool:
+    """The camera's last detection event so far ends a detection."""
+    seen = detections(col, camera)
+    return bool(seen) and seen[-1]["type"] == "detection_ended"
 
 
 def test_one_walker_is_one_event_with_a_snapshot_and_swaying_trees_are_none(
@@ -80,7 +87,7 @@ def test_one_walker_is_one_event_with_a_snapshot_and_swaying_trees_are_none(
         ended = col.wait_for("/walk/events", lambda e: e["type"] == "detection_ended", timeout=40)
         assert ended is not None, agent.log_text()[-3000:]
         for cam in ("zoned", "two"):
-            wait_until(lambda c=cam: detections(col, c) and detections(col, c)[-1]["type"] == "detection_ended", 15)
+            wait_until(partial(ended_on, col, cam), 15)
         stats = col.wait_for(
             "/agent/stats",
             lambda s: (

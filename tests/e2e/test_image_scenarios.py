@@ -11,16 +11,17 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from support import AgentProcess, Collector, write_config
 
-from agent.health.image_health import IMAGE_PROBLEMS
 from agent.sim import scenes
 from agent.sim.clips import write_au_clip
 from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer
+from contract.vocab import IMAGE_PROBLEMS
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-def ts(payload: dict) -> float:
+def ts(payload: dict[str, Any]) -> float:
     return datetime.fromisoformat(payload["ts"].replace("Z", "+00:00")).timestamp()
 
 
@@ -98,7 +99,7 @@ def test_faults_are_reported_and_ordinary_scenes_are_not(
     for cam in cams:
         if cam["id"] == "accept":
             cam["health"] = {"moved_accept_after_s": 10}
-    health = {f"{k}_after_s": v for k, v in DEBOUNCE.items()}
+    health: dict[str, Any] = {f"{k}_after_s": v for k, v in DEBOUNCE.items()}
     cfg = write_config(
         workdir / "ward.toml",
         "scn",

@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 from support import AgentProcess, Collector, write_config
 
-from agent.health.image_health import IMAGE_PROBLEMS, ImageThresholds
+from agent.health.image_health import ImageThresholds
 from agent.sim import footage, scenes
 from agent.sim.clips import write_au_clip
 from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer
+from contract.vocab import IMAGE_PROBLEMS
 
 pytestmark = pytest.mark.integration
 
