@@ -87,6 +87,26 @@ def health_message(
     return encode(payload)
 
 
+def flowing(now: float, since: float, started: float | None = None) -> Any:
+    """A 360p H.264 camera's stream as its reader reports it: connected, packets flowing since ``since``, the
+    last one at ``now`` (monotonic seconds)."""
+    from agent.stream.stats import StreamSnapshot
+
+    return StreamSnapshot(
+        connected=True,
+        connects=1,
+        last_packet=now,
+        flow_since=since,
+        started_at=since if started is None else started,
+        codec="h264",
+        width=640,
+        height=360,
+        nominal_fps=15.0,
+        fps=15.0,
+        as_of=now,
+    )
+
+
 def stats_message(at: float, ward: str = "w1") -> bytes:
     """An agent's stats with the fields every one carries, none measured (``at``: wall-clock seconds)."""
     from agent.clock import rfc3339

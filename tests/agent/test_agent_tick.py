@@ -3,9 +3,11 @@ in-memory publisher. No broker, no camera, no process: what the agent decides an
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
+from support import flowing
 
 from agent.clock import Clock, rfc3339
 from agent.config import parse_config
@@ -13,7 +15,6 @@ from agent.publish.outbox import Outbox
 from agent.publish.publisher import MemoryPublisher
 from agent.runtime import Agent
 from agent.shard import ReaderReport
-from agent.stream.stats import StreamSnapshot
 from contract.schemas import schema
 from contract.vocab import EVENT_SCHEMA, HEALTH_SCHEMA
 
@@ -53,19 +54,7 @@ def build(tmp_path: Path) -> tuple[Agent, DrivenClock, MemoryPublisher]:
 
 
 def report(agent: Agent, clock: DrivenClock, *, last_packet: float, since: float, started: float) -> None:
-    snap = StreamSnapshot(
-        connected=True,
-        connects=1,
-        last_packet=last_packet,
-        flow_since=since,
-        started_at=started,
-        codec="h264",
-        width=640,
-        height=360,
-        nominal_fps=15.0,
-        fps=15.0,
-        as_of=clock.now,
-    )
+    snap = replace(flowing(last_packet, since, started), as_of=clock.now)
     agent.readers.readers["gate"].update(ReaderReport(snapshot=snap))
 
 

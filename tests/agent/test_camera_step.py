@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jsonschema
+from support import flowing as reported
 
 from agent.camera import CameraState, Said, Seen, Ward, step
 from agent.clock import rfc3339
@@ -21,19 +22,8 @@ def camera() -> CameraState:
 
 
 def flowing(now: float, since: float = START) -> StreamSnapshot:
-    return StreamSnapshot(
-        connected=True,
-        connects=1,
-        last_packet=now,
-        flow_since=since,
-        started_at=START,
-        codec="h264",
-        width=640,
-        height=360,
-        nominal_fps=15.0,
-        fps=15.0,
-        as_of=now,
-    )
+    stream: StreamSnapshot = reported(now, since, START)
+    return stream
 
 
 def at(cam: CameraState, now: float, seen: Seen) -> Said:
