@@ -30,6 +30,7 @@ from agent.detect.tracker import Plausible
 from agent.errors import DetectorError, ModelNotFound
 from agent.health import HealthMachine, Thresholds, UptimeTracker
 from agent.health.image_watch import image_thresholds
+from agent.observe import AgentNow, CameraNow, MetricsServer
 from agent.publish.durable import DurableOutbox
 from agent.publish.mqtt import MqttPublisher, Pace
 from agent.publish.outbox import OutMessage
@@ -382,6 +383,55 @@ class Agent:
         self._dropped_seen = dropped
         self._last_tick_at = now
 
+    def observe(self) -> AgentNow:
+        """The agent as /metrics, /healthz and /readyz see it (reads only: the metrics thread asks)."""
+        now = self.clock.mono()
+        figures = self.camera_figures(now)
+        cameras = {}
+        for cam_id, watch in self.cameras.items():
+            verdict = watch.state.machine.verdict
+            cameras[cam_id] = CameraNow(
+                verdict.state, self.clock.wall_of(verdict.since), verdict.problems, figures[cam_id]
+            )
+        not_ready = []
+        if not self.publisher.connected:
+            not_ready.append(f"not connected to the broker {self.config.mqtt.host}:{self.config.mqtt.port}")
+        if self.outbox.problem is not None:
+            not_ready.append(self.outbox.problem)
+        if "state_dir_unwritable" in self.problems:
+            not_ready.append(f"state_dir {self.config.state_dir} is not writable")
+        last = self._last_tick_at
+        return AgentNow(
+            ward=self.config.ward,
+            version=__version__,
+            hostname=socket.gethostname(),
+            started_wall=self.started_wall,
+            problems=self.agent_problems(),
+            broker_connected=self.publisher.connected,
+            refused=self.publisher.refused,
+            outbox=self.outbox.counts(),
+            cameras=cameras,
+            detector=self._detector_stats(),
+            loop_age_s=None if last is None else max(0.0, now - last),
+            not_ready=not_ready,
+        )
+
+    def _serve_metrics(self) -> MetricsServer | None:
+        address = self.config.metrics.address
+        if address is None:
+            return None
+        try:
+            server = MetricsServer(self, *address).start()
+        except OSError as exc:
+            log.error(
+                "metrics.listen %s: cannot listen there (%s); monitoring goes on without /metrics",
+                self.config.metrics.listen,
+                exc.strerror or exc,
+            )
+            return None
+        log.info("metrics on http://%s/metrics (and /healthz, /readyz)", self.config.metrics.listen)
+        return server
+
     def _check_state_dir(self) -> None:
         d = self.config.state_dir
         try:
@@ -412,6 +462,7 @@ class Agent:
         if self.detection is not None:
             self.detection.start()
         self.readers.start()  # in processes of their own: nothing here waits for them to start
+        metrics = self._serve_metrics()
         self.notifier.ready(f"watching {len(self.cameras)} camera(s)")
         try:
             while not self._stop.is_set():
@@ -423,6 +474,8 @@ class Agent:
                 self._stop.wait(self.tick_s)
         finally:
             self.notifier.stopping()
+            if metrics is not None:
+                metrics.stop()
             self.readers.stop()  # each reader process saves its cameras' image baselines
             if self.detection is not None:
                 self.detection.stop()
@@ -464,11 +517,8 @@ class Agent:
             self.publisher.publish_stats(self.stats_payload(now))
             self._last_stats_at = now
 
-    def stats_payload(self, now: float) -> dict[str, Any]:
-        cpu = cpu_seconds()
-        last_t, last_cpu = self._last_cpu
-        cpu_percent = 100.0 * (cpu - last_cpu) / (now - last_t) if now > last_t else None
-        self._last_cpu = (now, cpu)
+    def camera_figures(self, now: float) -> dict[str, dict[str, Any]]:
+        """Each camera's figures now, as the stats payload carries them (reads only: any thread may ask)."""
         cameras: dict[str, dict[str, Any]] = {}
         for cam_id, watch in self.cameras.items():
             snap = watch.reader.snapshot(now)
@@ -491,6 +541,14 @@ class Agent:
                     cameras[cam_id]["detection_frames_dropped"] = report.detect_dropped
             if watch.detection is not None:
                 cameras[cam_id]["detection"] = watch.detection.stats()
+        return cameras
+
+    def stats_payload(self, now: float) -> dict[str, Any]:
+        cpu = cpu_seconds()
+        last_t, last_cpu = self._last_cpu
+        cpu_percent = 100.0 * (cpu - last_cpu) / (now - last_t) if now > last_t else None
+        self._last_cpu = (now, cpu)
+        cameras = self.camera_figures(now)
         stats = {
             "schema": STATS_SCHEMA,
             "ward": self.config.ward,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from common.config import read_toml, validate_tree
+from common.config import Listen, read_toml, split_listen, validate_tree
 from common.mqtt import MqttConfig
 from common.redact import register_secret
 
@@ -34,9 +34,7 @@ class StoreConfig(_Strict):
 
 
 class WebConfig(_Strict):
-    listen: str = Field(
-        "127.0.0.1:8080", pattern=r"^[^:\s]+:\d{1,5}$", description="HOST:PORT of the web pages and API"
-    )
+    listen: Listen = Field("127.0.0.1:8080", description="HOST:PORT of the web pages and API")
     session_hours: float = Field(12, gt=0, le=24 * 31, description="a login lasts this long")
     tls_cert: Path | None = Field(None, description="serve HTTPS with this certificate (PEM), with tls_key")
     tls_key: Path | None = Field(None, description="the private key (PEM) of tls_cert")
@@ -53,19 +51,11 @@ class WebConfig(_Strict):
 
     @property
     def host(self) -> str:
-        return self.listen.rsplit(":", 1)[0]
+        return split_listen(self.listen)[0]
 
     @property
     def port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
-
-    @field_validator("listen")
-    @classmethod
-    def _port(cls, listen: str) -> str:
-        port = int(listen.rsplit(":", 1)[1])
-        if not 1 <= port <= 65535:
-            raise ValueError(f"port {port} is not in 1-65535")
-        return listen
+        return split_listen(self.listen)[1]
 
 
 class UptimeConfig(_Strict):

@@ -276,8 +276,8 @@ class Ingest:
             self._warn_once(
                 ward,
                 "unsequenced",
-                "ward %s: an agent status without a usable seq/started_at (an old "
-                "agent?): it is ordered before every sequenced one",
+                "ward %s: an agent status without a seq (an agent older than seq?): it is ordered before "
+                "every status that has one",
                 ward,
             )
         current = self._status.get(ward)

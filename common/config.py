@@ -10,10 +10,10 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from common.errors import ConfigError
 from common.redact import register_secret
@@ -31,6 +31,23 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # keys whose value may instead be read from a file named by "<key>_file"
 SECRET_KEYS = ("username", "password")
+
+
+def _port_in_range(listen: str) -> str:
+    port = int(listen.rsplit(":", 1)[1])
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is not in 1-65535")
+    return listen
+
+
+Listen = Annotated[str, Field(pattern=r"^[^:\s]+:\d{1,5}$"), AfterValidator(_port_in_range)]
+"""A ``HOST:PORT`` to listen on."""
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``("127.0.0.1", 9108)`` of ``"127.0.0.1:9108"``."""
+    host, _, port = listen.rpartition(":")
+    return host, int(port)
 
 
 def key_path(loc: tuple[str | int, ...]) -> str:

@@ -267,9 +267,11 @@ def write_config(
     cameras: list[dict[str, Any]],
     mqtt: dict[str, Any] | None = None,
     detection: dict[str, Any] | None = None,
+    metrics: str | None = None,
     **health: Any,
 ) -> Path:
-    """A ward config for tests; detection stays off unless ``detection`` (the [detection] table) is given."""
+    """A ward config for tests; detection stays off unless ``detection`` (the [detection] table) is given;
+    ``metrics``: ``[metrics] listen``."""
     state_dir = health.pop("state_dir", path.parent / "state")
     lines = [f'ward = "{ward}"', f"state_dir = {toml_value(state_dir)}", 'log_level = "debug"', "[mqtt]"]
     lines += ['host = "127.0.0.1"', f"port = {port}", f'topic_prefix = "{prefix}"', "keepalive_s = 5"]
@@ -278,6 +280,8 @@ def write_config(
     lines += ["[health]"] + [f"{k} = {toml_value(v)}" for k, v in health.items()]
     lines += ["[stream]", "open_timeout_s = 3", "read_timeout_s = 1", "backoff_initial_s = 0.5", "backoff_max_s = 2"]
     lines += ["[detection]"] + [f"{k} = {toml_value(v)}" for k, v in (detection or {"enabled": False}).items()]
+    if metrics is not None:
+        lines += ["[metrics]", f"listen = {toml_value(metrics)}"]
     for cam in cameras:
         lines.append("[[cameras]]")
         lines += [f"{k} = {toml_value(v)}" for k, v in cam.items()]

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from agent.stream.substream import derive_substream
+from common.config import Listen, split_listen
 from common.config import Strict as _Strict
 from common.mqtt import MqttConfig
 
@@ -263,6 +264,18 @@ class CameraConfig(_Strict):
         return self.stream_url, "main stream"
 
 
+class MetricsConfig(_Strict):
+    listen: Listen | None = Field(
+        None,
+        description="HOST:PORT for /metrics (Prometheus), /healthz and /readyz; off when unset. Keep it on "
+        "127.0.0.1 unless a firewall guards the port: the figures name the ward's cameras",
+    )
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return None if self.listen is None else split_listen(self.listen)
+
+
 class AgentConfig(_Strict):
     ward: Id = Field(description="ward id, [a-z0-9_-]+")
     state_dir: Path = Field(Path("/var/lib/camwatch"), description="the agent's own files (baselines, outbox)")
@@ -272,6 +285,7 @@ class AgentConfig(_Strict):
     stream: StreamConfig = Field(default_factory=StreamConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=2000, description="the ward's cameras")
 
     @field_validator("cameras")

@@ -20,7 +20,7 @@ from center.fleet import Fleet
 from center.service import CenterIngest
 from center.store import Store
 from center.views import Recent
-from center.web import api, login, pages
+from center.web import api, login, pages, probes
 from center.web.sessions import NeedLogin, Sessions
 from center.web.site import Site
 
@@ -53,7 +53,7 @@ def build_app(
     templates.env.filters["fromjson"] = json.loads
     prepare_dummy()
     fleet = service.fleet if service is not None else Fleet(store, config.uptime.unknown_after_s)
-    app.state.site = Site(
+    site = Site(
         config=config,
         store=store,
         service=service,
@@ -64,11 +64,14 @@ def build_app(
         limit=LoginLimit(),
         recent=Recent(),
     )
+    site.registry = probes.registry_for(site)
+    app.state.site = site
     app.middleware("http")(_harden)
     app.add_exception_handler(NeedLogin, _to_login)
     app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(probes.router)
     return app
 
 

@@ -8,7 +8,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from prometheus_client import CollectorRegistry
 
 from center.auth import LoginLimit, hash_password, needs_rehash, token_sha256, verify_login
 from center.background import in_background
@@ -62,6 +63,7 @@ class Site:
     clock: Callable[[], float]
     limit: LoginLimit
     recent: Recent
+    registry: CollectorRegistry = field(init=False)  # /metrics: set once the site exists (it reads the site)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -13,9 +13,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import jsonschema
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from support import PASSWORD, Ward, health_message, stats_message, wait_until
 
 from agent.publish.payloads import agent_payload, encode
+from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import free_port
 from center.auth import hash_password
 from center.config import parse_center_config
@@ -337,3 +339,35 @@ def test_a_ward_supplied_name_cannot_run_as_a_formula_in_the_csv(site: tuple[str
     assert names["c2"] == "'-2+3"
     assert rows[-1][2] == "Toàn thành phố"  # ordinary cells untouched
     ward.stop()
+
+
+def test_metrics_and_health_need_no_login_and_name_no_camera(site: tuple[str, CenterIngest], broker: Mosquitto) -> None:
+    base, center = site
+    ward = Ward(broker.port, client_id="ward-w1-careless")
+    ward.send("c1/health", b'{"schema": "camwatch.health/1", "state": "sleeping"}')  # refused by the contract
+    assert wait_until(lambda: center.ingest.bad == 1, 10)
+    ward.stop()
+    with httpx.Client(base_url=base, timeout=10) as anon:
+        page = anon.get("/metrics")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain; version=")
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(page.text)
+            for s in family.samples
+        }
+        assert samples[("camwatch_center_cameras", (("state", "offline"),))] == 1
+        assert samples[("camwatch_center_cameras", (("state", "online"),))] == 1
+        assert samples[("camwatch_center_wards", (("state", "up"),))] == 1
+        assert samples[("camwatch_center_broker_connected", ())] == 1
+        assert samples[("camwatch_center_events_total", ())] == 2
+        assert samples[("camwatch_center_bad_messages_total", (("reason", "health: ward: missing"),))] == 1
+        assert samples[("camwatch_center_messages_total", ())] >= 7
+        assert not [name for name, _ in samples if not name.startswith(("camwatch_center_", "process_"))]
+        for secret in ("c1", "c2", "w1", "Cầu Trường Tiền", "ubnd-phuong-1", "op", "boss"):
+            assert f'"{secret}"' not in page.text, secret  # no camera, ward, host or user as a label value
+        assert anon.get("/healthz").text == "ok\n" and anon.get("/readyz").text == "ok\n"
+        broker.stop()
+        assert wait_until(lambda: anon.get("/readyz").status_code == 503, 15)
+        assert anon.get("/readyz").text.startswith("not ready: not connected to the broker 127.0.0.1:")
+        assert anon.get("/healthz").status_code == 200  # alive: it takes messages again when the broker is back
+        assert anon.get("/api/v1/status").status_code == 401  # the detailed figures still need a login
