@@ -125,7 +125,8 @@ def rtsp_factory(rtsp_required: None) -> Iterator[Callable[..., RtspServer]]:
     servers: list[RtspServer] = []
 
     def make(mounts: dict[str, str] | None = None, **kw: Any) -> RtspServer:
-        s = RtspServer(mounts or {"live": "video:320x240@25,gop=25"}, user=CAM_USER, password=CAM_PASSWORD, **kw)
+        kw = {"user": CAM_USER, "password": CAM_PASSWORD} | kw
+        s = RtspServer(mounts or {"live": "video:320x240@25,gop=25"}, **kw)
         s.start()
         servers.append(s)
         return s

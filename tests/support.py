@@ -289,14 +289,18 @@ def write_config(
     return path
 
 
-def camwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run the command line as a user would."""
+def camwatch(
+    *args: str, timeout: float = 60, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line as a user would (``stdin``: what is typed; ``env``: added to the environment)."""
     return subprocess.run(
         [sys.executable, "-m", "agent.cli.main", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=ROOT,
+        env=None if env is None else os.environ | env,
         check=False,
     )
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
+from agent.stream.brands import BRANDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,8 +21,20 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and list every problem")
     check.add_argument("path")
 
-    probe = sub.add_parser("probe", help="connect to one camera and report what it sends (for installers)")
-    probe.add_argument("url", help="rtsp://user:password@host:port/path")
+    probe = sub.add_parser(
+        "probe",
+        help="connect to one camera and report what it sends (for installers)",
+        description="camwatch probe URL, or camwatch probe --brand BRAND HOST[:PORT] to find the streams by brand",
+    )
+    probe.add_argument("url", metavar="URL|HOST", help="rtsp://user:password@host:port/path; with --brand: the address")
+    probe.add_argument(
+        "--brand",
+        choices=sorted(BRANDS),
+        help="try the brand's documented main and sub stream paths on HOST and print the [[cameras]] block",
+    )
+    probe.add_argument("--user", default="admin", help="with --brand: the user (default admin; password asked)")
+    probe.add_argument("--channel", type=int, default=1, help="with --brand: the channel, on an NVR (default 1)")
+    probe.add_argument("--id", dest="camera_id", help="with --brand: the camera id in the block (default from HOST)")
     probe.add_argument("--snapshot", metavar="FILE", help="save the first decoded frame as JPEG")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
     probe.add_argument("--seconds", type=float, default=5.0, help="how long to measure fps/bitrate/GOP (default 5)")
@@ -70,6 +83,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.cli.check import cmd_check
 
             return cmd_check(args.path)
+        if args.command == "probe" and args.brand:
+            from agent.cli.survey import cmd_survey
+
+            return cmd_survey(
+                args.brand,
+                args.url,
+                user=args.user,
+                channel=args.channel,
+                camera=args.camera_id,
+                as_json=args.json,
+                seconds=args.seconds,
+                timeout=args.timeout,
+            )
         if args.command == "probe":
             from agent.cli.probe import cmd_probe
 

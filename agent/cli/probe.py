@@ -99,32 +99,34 @@ def probe(url: str, *, seconds: float = 5.0, timeout: float = 10.0, snapshot: st
         reader.join(timeout=5.0)
 
 
-def _human(r: dict[str, Any]) -> str:
-    lines = [f"camwatch probe {r['url']}"]
+def render_findings(r: dict[str, Any]) -> list[str]:
+    """One stream's findings as lines an installer reads (no URL: the caller says which stream)."""
     if not r["ok"]:
-        lines.append(f"  FAILED     {r['reason']}: {r['hint']}")
-        lines.append(f"  detail     {r['detail']}")
-        return "\n".join(lines)
+        return [f"FAILED     {r['reason']}: {r['hint']}", f"detail     {r['detail']}"]
     ttf = r.get("time_to_first_frame_s")
-    lines.append(
-        f"  OK         first packet after {r['time_to_first_packet_s']:.2f} s, "
-        + (f"first frame after {ttf:.2f} s" if ttf is not None else "no frame decoded yet")
-    )
-    lines.append(f"  video      {r['codec']} {r['width']}x{r['height']}")
+    lines = [
+        f"OK         first packet after {r['time_to_first_packet_s']:.2f} s, "
+        + (f"first frame after {ttf:.2f} s" if ttf is not None else "no frame decoded yet"),
+        f"video      {r['codec']} {r['width']}x{r['height']}",
+    ]
     nominal = f" (nominal {r['nominal_fps']:g})" if r.get("nominal_fps") else ""
-    lines.append(f"  fps        {r['fps']} delivered{nominal}")
-    lines.append(f"  bitrate    {r['bitrate_kbps']} kbit/s")
+    lines.append(f"fps        {r['fps']} delivered{nominal}")
+    lines.append(f"bitrate    {r['bitrate_kbps']} kbit/s")
     if r.get("gop_s") is not None:
-        lines.append(f"  GOP        {r['gop_s']:.2f} s ({r['gop_frames']} frames)")
+        lines.append(f"GOP        {r['gop_s']:.2f} s ({r['gop_frames']} frames)")
     else:
-        lines.append(f"  GOP        longer than the {r['measured_s']:g} s measured (or unknown)")
+        lines.append(f"GOP        longer than the {r['measured_s']:g} s measured (or unknown)")
     if "snapshot" in r:
         lines.append(
-            f"  snapshot   saved to {r['snapshot']}"
+            f"snapshot   saved to {r['snapshot']}"
             if r["snapshot"]
-            else f"  snapshot   not saved: {r.get('snapshot_error')}"
+            else f"snapshot   not saved: {r.get('snapshot_error')}"
         )
-    return "\n".join(lines)
+    return lines
+
+
+def _human(r: dict[str, Any]) -> str:
+    return "\n".join([f"camwatch probe {r['url']}", *("  " + line for line in render_findings(r))])
 
 
 def cmd_probe(url: str, *, snapshot: str | None, as_json: bool, seconds: float, timeout: float) -> int:

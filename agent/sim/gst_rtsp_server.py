@@ -13,13 +13,15 @@ Mount specs: ``video:WxH@FPS[,gop=N][,pattern=NAME][,bitrate=KBPS][,deliver=FPS]
 streams live H.264 from ``videotestsrc`` (``deliver`` drops frames at random so
 about that many of the nominal FPS arrive: a camera that cannot keep up); ``audio`` streams audio only (no video
 track); ``clip:PATH[,fps=N][,start=K]`` loops a clip (from access unit K) of H.264 access units written by
-``agent.sim.clips.write_au_clip`` (scenario tests: frozen, black, moved...).
+``agent.sim.clips.write_au_clip`` (scenario tests: frozen, black, moved...). A mount's name may
+carry a query, told apart like a camera's (``'cam/realmonitor?channel=1&subtype=1=video:640x360@15'``).
 Prints ``READY <port>`` on stdout once it listens.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 
@@ -116,6 +118,40 @@ def mkv_launch(path: str) -> str:
     return f"( filesrc location={path} ! matroskademux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
 
 
+MOUNT = re.compile(r"^(?P<name>.+?)=(?P<spec>(?:video|clip|mkv):.*|audio)$")
+
+
+def split_mount(text: str) -> tuple[str, str]:
+    """``name=spec``; the name may hold ``=`` itself (``cam/realmonitor?channel=1&subtype=0``)."""
+    match = MOUNT.match(text)
+    if match is None:
+        raise SystemExit(f"bad --mount {text!r}: expected NAME=video:...|clip:...|mkv:...|audio")
+    return match["name"], match["spec"]
+
+
+class QueryMounts(GstRtspServer.RTSPMountPoints):
+    """Mounts told apart by their query too, as Dahua's ``/cam/realmonitor?channel=1&subtype=0|1`` are."""
+
+    def do_make_path(self, url: GstRtsp.RTSPUrl) -> str:
+        return f"{url.abspath}?{url.query}" if url.query else url.abspath
+
+
+def base_without_slash(client: GstRtspServer.RTSPClient, session: object, message: GstRtsp.RTSPMessage) -> None:
+    """Send a query URL's Content-Base as it came, without the '/' the server adds.
+
+    With ``.../realmonitor?channel=1&subtype=0/`` as the base, clients PLAY a path
+    the server takes for one stream of the media ("Only aggregate operation allowed").
+    """
+    result, base = message.get_header(GstRtsp.RTSPHeaderField.CONTENT_BASE, 0)
+    if result == GstRtsp.RTSPResult.OK and "?" in base and base.endswith("/"):
+        message.remove_header(GstRtsp.RTSPHeaderField.CONTENT_BASE, -1)
+        message.add_header(GstRtsp.RTSPHeaderField.CONTENT_BASE, base[:-1])
+
+
+def watch_client(server: GstRtspServer.RTSPServer, client: GstRtspServer.RTSPClient) -> None:
+    client.connect("send-message", base_without_slash)
+
+
 def audio_launch() -> str:
     return "( audiotestsrc is-live=true ! audioconvert ! audio/x-raw,rate=8000,channels=1 ! rtpL16pay name=pay0 pt=97 )"
 
@@ -134,7 +170,9 @@ def main() -> int:  # noqa: PLR0915
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
-    mounts = server.get_mount_points()
+    mounts = QueryMounts()
+    server.set_mount_points(mounts)
+    server.connect("client-connected", watch_client)
 
     role = None
     if args.user:
@@ -154,7 +192,7 @@ def main() -> int:  # noqa: PLR0915
 
     feeders: list[ClipFeeder] = []
     for m in args.mount:
-        name, _, spec = m.partition("=")
+        name, spec = split_mount(m)
         factory = GstRtspServer.RTSPMediaFactory()
         if spec.startswith("clip:"):
             path, _, rest = spec.removeprefix("clip:").partition(",")
