@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from common.errors import CamwatchError
+from common.i18n import N_
 
 Reason = Literal["unreachable", "auth_failed", "not_found", "stalled", "no_video"]
 
@@ -14,7 +15,7 @@ class CameraError(CamwatchError):
     """A camera could not be read; ``reason`` is one of DESIGN.md's offline reasons."""
 
     reason: Reason = "unreachable"
-    hint = ""
+    hint = ""  # what to do, in English: shown translated (common.i18n)
 
     def __init__(self, detail: str) -> None:
         self.detail = detail
@@ -23,27 +24,27 @@ class CameraError(CamwatchError):
 
 class CameraUnreachable(CameraError):
     reason: Reason = "unreachable"
-    hint = "host unreachable: check the camera's IP address and port, its power and network cable"
+    hint = N_("host unreachable: check the camera's IP address and port, its power and network cable")
 
 
 class CameraAuthFailed(CameraError):
     reason: Reason = "auth_failed"
-    hint = "wrong user name or password for this camera"
+    hint = N_("wrong user name or password for this camera")
 
 
 class CameraNotFound(CameraError):
     reason: Reason = "not_found"
-    hint = "wrong path: the camera answered but has no stream at this URL path (check the channel/stream path)"
+    hint = N_("wrong path: the camera answered but has no stream at this URL path (check the channel/stream path)")
 
 
 class StreamStalled(CameraError):
     reason: Reason = "stalled"
-    hint = "the camera accepted the connection but sends no video (overloaded, hung, or not an RTSP service)"
+    hint = N_("the camera accepted the connection but sends no video (overloaded, hung, or not an RTSP service)")
 
 
 class NoVideo(CameraError):
     reason: Reason = "no_video"
-    hint = "the stream has no decodable video track (audio only, or an unsupported codec)"
+    hint = N_("the stream has no decodable video track (audio only, or an unsupported codec)")
 
 
 class DetectorError(CamwatchError):

@@ -14,6 +14,7 @@ from center.background import tune_gc
 from center.config import CenterConfig, load_center_config
 from center.store import Store, StoreError
 from common.errors import ConfigError
+from common.i18n import _
 from common.notify import stop_on_signals
 from common.redact import redact
 
@@ -24,7 +25,7 @@ def _load(path: str) -> CenterConfig | None:
     try:
         return load_center_config(path)
     except ConfigError as exc:
-        print(f"{path}: the center does not start; fix these first:", file=sys.stderr)
+        print(_("{path}: the center does not start; fix these first:").format(path=path), file=sys.stderr)
         for problem in exc.problems:
             print(f"  {redact(problem)}", file=sys.stderr)
         return None
@@ -34,7 +35,7 @@ def _open_store(config: CenterConfig) -> Store | None:
     try:
         return Store(config.store.url)
     except StoreError as exc:
-        print(f"the center does not start: {redact(exc)}", file=sys.stderr)
+        print(_("the center does not start: {why}").format(why=redact(exc)), file=sys.stderr)
         return None
 
 
@@ -67,8 +68,10 @@ def cmd_center(path: str) -> int:
             web = serve(config, store, service)
         except RuntimeError:
             print(
-                f"the center does not start: cannot listen on {config.web.listen} (is another program using it? "
-                "set [web] listen)",
+                _(
+                    "the center does not start: cannot listen on {listen} (is another program using it? "
+                    "set [web] listen)"
+                ).format(listen=config.web.listen),
                 file=sys.stderr,
             )
             store.close()
@@ -99,11 +102,11 @@ def cmd_center(path: str) -> int:
     return 0
 
 
-def _name_ok(kind: str, name: str) -> bool:
+def _name_ok(name: str) -> bool:
     from center.auth import valid_user_name
 
     if not valid_user_name(name):
-        print(f"{kind} name {name!r}: use 1-64 letters, digits, '.', '_' or '-'", file=sys.stderr)
+        print(_("the name {name!r}: use 1-64 letters, digits, '.', '_' or '-'").format(name=name), file=sys.stderr)
     return valid_user_name(name)
 
 
@@ -114,16 +117,16 @@ def cmd_add_user(path: str, name: str, role: str) -> int:
         return 1
     from center.auth import hash_password
 
-    if not _name_ok("user", name):
+    if not _name_ok(name):
         return 2
     password = os.environ.get("CAMWATCH_PASSWORD")
     if password is None:
-        password = getpass.getpass(f"password for {name}: ")
-        if getpass.getpass("again: ") != password:
-            print("the two passwords differ; nothing changed", file=sys.stderr)
+        password = getpass.getpass(_("password for {name}: ").format(name=name))
+        if getpass.getpass(_("again: ")) != password:
+            print(_("the two passwords differ; nothing changed"), file=sys.stderr)
             return 1
     if len(password) < 8:
-        print("a password needs at least 8 characters; nothing changed", file=sys.stderr)
+        print(_("a password needs at least 8 characters; nothing changed"), file=sys.stderr)
         return 1
     store = _open_store(config)
     if store is None:
@@ -131,7 +134,7 @@ def cmd_add_user(path: str, name: str, role: str) -> int:
     store.put_user(name, role, hash_password(password), time.time())
     store.audit("cli", "user_added", f"{name} ({role})", "cli", time.time())
     store.close()
-    print(f"user {name} ({role}) saved")
+    print(_("user {name} ({role}) saved").format(name=name, role=role))
     return 0
 
 
@@ -142,7 +145,7 @@ def cmd_add_token(path: str, name: str, role: str) -> int:
         return 1
     from center.auth import new_token
 
-    if not _name_ok("token", name):
+    if not _name_ok(name):
         return 2
     store = _open_store(config)
     if store is None:
@@ -151,7 +154,11 @@ def cmd_add_token(path: str, name: str, role: str) -> int:
     store.put_token(name, role, digest, time.time())
     store.audit("cli", "token_added", f"{name} ({role})", "cli", time.time())
     store.close()
-    print(f"API token {name} ({role}); send it as 'Authorization: Bearer <token>'. It is shown only now:")
+    print(
+        _("API token {name} ({role}); send it as 'Authorization: Bearer <token>'. It is shown only now:").format(
+            name=name, role=role
+        )
+    )
     print(token)
     return 0
 
@@ -169,16 +176,19 @@ def cmd_remove(path: str, what: str, name: str) -> int:
         return 1
     try:
         if what == "remove-user":
-            done, kind, action = store.delete_user(name), "user", "user_removed"
+            done, action = store.delete_user(name), "user_removed"
+            missing, done_text = _("there is no user called {name!r}; nothing changed"), _("user {name} removed")
         else:
-            done, kind, action = store.delete_token(name), "API token", "token_revoked"
+            done, action = store.delete_token(name), "token_revoked"
+            missing = _("there is no API token called {name!r}; nothing changed")
+            done_text = _("API token {name} revoked: it no longer works")
         if not done:
-            print(f"there is no {kind} called {name!r}; nothing changed", file=sys.stderr)
+            print(missing.format(name=name), file=sys.stderr)
             return 1
         store.audit("cli", action, name, "cli", time.time())
     finally:
         store.close()
-    print(f"{kind} {name} removed" if kind == "user" else f"{kind} {name} revoked: it no longer works")
+    print(done_text.format(name=name))
     return 0
 
 
@@ -188,9 +198,9 @@ def cmd_list_users(path: str) -> int:
         return 1
     try:
         for user in store.users():
-            print(f"user   {user.name:<24} {user.role}")
+            print(f"{_('user'):<7}{user.name:<24} {user.role}")
         for token in store.tokens():
-            print(f"token  {token.name:<24} {token.role}")
+            print(f"{_('token'):<7}{token.name:<24} {token.role}")
     finally:
         store.close()
     return 0

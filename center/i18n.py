@@ -1,145 +1,158 @@
-"""Vietnamese and English for the center's pages (proper diacritics; one table, every key in both)."""
+"""The center's pages in Vietnamese and English: named texts, read from the one gettext catalogue.
+
+Templates name a text by key (``t("fleet")``); its English is here, its
+Vietnamese in the catalogue (:mod:`common.i18n`). Problem and reason codes are
+shown as words (:mod:`common.words`), never as codes.
+"""
 
 from __future__ import annotations
 
-LANGUAGES = ("vi", "en")
+from common.i18n import LANGUAGES, N_, translations
+from common.words import word
 
-TEXT: dict[str, dict[str, str]] = {
-    "title": {"vi": "Giám sát camera", "en": "Camera monitoring"},
-    "fleet": {"vi": "Toàn thành phố", "en": "Fleet"},
-    "outages": {"vi": "Sự cố", "en": "Outages"},
-    "report": {"vi": "Báo cáo", "en": "Report"},
-    "audit": {"vi": "Nhật ký truy cập", "en": "Audit log"},
-    "who": {"vi": "Ai", "en": "Who"},
-    "action": {"vi": "Việc", "en": "Action"},
-    "address": {"vi": "Địa chỉ", "en": "Address"},
-    "older": {"vi": "Cũ hơn", "en": "Older"},
-    "audit_login": {"vi": "đăng nhập", "en": "logged in"},
-    "audit_login_failed": {"vi": "đăng nhập sai", "en": "failed login"},
-    "audit_login_blocked": {"vi": "đăng nhập bị chặn", "en": "login blocked"},
-    "audit_logout": {"vi": "đăng xuất", "en": "logged out"},
-    "audit_maintenance_added": {"vi": "thêm lịch bảo trì", "en": "added maintenance"},
-    "audit_maintenance_deleted": {"vi": "xoá lịch bảo trì", "en": "deleted maintenance"},
-    "audit_snapshot_viewed": {"vi": "xem ảnh chụp", "en": "viewed a snapshot"},
-    "audit_report_viewed": {"vi": "xem báo cáo", "en": "viewed a report"},
-    "audit_report_downloaded": {"vi": "tải báo cáo CSV", "en": "downloaded a report (CSV)"},
-    "audit_user_added": {"vi": "thêm/đặt lại người dùng", "en": "added or reset a user"},
-    "audit_user_removed": {"vi": "xoá người dùng", "en": "removed a user"},
-    "audit_token_added": {"vi": "cấp mã API", "en": "issued an API token"},
-    "audit_token_revoked": {"vi": "thu hồi mã API", "en": "revoked an API token"},
-    "login": {"vi": "Đăng nhập", "en": "Log in"},
-    "logout": {"vi": "Đăng xuất", "en": "Log out"},
-    "user": {"vi": "Tên đăng nhập", "en": "User name"},
-    "password": {"vi": "Mật khẩu", "en": "Password"},
-    "bad_login": {"vi": "Sai tên đăng nhập hoặc mật khẩu.", "en": "Wrong user name or password."},
-    "too_many": {
-        "vi": "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau vài phút.",
-        "en": "Too many failed logins. Try again in a few minutes.",
-    },
-    "online": {"vi": "Hoạt động", "en": "Online"},
-    "degraded": {"vi": "Suy giảm", "en": "Degraded"},
-    "offline": {"vi": "Mất tín hiệu", "en": "Offline"},
-    "unknown": {"vi": "Không rõ", "en": "Unknown"},
-    "ward": {"vi": "Phường/xã", "en": "Ward"},
-    "camera": {"vi": "Camera", "en": "Camera"},
-    "cameras": {"vi": "camera", "en": "cameras"},
-    "state": {"vi": "Trạng thái", "en": "State"},
-    "since": {"vi": "Từ lúc", "en": "Since"},
-    "for": {"vi": "Đã", "en": "For"},
-    "problems": {"vi": "Lỗi", "en": "Problems"},
-    "problem_history": {"vi": "Lịch sử lỗi", "en": "Problems history"},
-    "availability": {"vi": "Khả dụng", "en": "Availability"},
-    "healthy": {"vi": "Tốt", "en": "Healthy"},
-    "unknown_share": {"vi": "Không rõ", "en": "Unknown"},
-    "maintenance": {"vi": "Bảo trì", "en": "Maintenance"},
-    "ongoing": {"vi": "Đang diễn ra", "en": "Ongoing"},
-    "history": {"vi": "Lịch sử", "en": "History"},
-    "history_cut": {
-        "vi": "Hiển thị {shown} sự cố gần nhất trong số {total}; chọn phường/xã hoặc ít ngày hơn, hoặc xem tất cả:",
-        "en": "Showing the {shown} most recent of {total}; pick a ward or fewer days, or get them all:",
-    },
-    "start": {"vi": "Bắt đầu", "en": "Start"},
-    "end": {"vi": "Kết thúc", "en": "End"},
-    "duration": {"vi": "Thời gian", "en": "Duration"},
-    "reasons": {"vi": "Nguyên nhân", "en": "Reasons"},
-    "period": {"vi": "Khoảng thời gian", "en": "Period"},
-    "today": {"vi": "Hôm nay", "en": "Today"},
-    "24h": {"vi": "24 giờ", "en": "24 hours"},
-    "7d": {"vi": "7 ngày", "en": "7 days"},
-    "30d": {"vi": "30 ngày", "en": "30 days"},
-    "show": {"vi": "Xem", "en": "Show"},
-    "csv": {"vi": "Tải CSV", "en": "Download CSV"},
-    "print": {"vi": "In", "en": "Print"},
-    "city": {"vi": "Toàn thành phố", "en": "City"},
-    "timeline": {"vi": "Diễn biến trạng thái", "en": "State timeline"},
-    "events": {"vi": "Sự kiện gần đây", "en": "Recent events"},
-    "snapshot": {"vi": "Ảnh chụp", "en": "Snapshot"},
-    "no_snapshot": {"vi": "Chưa có ảnh.", "en": "No snapshot yet."},
-    "none": {"vi": "Không có.", "en": "None."},
-    "add_maintenance": {"vi": "Thêm lịch bảo trì", "en": "Add a maintenance window"},
-    "note": {"vi": "Ghi chú", "en": "Note"},
-    "whole_ward": {"vi": "Cả phường/xã", "en": "The whole ward"},
-    "save": {"vi": "Lưu", "en": "Save"},
-    "delete": {"vi": "Xoá", "en": "Delete"},
-    "updated": {"vi": "Cập nhật", "en": "Updated"},
-    "type": {"vi": "Loại", "en": "Type"},
-    "time": {"vi": "Thời điểm", "en": "Time"},
-    "detail": {"vi": "Chi tiết", "en": "Detail"},
-    "not_found": {"vi": "Không tìm thấy camera này.", "en": "No such camera."},
-    "bad_form": {"vi": "Biểu mẫu không hợp lệ hoặc đã hết hạn.", "en": "The form is invalid or has expired."},
-    "admins_only": {"vi": "Chỉ quản trị viên được làm việc này.", "en": "Only administrators can do this."},
-    "state_changed": {"vi": "Đổi trạng thái", "en": "State changed"},
-    "problem_started": {"vi": "Bắt đầu lỗi", "en": "Problem started"},
-    "problem_ended": {"vi": "Hết lỗi", "en": "Problem ended"},
-    "detection_started": {"vi": "Phát hiện", "en": "Detection"},
-    "detection_ended": {"vi": "Hết phát hiện", "en": "Detection ended"},
-    "agent": {"vi": "Máy giám sát của phường", "en": "Ward agent"},
-    "agent_up": {"vi": "đang chạy", "en": "running"},
-    "agent_gone": {"vi": "mất kết nối từ", "en": "gone since"},
-    "agent_stopped": {"vi": "đã dừng từ", "en": "stopped since"},
-    "wards_unreachable": {"vi": "Phường/xã mất liên lạc", "en": "Wards unreachable"},
-    "ward_unreachable": {"vi": "Mất liên lạc với phường từ", "en": "Ward unreachable since"},
-    "ward_stopped": {"vi": "Máy giám sát của phường đã dừng từ", "en": "Ward agent stopped since"},
-    "ward_problem": {
-        "vi": "Lỗi ở phường (máy tính của phường tắt hoặc đường truyền bị đứt), không phải ở camera: "
-        "không ai thấy được các camera của phường này.",
-        "en": "A ward problem (the ward's PC is off or its uplink is down), not a camera problem: "
-        "nobody can see this ward's cameras.",
-    },
-    "not_seen_ward_down": {"vi": "không ai thấy (phường mất liên lạc)", "en": "not seen (ward unreachable)"},
-    "where_failure": {
-        "vi": "Ngoại tuyến = lỗi ở camera. Không rõ = không ai thấy camera; "
-        "nếu cả phường mất liên lạc thì lỗi ở phường.",
-        "en": "Offline = a camera problem. Unknown = nobody can see the camera; a whole ward unreachable is a ward "
-        "problem.",
-    },
-    "no_cameras": {
-        "vi": "Chưa nhận được tin từ phường/xã nào. Kiểm tra kết nối tới broker MQTT.",
-        "en": "No ward has reported yet. Check the connection to the MQTT broker.",
-    },
+__all__ = ["LANGUAGES", "count", "duration", "history_cut", "problems", "t"]
+
+TEXT: dict[str, str] = {
+    "title": N_("Camera monitoring"),
+    "fleet": N_("Fleet"),
+    "outages": N_("Outages"),
+    "report": N_("Report"),
+    "audit": N_("Audit log"),
+    "who": N_("Who"),
+    "action": N_("Action"),
+    "address": N_("Address"),
+    "older": N_("Older"),
+    "audit_login": N_("logged in"),
+    "audit_login_failed": N_("failed login"),
+    "audit_login_blocked": N_("login blocked"),
+    "audit_logout": N_("logged out"),
+    "audit_maintenance_added": N_("added maintenance"),
+    "audit_maintenance_deleted": N_("deleted maintenance"),
+    "audit_snapshot_viewed": N_("viewed a snapshot"),
+    "audit_report_viewed": N_("viewed a report"),
+    "audit_report_downloaded": N_("downloaded a report (CSV)"),
+    "audit_user_added": N_("added or reset a user"),
+    "audit_user_removed": N_("removed a user"),
+    "audit_token_added": N_("issued an API token"),
+    "audit_token_revoked": N_("revoked an API token"),
+    "login": N_("Log in"),
+    "logout": N_("Log out"),
+    "user": N_("User name"),
+    "password": N_("Password"),
+    "bad_login": N_("Wrong user name or password."),
+    "too_many": N_("Too many failed logins. Try again in a few minutes."),
+    "online": N_("Online"),
+    "degraded": N_("Degraded"),
+    "offline": N_("Offline"),
+    "unknown": N_("Unknown"),
+    "ward": N_("Ward"),
+    "camera": N_("Camera"),
+    "state": N_("State"),
+    "since": N_("Since"),
+    "for": N_("For"),
+    "problems": N_("Problems"),
+    "problem_history": N_("Problems history"),
+    "availability": N_("Availability"),
+    "healthy": N_("Healthy"),
+    "unknown_share": N_("Unknown"),
+    "maintenance": N_("Maintenance"),
+    "ongoing": N_("Ongoing"),
+    "history": N_("History"),
+    "start": N_("Start"),
+    "end": N_("End"),
+    "duration": N_("Duration"),
+    "reasons": N_("Reasons"),
+    "period": N_("Period"),
+    "today": N_("Today"),
+    "24h": N_("24 hours"),
+    "7d": N_("7 days"),
+    "30d": N_("30 days"),
+    "show": N_("Show"),
+    "csv": N_("Download CSV"),
+    "print": N_("Print"),
+    "city": N_("City"),
+    "timeline": N_("State timeline"),
+    "events": N_("Recent events"),
+    "snapshot": N_("Snapshot"),
+    "no_snapshot": N_("No snapshot yet."),
+    "none": N_("None."),
+    "add_maintenance": N_("Add a maintenance window"),
+    "note": N_("Note"),
+    "whole_ward": N_("The whole ward"),
+    "save": N_("Save"),
+    "delete": N_("Delete"),
+    "updated": N_("Updated"),
+    "type": N_("Type"),
+    "time": N_("Time"),
+    "detail": N_("Detail"),
+    "not_found": N_("No such camera."),
+    "bad_form": N_("The form is invalid or has expired."),
+    "admins_only": N_("Only administrators can do this."),
+    "state_changed": N_("State changed"),
+    "problem_started": N_("Problem started"),
+    "problem_ended": N_("Problem ended"),
+    "detection_started": N_("Detection"),
+    "detection_ended": N_("Detection ended"),
+    "agent": N_("Ward agent"),
+    "agent_up": N_("running"),
+    "agent_gone": N_("gone since"),
+    "agent_stopped": N_("stopped since"),
+    "wards_unreachable": N_("Wards unreachable"),
+    "ward_unreachable": N_("Ward unreachable since"),
+    "ward_stopped": N_("Ward agent stopped since"),
+    "ward_problem": N_(
+        "A ward problem (the ward's PC is off or its uplink is down), not a camera problem: "
+        "nobody can see this ward's cameras."
+    ),
+    "not_seen_ward_down": N_("not seen (ward unreachable)"),
+    "where_failure": N_(
+        "Offline = a camera problem. Unknown = nobody can see the camera; a whole ward unreachable is a ward problem."
+    ),
+    "no_cameras": N_("No ward has reported yet. Check the connection to the MQTT broker."),
 }
 
 
 def t(key: str, lang: str) -> str:
     """The text for ``key`` in ``lang``; the key itself if there is none (never an error on a page)."""
-    entry = TEXT.get(key)
-    if entry is None:
+    message = TEXT.get(key)
+    if message is None:
         return key
-    return entry.get(lang) or entry["en"]
+    return translations(lang).gettext(message)
+
+
+def count(n: int, lang: str) -> str:
+    """``1 camera`` / ``12 cameras``: the plural the language wants."""
+    return translations(lang).ngettext("{n} camera", "{n} cameras", n).format(n=n)
+
+
+def history_cut(shown: int, total: int, lang: str) -> str:
+    return (
+        translations(lang)
+        .ngettext(
+            "Showing the {shown} most recent of {total} outage; pick a ward or fewer days, or get them all:",
+            "Showing the {shown} most recent of {total} outages; pick a ward or fewer days, or get them all:",
+            total,
+        )
+        .format(shown=shown, total=total)
+    )
+
+
+def problems(codes: list[str] | tuple[str, ...], lang: str) -> str:
+    """Problem or reason codes as the words an operator reads, comma-separated."""
+    return ", ".join(word(code, lang) for code in codes)
+
+
+UNITS = {"d": N_("{n} d"), "h": N_("{n} h"), "min": N_("{n} min"), "s": N_("{n} s")}
 
 
 def duration(seconds: float, lang: str) -> str:
     """``3 ngày 4 giờ`` / ``3 d 4 h``: the two largest units."""
     s = max(0, int(seconds))
-    units = [("d", 86400), ("h", 3600), ("min", 60), ("s", 1)]
-    names = {
-        "vi": {"d": "ngày", "h": "giờ", "min": "phút", "s": "giây"},
-        "en": {"d": "d", "h": "h", "min": "min", "s": "s"},
-    }
+    tr = translations(lang)
     parts: list[str] = []
-    for unit, size in units:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         if s >= size or (unit == "s" and not parts):
-            parts.append(f"{s // size} {names.get(lang, names['en'])[unit]}")
+            parts.append(tr.gettext(UNITS[unit]).format(n=s // size))
             s %= size
         if len(parts) == 2:
             break

@@ -289,6 +289,12 @@ def write_config(
     return path
 
 
+def plain_locale() -> dict[str, str]:
+    """This process's environment in the C locale: the command line speaks English unless a test says otherwise."""
+    locale = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+    return {k: v for k, v in os.environ.items() if k not in locale} | {"LANG": "C.UTF-8"}
+
+
 def camwatch(
     *args: str, timeout: float = 60, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -300,7 +306,7 @@ def camwatch(
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env=None if env is None else os.environ | env,
+        env=plain_locale() | (env or {}),
         check=False,
     )
 

@@ -10,6 +10,7 @@ from agent.config import load_config
 from agent.config.model import AgentConfig, DetectionConfig
 from agent.errors import DetectorError, ModelNotFound
 from common.errors import ConfigError
+from common.i18n import _, ngettext
 from common.redact import redact
 
 if TYPE_CHECKING:
@@ -25,15 +26,24 @@ def cmd_check(path: str) -> int:
         if is_center_config(raw):
             center = parse_center_config(raw)
             print(
-                f"{path}: OK: center, store {redact(center.store.url)}, broker {center.mqtt.host}:{center.mqtt.port}"
-                f"{' (TLS)' if center.mqtt.use_tls else ''}, pages on http://{center.web.listen}/, "
-                f"time zone {center.timezone}"
+                _(
+                    "{path}: OK: center, store {store}, broker {host}:{port}{tls}, pages on http://{listen}/, "
+                    "time zone {zone}"
+                ).format(
+                    path=path,
+                    store=redact(center.store.url),
+                    host=center.mqtt.host,
+                    port=center.mqtt.port,
+                    tls=" (TLS)" if center.mqtt.use_tls else "",
+                    listen=center.web.listen,
+                    zone=center.timezone,
+                )
             )
             return 0
         config = load_config(path)
     except ConfigError as exc:
         n = len(exc.problems)
-        print(f"{path}: {n} problem{'s' if n != 1 else ''}:", file=sys.stderr)
+        print(ngettext("{path}: {n} problem:", "{path}: {n} problems:", n).format(path=path, n=n), file=sys.stderr)
         for problem in exc.problems:
             print(f"  {redact(problem)}", file=sys.stderr)
         return 1
@@ -41,9 +51,17 @@ def cmd_check(path: str) -> int:
     if detection is None:
         return 1
     enabled = len(config.enabled_cameras)
+    cameras = ngettext("{n} camera ({enabled} enabled)", "{n} cameras ({enabled} enabled)", len(config.cameras))
     print(
-        f"{path}: OK: ward {config.ward}, {len(config.cameras)} camera(s) ({enabled} enabled), "
-        f"broker {config.mqtt.host}:{config.mqtt.port}{' (TLS)' if config.mqtt.use_tls else ''}; {detection[0]}"
+        _("{path}: OK: ward {ward}, {cameras}, broker {host}:{port}{tls}; {detection}").format(
+            path=path,
+            ward=config.ward,
+            cameras=cameras.format(n=len(config.cameras), enabled=enabled),
+            host=config.mqtt.host,
+            port=config.mqtt.port,
+            tls=" (TLS)" if config.mqtt.use_tls else "",
+            detection=detection[0],
+        )
     )
     for line in detection[1]:
         print(line)
@@ -60,24 +78,32 @@ def _check_detection(config: AgentConfig) -> tuple[str, list[str]] | None:
     try:
         detector = build_detector(d)
     except DetectorError as exc:
-        print(f"detection: {redact(str(exc))}", file=sys.stderr)
+        print(_("detection: {problem}").format(problem=redact(str(exc))), file=sys.stderr)
         if not d.required:
-            print("  (the agent would still watch camera health, without detection)", file=sys.stderr)
+            print("  " + _("(the agent would still watch camera health, without detection)"), file=sys.stderr)
         return None
     if detector is None:
         if d.enabled is False:
-            return "detection off", []
+            return _("detection off"), []
         try:
             find_model(d.model, d.model_dir)
         except ModelNotFound as exc:
-            return f"detection off: {exc}", []
-        return "detection off", []
+            return _("detection off: {why}").format(why=exc), []
+        return _("detection off"), []
     cams = [c for c in config.enabled_cameras if c.detection]
     lines = [detector_capacity(detector, d)]
     for cam in cams:
         url, source = cam.detection_source(d.substream)
-        lines += [f"  camera {cam.id}: detection reads the {source}: {redact(url)}", f"    {detection_cost(source, d)}"]
-    return f"detection on: model {d.model}, {len(cams)} camera(s), {d.detect_fps:g} fps", lines
+        reads = _("camera {camera}: detection reads the {source}: {url}").format(
+            camera=cam.id, source=_(source), url=redact(url)
+        )
+        lines += [f"  {reads}", f"    {detection_cost(source, d)}"]
+    on = ngettext(
+        "detection on: model {model}, {n} camera, {fps:g} fps",
+        "detection on: model {model}, {n} cameras, {fps:g} fps",
+        len(cams),
+    )
+    return on.format(model=d.model, n=len(cams), fps=d.detect_fps), lines
 
 
 # CPU to decode what detection looks at, measured on a 2-core ward PC (README: "Detection on a ward PC").
@@ -92,34 +118,38 @@ def detector_capacity(detector: OnnxDetector, d: DetectionConfig) -> str:
     import numpy as np
 
     picture = np.zeros((360, 640, 3), np.uint8)
-    times = []
-    for _ in range(5):
+    times: list[float] = []
+    for _attempt in range(5):
         started = time.perf_counter()
         detector.detect(picture)
         times.append(time.perf_counter() - started)
     ms = 1000 * sorted(times)[len(times) // 2]
     if not d.max_cores:
-        return f"  detector: one inference takes about {ms:.0f} ms here; no CPU limit (detection.max_cores = 0)"
+        return "  " + _(
+            "detector: one inference takes about {ms:.0f} ms here; no CPU limit (detection.max_cores = 0)"
+        ).format(ms=ms)
     per_s = 1000 * d.max_cores / ms
-    return (
-        f"  detector: at most {d.max_cores:g} cores (detection.max_cores); one inference takes about {ms:.0f} ms "
-        f"here, so about {per_s:.0f} frames a second: {per_s / d.detect_fps:.0f} cameras with something moving at "
-        f"{d.detect_fps:g} fps before it sheds frames (counted; the agent says overloaded)"
-    )
+    return "  " + _(
+        "detector: at most {cores:g} cores (detection.max_cores); one inference takes about {ms:.0f} ms "
+        "here, so about {per_s:.0f} frames a second: {cameras:.0f} cameras with something moving at "
+        "{fps:g} fps before it sheds frames (counted; the agent says overloaded)"
+    ).format(cores=d.max_cores, ms=ms, per_s=per_s, cameras=per_s / d.detect_fps, fps=d.detect_fps)
 
 
 def detection_cost(source: str, d: DetectionConfig) -> str:
     """What detection will cost this camera, in words an installer can act on."""
-    infer = f"plus the model's inference at up to {d.detect_fps:g} frames/s while something moves"
+    infer = _("plus the model's inference at up to {fps:g} frames/s while something moves").format(fps=d.detect_fps)
     if source != "main stream":
-        return f"cost: about {SUBSTREAM_DECODE_MS} ms of CPU per second to decode a 360p substream, {infer}"
-    if d.keyframes_above:
-        return (
-            f"cost: a picture taller than {d.keyframes_above} px is decoded at keyframes only (about "
-            f"{MAIN_KEYFRAMES_MS} ms of CPU per second at 1080p, one picture per GOP: people passing quickly "
-            f"may be missed), {infer}; set detect_url to the camera's substream for every frame at less cost"
+        return _("cost: about {ms} ms of CPU per second to decode a 360p substream, {inference}").format(
+            ms=SUBSTREAM_DECODE_MS, inference=infer
         )
-    return (
-        f"cost: every frame of the main stream is decoded (about {MAIN_ALL_FRAMES_MS} ms of CPU per second at "
-        f"1080p), {infer}; set detect_url to the camera's substream"
-    )
+    if d.keyframes_above:
+        return _(
+            "cost: a picture taller than {height} px is decoded at keyframes only (about "
+            "{ms} ms of CPU per second at 1080p, one picture per GOP: people passing quickly "
+            "may be missed), {inference}; set detect_url to the camera's substream for every frame at less cost"
+        ).format(height=d.keyframes_above, ms=MAIN_KEYFRAMES_MS, inference=infer)
+    return _(
+        "cost: every frame of the main stream is decoded (about {ms} ms of CPU per second at "
+        "1080p), {inference}; set detect_url to the camera's substream"
+    ).format(ms=MAIN_ALL_FRAMES_MS, inference=infer)

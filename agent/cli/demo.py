@@ -31,7 +31,9 @@ from agent.sim.clips import synthetic_frame, write_au_clip, write_test_clip
 from agent.sim.mosquitto import MOSQUITTO, Mosquitto
 from agent.sim.rtsp import RtspServer, free_port, gst_available
 from agent.sysinfo import settle_process
+from common.i18n import SPEAKER, _
 from common.notify import stop_on_signals
+from common.words import word
 
 log = logging.getLogger(__name__)
 WARD = "demo-ward"
@@ -176,8 +178,10 @@ class DemoCenter:
         counts: dict[str, int] = {}
         for iv in states.values():
             counts[iv.state] = counts.get(iv.state, 0) + 1
-        text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-        return f"center: {len(states)} cameras known ({text}); {self.ingest.ingest.messages} messages ingested"
+        text = ", ".join(f"{n} {word(state, SPEAKER.lang)}" for state, n in sorted(counts.items()))
+        return _("center: {n} cameras known ({states}); {messages} messages ingested").format(
+            n=len(states), states=text, messages=self.ingest.ingest.messages
+        )
 
     def stop(self) -> None:
         self.web.stop()
@@ -215,16 +219,18 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:  # noqa: C901, PLR0915
         try:
             if Path(MOSQUITTO).exists():
                 broker = Mosquitto(workdir, port=port or None).start()
-                print(f"camwatch demo: Mosquitto on 127.0.0.1:{broker.port}", flush=True)
+                print(_("camwatch demo: Mosquitto on 127.0.0.1:{port}").format(port=broker.port), flush=True)
             else:
                 broker = EmbeddedBroker(port or free_port())
                 broker.start()
-                print(f"camwatch demo: embedded MQTT broker on 127.0.0.1:{broker.port}", flush=True)
+                print(_("camwatch demo: embedded MQTT broker on 127.0.0.1:{port}").format(port=broker.port), flush=True)
             if gst_available():
                 cams, source = _cameras_with_gst(servers, flappers, workdir)
             else:
                 cams, source = _cameras_from_files(workdir)
-            print(f"camwatch demo: {len(cams)} simulated cameras from {source}", flush=True)
+            print(
+                _("camwatch demo: {n} simulated cameras from {source}").format(n=len(cams), source=source), flush=True
+            )
             config = parse_config(
                 {
                     "ward": WARD,
@@ -243,16 +249,26 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:  # noqa: C901, PLR0915
             if isinstance(broker, Mosquitto):
                 try:
                     center = DemoCenter(broker.port, workdir, _web_port())
-                    print(f"camwatch demo: center on {center.url} (user demo, password {center.password})", flush=True)
+                    print(
+                        _("camwatch demo: center on {url} (user demo, password {password})").format(
+                            url=center.url, password=center.password
+                        ),
+                        flush=True,
+                    )
                 except (ImportError, RuntimeError) as exc:
-                    print(f"camwatch demo: center not started ({exc})", flush=True)
+                    print(_("camwatch demo: center not started ({why})").format(why=exc), flush=True)
             else:
-                print("camwatch demo: center not started (it needs Mosquitto: MQTT v5 sessions)", flush=True)
+                print(_("camwatch demo: center not started (it needs Mosquitto: MQTT v5 sessions)"), flush=True)
             agent = Agent(config)
             if agent.detection is not None:
-                print(f"camwatch demo: detection on (model {config.detection.model}, 2 fps per camera)", flush=True)
+                print(
+                    _("camwatch demo: detection on (model {model}, 2 fps per camera)").format(
+                        model=config.detection.model
+                    ),
+                    flush=True,
+                )
             else:
-                print("camwatch demo: detection off (model not found beside the checkout)", flush=True)
+                print(_("camwatch demo: detection off (model not found beside the checkout)"), flush=True)
             agent_thread = threading.Thread(target=agent.run, name="agent", daemon=True)
             agent_thread.start()
             for flapper in flappers:
@@ -292,7 +308,7 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:  # noqa: C901, PLR0915
                 agent_thread.join(10.0)
             if view is not None:
                 health, agents = view.rows()
-                print("\nfinal status:\n" + render_table(health, agents), flush=True)
+                print("\n" + _("final status:") + "\n" + render_table(health, agents), flush=True)
                 view.stop()
             if center is not None:
                 center.stop()
@@ -300,7 +316,7 @@ def cmd_demo(duration: float = 0, port: int = 0) -> int:  # noqa: C901, PLR0915
                 server.kill()
             if broker is not None:
                 broker.stop()
-            print("camwatch demo: stopped", flush=True)
+            print(_("camwatch demo: stopped"), flush=True)
 
 
 def _event_logger(events: deque[str]) -> Any:

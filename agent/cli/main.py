@@ -8,68 +8,95 @@ from collections.abc import Sequence
 
 from agent import __version__
 from agent.stream.brands import BRANDS
+from common.i18n import LANGUAGES, SPEAKER, _, language_of
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="camwatch", description="Camera health and events agent for monitoring centers.")
+    p = argparse.ArgumentParser(
+        prog="camwatch", description=_("Camera health and events agent for monitoring centers.")
+    )
     p.add_argument("--version", action="version", version=f"camwatch {__version__}")
+    p.add_argument(
+        "--lang", choices=LANGUAGES, help=_("language of the messages (default: from the locale, LANG=vi_VN.UTF-8)")
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the ward agent")
-    run.add_argument("--config", required=True, help="path of the ward's TOML config")
+    run = sub.add_parser("run", help=_("run the ward agent"))
+    run.add_argument("--config", required=True, help=_("path of the ward's TOML config"))
 
-    check = sub.add_parser("check-config", help="validate a config file and list every problem")
+    check = sub.add_parser("check-config", help=_("validate a config file and list every problem"))
     check.add_argument("path")
 
     probe = sub.add_parser(
         "probe",
-        help="connect to one camera and report what it sends (for installers)",
-        description="camwatch probe URL, or camwatch probe --brand BRAND HOST[:PORT] to find the streams by brand",
+        help=_("connect to one camera and report what it sends (for installers)"),
+        description=_("camwatch probe URL, or camwatch probe --brand BRAND HOST[:PORT] to find the streams by brand"),
     )
-    probe.add_argument("url", metavar="URL|HOST", help="rtsp://user:password@host:port/path; with --brand: the address")
+    probe.add_argument(
+        "url", metavar="URL|HOST", help=_("rtsp://user:password@host:port/path; with --brand: the address")
+    )
     probe.add_argument(
         "--brand",
         choices=sorted(BRANDS),
-        help="try the brand's documented main and sub stream paths on HOST and print the [[cameras]] block",
+        help=_("try the brand's documented main and sub stream paths on HOST and print the [[cameras]] block"),
     )
-    probe.add_argument("--user", default="admin", help="with --brand: the user (default admin; password asked)")
-    probe.add_argument("--channel", type=int, default=1, help="with --brand: the channel, on an NVR (default 1)")
-    probe.add_argument("--id", dest="camera_id", help="with --brand: the camera id in the block (default from HOST)")
-    probe.add_argument("--snapshot", metavar="FILE", help="save the first decoded frame as JPEG")
-    probe.add_argument("--json", action="store_true", help="print one JSON object")
-    probe.add_argument("--seconds", type=float, default=5.0, help="how long to measure fps/bitrate/GOP (default 5)")
-    probe.add_argument("--timeout", type=float, default=10.0, help="give up connecting after this long (default 10)")
+    probe.add_argument("--user", default="admin", help=_("with --brand: the user (default admin; password asked)"))
+    probe.add_argument("--channel", type=int, default=1, help=_("with --brand: the channel, on an NVR (default 1)"))
+    probe.add_argument("--id", dest="camera_id", help=_("with --brand: the camera id in the block (default from HOST)"))
+    probe.add_argument("--snapshot", metavar="FILE", help=_("save the first decoded frame as JPEG"))
+    probe.add_argument("--json", action="store_true", help=_("print one JSON object"))
+    probe.add_argument("--seconds", type=float, default=5.0, help=_("how long to measure fps/bitrate/GOP (default 5)"))
+    probe.add_argument("--timeout", type=float, default=10.0, help=_("give up connecting after this long (default 10)"))
 
-    status = sub.add_parser("status", help="table of every camera's retained health from the broker")
-    status.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://[user:pass@]host:port")
-    status.add_argument("--ward", help="only this ward")
-    status.add_argument("--prefix", default="camwatch", help="topic prefix (default camwatch)")
-    status.add_argument("--watch", action="store_true", help="keep refreshing")
-    status.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    status = sub.add_parser("status", help=_("table of every camera's retained health from the broker"))
+    status.add_argument("--broker", default="mqtt://127.0.0.1:1883", help=_("mqtt://[user:pass@]host:port"))
+    status.add_argument("--ward", help=_("only this ward"))
+    status.add_argument("--prefix", default="camwatch", help=_("topic prefix (default camwatch)"))
+    status.add_argument("--watch", action="store_true", help=_("keep refreshing"))
+    status.add_argument("--json", action="store_true", help=_("print JSON lines instead of a table"))
 
-    center = sub.add_parser("center", help="the monitoring center: ingest every ward, uptime pages and API")
-    center.add_argument("--config", required=True, help="path of the center's TOML config")
+    center = sub.add_parser("center", help=_("the monitoring center: ingest every ward, uptime pages and API"))
+    center.add_argument("--config", required=True, help=_("path of the center's TOML config"))
     center_sub = center.add_subparsers(dest="center_command", metavar="ACTION")
-    add_user = center_sub.add_parser("add-user", help="create or update an account (password from a prompt)")
+    add_user = center_sub.add_parser("add-user", help=_("create or update an account (password from a prompt)"))
     add_user.add_argument("name")
     add_user.add_argument("--role", choices=["viewer", "admin"], required=True)
-    add_token = center_sub.add_parser("add-token", help="create or replace an API token for another system")
+    add_token = center_sub.add_parser("add-token", help=_("create or replace an API token for another system"))
     add_token.add_argument("name")
     add_token.add_argument("--role", choices=["viewer", "admin"], default="viewer")
-    remove_user = center_sub.add_parser("remove-user", help="remove an account and end its sessions")
+    remove_user = center_sub.add_parser("remove-user", help=_("remove an account and end its sessions"))
     remove_user.add_argument("name")
-    revoke_token = center_sub.add_parser("revoke-token", help="revoke another system's API token")
+    revoke_token = center_sub.add_parser("revoke-token", help=_("revoke another system's API token"))
     revoke_token.add_argument("name")
-    center_sub.add_parser("list-users", help="the accounts and API tokens (names and roles)")
+    center_sub.add_parser("list-users", help=_("the accounts and API tokens (names and roles)"))
 
-    demo = sub.add_parser("demo", help="the whole pipeline on this machine: broker, simulated cameras, agent")
-    demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)")
-    demo.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
+    demo = sub.add_parser("demo", help=_("the whole pipeline on this machine: broker, simulated cameras, agent"))
+    demo.add_argument(
+        "--duration", type=float, default=0, help=_("stop after this many seconds (default: until Ctrl-C)")
+    )
+    demo.add_argument("--port", type=int, default=0, help=_("broker port (default: a free one)"))
     return p
 
 
+def choose_language(argv: Sequence[str]) -> list[str]:
+    """Speak ``--lang``'s language (anywhere on the line), else the locale's; the line without ``--lang``."""
+    rest, lang, args = [], None, iter(argv)
+    for arg in args:
+        if arg == "--lang":
+            lang = next(args, None)
+        elif arg.startswith("--lang="):
+            lang = arg.removeprefix("--lang=")
+        else:
+            rest.append(arg)
+    SPEAKER.use(lang if lang in LANGUAGES else language_of())
+    if lang is not None and lang not in LANGUAGES:
+        rest = ["--lang", lang, *rest]  # let argparse say what is wrong with it
+    return rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    line = choose_language(sys.argv[1:] if argv is None else argv)  # before the parser: its help is translated
+    args = build_parser().parse_args(line)
     from common.logs import setup_logging
 
     # Commands that print their own findings only need errors in the log.

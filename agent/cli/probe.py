@@ -12,6 +12,7 @@ from agent.config.model import check_url
 from agent.errors import CameraAuthFailed, CameraError, CameraNotFound, CameraUnreachable, NoVideo, StreamStalled
 from agent.stream.frames import Frame, FrameSampler, Tap
 from agent.stream.reader import CameraReader
+from common.i18n import _
 from common.redact import redact, register_url_secrets
 
 HINTS: dict[str, str] = {
@@ -102,27 +103,39 @@ def probe(url: str, *, seconds: float = 5.0, timeout: float = 10.0, snapshot: st
 def render_findings(r: dict[str, Any]) -> list[str]:
     """One stream's findings as lines an installer reads (no URL: the caller says which stream)."""
     if not r["ok"]:
-        return [f"FAILED     {r['reason']}: {r['hint']}", f"detail     {r['detail']}"]
+        rows = [(_("FAILED"), f"{r['reason']}: {_(r['hint'])}"), (_("detail"), r["detail"])]
+        return _aligned(rows)
     ttf = r.get("time_to_first_frame_s")
-    lines = [
-        f"OK         first packet after {r['time_to_first_packet_s']:.2f} s, "
-        + (f"first frame after {ttf:.2f} s" if ttf is not None else "no frame decoded yet"),
-        f"video      {r['codec']} {r['width']}x{r['height']}",
-    ]
-    nominal = f" (nominal {r['nominal_fps']:g})" if r.get("nominal_fps") else ""
-    lines.append(f"fps        {r['fps']} delivered{nominal}")
-    lines.append(f"bitrate    {r['bitrate_kbps']} kbit/s")
+    first = _("first packet after {seconds:.2f} s").format(seconds=r["time_to_first_packet_s"])
+    first += ", " + (
+        _("first frame after {seconds:.2f} s").format(seconds=ttf) if ttf is not None else _("no frame decoded yet")
+    )
+    fps = _("{fps} delivered").format(fps=r["fps"])
+    if r.get("nominal_fps"):
+        fps += " " + _("(nominal {fps:g})").format(fps=r["nominal_fps"])
     if r.get("gop_s") is not None:
-        lines.append(f"GOP        {r['gop_s']:.2f} s ({r['gop_frames']} frames)")
+        gop = _("{seconds:.2f} s ({frames} frames)").format(seconds=r["gop_s"], frames=r["gop_frames"])
     else:
-        lines.append(f"GOP        longer than the {r['measured_s']:g} s measured (or unknown)")
+        gop = _("longer than the {seconds:g} s measured (or unknown)").format(seconds=r["measured_s"])
+    rows = [
+        (_("OK"), first),
+        (_("video"), f"{r['codec']} {r['width']}x{r['height']}"),
+        (_("fps"), fps),
+        (_("bitrate"), _("{kbps} kbit/s").format(kbps=r["bitrate_kbps"])),
+        (_("GOP"), gop),
+    ]
     if "snapshot" in r:
-        lines.append(
-            f"snapshot   saved to {r['snapshot']}"
-            if r["snapshot"]
-            else f"snapshot   not saved: {r.get('snapshot_error')}"
+        saved = _("saved to {path}").format(path=r["snapshot"])
+        rows.append(
+            (_("snapshot"), saved if r["snapshot"] else _("not saved: {why}").format(why=r.get("snapshot_error")))
         )
-    return lines
+    return _aligned(rows)
+
+
+def _aligned(rows: list[tuple[str, str]]) -> list[str]:
+    """``label  value`` lines, the values in one column whatever the language's labels."""
+    width = max(11, *(len(label) + 1 for label, _value in rows))
+    return [f"{label:<{width}}{value}" for label, value in rows]
 
 
 def _human(r: dict[str, Any]) -> str:
@@ -133,7 +146,7 @@ def cmd_probe(url: str, *, snapshot: str | None, as_json: bool, seconds: float, 
     try:
         check_url(url)
     except ValueError as exc:
-        print(f"camwatch probe: the URL {redact(url)} {exc}", file=sys.stderr)
+        print(_("camwatch probe: the URL {url} {problem}").format(url=redact(url), problem=exc), file=sys.stderr)
         return 2
     register_url_secrets(url)
     try:

@@ -9,6 +9,7 @@ from agent.errors import DetectorError
 from agent.runtime import Agent
 from agent.sysinfo import settle_process
 from common.errors import ConfigError
+from common.i18n import _
 from common.logs import setup_logging
 from common.notify import stop_on_signals
 from common.redact import redact
@@ -19,7 +20,7 @@ def cmd_run(path: str) -> int:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        print(f"{path}: the agent does not start; fix these first:", file=sys.stderr)
+        print(_("{path}: the agent does not start; fix these first:").format(path=path), file=sys.stderr)
         for problem in exc.problems:
             print(f"  {redact(problem)}", file=sys.stderr)
         return 1
@@ -27,8 +28,10 @@ def cmd_run(path: str) -> int:
     try:
         agent = Agent(config)
     except DetectorError as exc:  # only when [detection] required = true
-        print(f"{path}: the agent does not start: {redact(str(exc))}", file=sys.stderr)
-        print("  (detection.required = true: set it to false to watch health without detection)", file=sys.stderr)
+        print(_("{path}: the agent does not start: {why}").format(path=path, why=redact(str(exc))), file=sys.stderr)
+        print(
+            "  " + _("(detection.required = true: set it to false to watch health without detection)"), file=sys.stderr
+        )
         return 1
 
     stop_on_signals(agent.stop)

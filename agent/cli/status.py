@@ -13,7 +13,9 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from common.i18n import SPEAKER, _, ngettext
 from common.redact import redact, register_secret
+from common.words import word
 from contract.topics import health_filter
 from contract.vocab import SEVERITY
 
@@ -131,6 +133,7 @@ def _ago(seconds: float) -> str:
 def render_table(health: list[dict[str, Any]], agents: dict[str, dict[str, Any]], now: datetime | None = None) -> str:
     """A plain-text table, worst state first; cameras of an agent that is gone show as unknown."""
     now = now or datetime.now().astimezone()
+    lang = SPEAKER.lang
     rows = []
     for h in health:
         ward = str(h.get("ward", "?"))
@@ -145,29 +148,43 @@ def render_table(health: list[dict[str, Any]], agents: dict[str, dict[str, Any]]
                 SEVERITY.get("unknown" if agent_gone else state, 9),
                 ward,
                 str(h.get("camera", "?")),
-                f"unknown (agent {agent.get('reason', 'offline')})" if agent_gone and agent else state,
-                ",".join(h.get("problems") or []) or "-",
+                state if not agent_gone or not agent else f"unknown:{agent.get('reason', 'offline')}",
+                ", ".join(word(p, lang) for p in h.get("problems") or []) or "-",
                 f"{since.astimezone():%Y-%m-%d %H:%M:%S} ({_ago((now - since).total_seconds())})" if since else "-",
                 "-" if fps is None else f"{fps:.1f}",
             )
         )
     rows.sort()
-    header = ("WARD", "CAMERA", "STATE", "PROBLEMS", "SINCE", "FPS")
-    table = [header] + [r[1:] for r in rows]
+    header = (_("WARD"), _("CAMERA"), _("STATE"), _("PROBLEMS"), _("SINCE"), _("FPS"))
+    table = [header] + [(*r[1:3], _state_words(r[3], lang), *r[4:]) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     lines = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table]
     counts: dict[str, int] = {}
     for r in rows:
-        key = r[3].split(" ")[0]
+        key = r[3].split(":")[0]
         counts[key] = counts.get(key, 0) + 1
-    summary = ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: SEVERITY.get(k, 9)))
-    lines.append(f"{len(rows)} camera(s): {summary or 'none yet'}")
+    summary = ", ".join(f"{counts[k]} {word(k, lang)}" for k in sorted(counts, key=lambda k: SEVERITY.get(k, 9)))
+    total = ngettext("{n} camera: {summary}", "{n} cameras: {summary}", len(rows))
+    lines.append(total.format(n=len(rows), summary=summary or _("none yet")))
     for ward, agent in sorted(agents.items()):
         if agent.get("state") == "offline":
-            lines.append(f"agent of ward {ward}: offline ({agent.get('reason', '?')}) since {agent.get('ts', '?')}")
+            lines.append(
+                _("agent of ward {ward}: offline ({reason}) since {ts}").format(
+                    ward=ward, reason=word(str(agent.get("reason", "?")), lang), ts=agent.get("ts", "?")
+                )
+            )
         elif agent.get("problems"):
-            lines.append(f"agent of ward {ward}: problems: {', '.join(agent['problems'])}")
+            problems = ", ".join(word(p, lang) for p in agent["problems"])
+            lines.append(_("agent of ward {ward}: problems: {problems}").format(ward=ward, problems=problems))
     return "\n".join(lines)
+
+
+def _state_words(state: str, lang: str) -> str:
+    """``unknown (agent connection lost)`` for a camera whose agent is gone, else the state's word."""
+    code, _sep, reason = state.partition(":")
+    if not reason:
+        return word(code, lang)
+    return _("{unknown} (agent {reason})").format(unknown=word(code, lang), reason=word(reason, lang))
 
 
 def cmd_status(broker: str, *, ward: str | None, prefix: str, watch: bool, as_json: bool) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 from agent.cli.probe import probe, render_findings
 from agent.stream.brands import BRANDS, Brand, PathScheme, StreamRole, split_host, stream_url
+from common.i18n import _
 from common.redact import register_url_secrets
 
 Prober = Callable[[str], dict[str, Any]]  # a URL's findings, as probe() gives them
@@ -83,35 +84,50 @@ def advice(found: Survey) -> list[str]:
     if main is None:
         last = found.streams[-1]
         note = BRANDS[found.brand].note
-        return [f"no stream found: {last['reason']}: {last['hint']}", *([note] if note else [])]
-    lines = [f"health: the main stream ({main['width']}x{main['height']}), what the camera records"]
+        found_none = _("no stream found: {reason}: {hint}").format(reason=last["reason"], hint=_(last["hint"]))
+        return [found_none, *([_(note)] if note else [])]
+    lines = [_("health: the main stream ({width}x{height}), what the camera records").format(**main)]
     if sub is not None:
-        lines.append(f"detection: the substream ({sub['width']}x{sub['height']}), cheap to decode every frame")
+        lines.append(_("detection: the substream ({width}x{height}), cheap to decode every frame").format(**sub))
         if (sub["height"] or 0) > SUBSTREAM_MAX_HEIGHT:
             lines.append(
-                f"change: the substream is {sub['height']} px high; set it to 640x360 or D1 (704x576) "
-                "in the camera's web page (detection decodes all of it)"
+                _(
+                    "change: the substream is {height} px high; set it to 640x360 or D1 (704x576) "
+                    "in the camera's web page (detection decodes all of it)"
+                ).format(height=sub["height"])
             )
         if (sub["fps"] or 0) > SUBSTREAM_ENOUGH_FPS:
-            lines.append(f"change: the substream sends {sub['fps']:g} fps; 10-15 fps is enough and costs less")
+            lines.append(
+                _("change: the substream sends {fps:g} fps; 10-15 fps is enough and costs less").format(fps=sub["fps"])
+            )
     else:
         lines.append(
-            "detection: no substream answered, so detection will look at the main stream's keyframes only "
-            "(one picture per GOP); switch the camera's substream on (Sub Stream / Extra Stream) to see every frame"
+            _(
+                "detection: no substream answered, so detection will look at the main stream's keyframes only "
+                "(one picture per GOP); switch the camera's substream on (Sub Stream / Extra Stream) to see every frame"
+            )
         )
     if main["codec"] not in ("h264", "hevc"):
-        lines.append(f"change: the main stream is {main['codec']}; set H.264 (or H.265) in the camera")
+        lines.append(_("change: the main stream is {codec}; set H.264 (or H.265) in the camera").format(**main))
     gop = main["gop_s"]
     if gop is None or gop > LONGEST_GOOD_GOP_S:
-        shown = f"only one keyframe every {gop:g} s" if gop is not None else f"no keyframe in {main['measured_s']:g} s"
+        shown = (
+            _("only one keyframe every {seconds:g} s").format(seconds=gop)
+            if gop is not None
+            else _("no keyframe in {seconds:g} s").format(seconds=main["measured_s"])
+        )
         lines.append(
-            f"change: {shown}; set the I-frame interval to twice the fps (one keyframe every 2 s), "
-            "or the image checks must decode every frame"
+            _(
+                "change: {keyframes}; set the I-frame interval to twice the fps (one keyframe every 2 s), "
+                "or the image checks must decode every frame"
+            ).format(keyframes=shown)
         )
     nominal, fps = main.get("nominal_fps"), main["fps"]
     if nominal and fps is not None and fps < 0.5 * nominal:
         lines.append(
-            f"check: the camera sends {fps:g} of its {nominal:g} fps; its network link or the camera is overloaded"
+            _(
+                "check: the camera sends {fps:g} of its {nominal:g} fps; its network link or the camera is overloaded"
+            ).format(fps=fps, nominal=nominal)
         )
     return lines
 
@@ -133,7 +149,7 @@ def config_block(found: Survey, camera: str) -> str | None:
     lines = [
         "[[cameras]]",
         f"id = {json.dumps(camera)}",
-        'name = ""                      # the place, as operators call it',
+        'name = ""                      # ' + _("the place, as operators call it"),
         f"url = {json.dumps(stream_url(found.host, found.port, main['path']))}",
     ]
     if sub is not None:
@@ -147,28 +163,36 @@ def config_block(found: Survey, camera: str) -> str | None:
 def read_password(user: str, host: str) -> str:
     """From a prompt on a terminal (not echoed), else the first line of standard input."""
     if sys.stdin.isatty():
-        return getpass.getpass(f"Password for {user} at {host} (Enter if none): ")
+        return getpass.getpass(_("Password for {user} at {host} (Enter if none): ").format(user=user, host=host))
     return sys.stdin.readline().rstrip("\r\n")
 
 
 def render(found: Survey, camera: str) -> str:
-    out = [f"camwatch probe --brand {found.brand} {found.host}:{found.port} (channel {found.channel})"]
+    out = [
+        f"camwatch probe --brand {found.brand} {found.host}:{found.port} "
+        + _("(channel {channel})").format(channel=found.channel)
+    ]
     for stream in found.streams:
         out.append("")
-        out.append(f"{stream['role']} stream, {stream['scheme']} path {stream['path']}")
+        which = _("main stream") if stream["role"] == "main" else _("substream")
+        out.append(_("{which}, {scheme} path {path}").format(which=which, scheme=stream["scheme"], path=stream["path"]))
         out.extend("  " + line for line in render_findings(stream))
     out.append("")
-    out.append("advice")
+    out.append(_("advice"))
     out.extend(f"  - {line}" for line in advice(found))
     block = config_block(found, camera)
     if block is not None:
         out.append("")
-        out.append("paste into the ward's config (check it with camwatch check-config):")
+        out.append(_("paste into the ward's config (check it with camwatch check-config):"))
         out.append("")
         out.append(block)
         if found.user:
             out.append("")
-            out.append(f"and in /etc/camwatch/agent.env: {password_variable(camera)}=<the camera's password>")
+            out.append(
+                _("and in /etc/camwatch/agent.env: {variable}=<the camera's password>").format(
+                    variable=password_variable(camera)
+                )
+            )
     return "\n".join(out)
 
 
@@ -186,7 +210,10 @@ def cmd_survey(
     try:
         host, port = split_host(target)
     except ValueError as exc:
-        print(f"camwatch probe: the camera address {target!r}: {exc}", file=sys.stderr)
+        print(
+            _("camwatch probe: the camera address {address!r}: {problem}").format(address=target, problem=exc),
+            file=sys.stderr,
+        )
         return 2
     password = read_password(user, host) if user else ""
     camera = camera or camera_id(host, channel)

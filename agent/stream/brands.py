@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
+from common.i18n import N_, _
+
 StreamRole = Literal["main", "sub"]
 
 
@@ -47,19 +49,23 @@ UNIVIEW = PathScheme("Uniview", "/unicast/c{channel}/s0/live", "/unicast/c{chann
 class Brand:
     key: str
     schemes: tuple[PathScheme, ...]
-    note: str = ""  # what the installer should know about its user and password
+    note: str = ""  # what the installer should know about its user and password (English; shown translated)
 
 
 BRANDS: dict[str, Brand] = {
     "hikvision": Brand("hikvision", (HIKVISION,)),
     "dahua": Brand("dahua", (DAHUA,)),
     "kbvision": Brand("kbvision", (DAHUA,)),
-    "imou": Brand("imou", (DAHUA,), note="Imou: the user is admin and the password is the safety code on the label"),
+    "imou": Brand(
+        "imou", (DAHUA,), note=N_("Imou: the user is admin and the password is the safety code on the label")
+    ),
     "ezviz": Brand(
         "ezviz",
         (EZVIZ, HIKVISION),
-        note="Ezviz: the user is admin, the password the verification code on the label; "
-        "some models need RTSP switched on in the Ezviz app first",
+        note=N_(
+            "Ezviz: the user is admin, the password the verification code on the label; "
+            "some models need RTSP switched on in the Ezviz app first"
+        ),
     ),
     "generic": Brand("generic", (HIKVISION, DAHUA, EZVIZ, UNIVIEW)),
 }
@@ -69,23 +75,23 @@ def split_host(value: str, default_port: int = 554) -> tuple[str, int]:
     """``HOST`` or ``HOST:PORT`` (``[v6]:PORT`` for IPv6) as ``(host, port)``; ValueError names what is wrong."""
     value = value.strip()
     if value.startswith("rtsp://") or "/" in value:
-        raise ValueError("give the camera's address only (like 192.168.1.64), not a URL")
+        raise ValueError(_("give the camera's address only (like 192.168.1.64), not a URL"))
     host, port = value, default_port
     if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
+        host, _sep, rest = value[1:].partition("]")
         if rest:
             port = _port(rest.removeprefix(":"))
     elif value.count(":") == 1:
-        host, _, text = value.partition(":")
+        host, _sep, text = value.partition(":")
         port = _port(text)
     if not host:
-        raise ValueError("has no host")
+        raise ValueError(_("has no host"))
     return host, port
 
 
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"has an invalid port {text!r}")
+        raise ValueError(_("has an invalid port {port!r}").format(port=text))
     return int(text)
 
 

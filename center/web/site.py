@@ -22,7 +22,7 @@ from center.auth import LoginLimit, hash_password, needs_rehash, token_sha256, v
 from center.background import in_background
 from center.config import CenterConfig
 from center.fleet import Fleet
-from center.i18n import LANGUAGES, duration, t
+from center.i18n import LANGUAGES, count, duration, history_cut, problems, t
 from center.periods import BadPeriod, period_bounds
 from center.service import CenterIngest
 from center.store import Store
@@ -118,6 +118,9 @@ class Site:
                 "lang": lang,
                 "t": lambda key: t(key, lang),
                 "dur": lambda s: duration(s, lang),
+                "words": lambda codes: problems(codes, lang),
+                "count": lambda n: count(n, lang),
+                "history_cut": lambda shown, total: history_cut(shown, total, lang),
                 "fmt_time": self.fmt_time,
                 "pct": pct,
                 "session": session,

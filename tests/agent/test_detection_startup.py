@@ -63,7 +63,7 @@ def test_check_config_names_a_missing_model_and_unknown_labels(tmp_path: Path) -
     assert r.returncode == 1 and "'persn' not among the classes of model yolox_nano" in r.stderr
     cfg = write_config(tmp_path / "w3.toml", "w", 1883, "cw", cam, detection={"model_dir": str(SHARED_MODELS)})
     r = camwatch("check-config", str(cfg))
-    assert r.returncode == 0 and "detection on: model yolox_nano, 1 camera(s), 2 fps" in r.stdout
+    assert r.returncode == 0 and "detection on: model yolox_nano, 1 camera, 2 fps" in r.stdout
 
 
 def test_health_goes_on_without_a_usable_model(

@@ -64,16 +64,16 @@ def test_operator_logs_in_and_reads_every_page_in_both_languages(
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/")
 
-    for lang, offline, ongoing, availability in (
-        ("vi", "Mất tín hiệu", "Đang diễn ra", "Khả dụng"),
-        ("en", "Offline", "Ongoing", "Availability"),
+    for lang, offline, ongoing, availability, stalled in (
+        ("vi", "Mất tín hiệu", "Đang diễn ra", "Khả dụng", "luồng bị treo"),
+        ("en", "Offline", "Ongoing", "Availability", "stream stalled"),
     ):
         page.goto(f"{base}/lang/{lang}?next=/")
         assert page.locator("html").get_attribute("lang") == lang
         totals = page.locator("#totals").inner_text()
         assert f"{offline}: 1" in totals
         tile = page.locator("a.tile.offline")
-        assert tile.count() == 1 and "stalled" in tile.inner_text()
+        assert tile.count() == 1 and stalled in tile.inner_text()  # the reason in words, not its code
         assert tile.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(198, 40, 40)"  # red
         page.screenshot(path=str(SHOTS / f"fleet-{lang}.png"), full_page=True)
 

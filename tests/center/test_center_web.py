@@ -55,13 +55,16 @@ def test_pages_in_both_languages_and_the_api(site: tuple[str, CenterIngest]) -> 
     with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
         assert login(c, "op", PASSWORD).status_code == 200
         fleet = c.get("/").text
-        assert "ubnd-phuong-1" in fleet and "outbox_overflow" in fleet  # the ward agent's own problem
+        # the ward agent's own problem, and the camera's, in words (the codes stay in the API)
+        assert "ubnd-phuong-1" in fleet and "hàng đợi gửi đầy: mất sự kiện" in fleet
+        assert "outbox_overflow" not in fleet and "luồng bị treo" in fleet and "stalled" not in fleet
         assert "Mất tín hiệu: 1" in fleet and "Hoạt động: 1" in fleet and "Cầu Trường Tiền" in fleet
+        assert "luồng bị treo" in c.get("/outages").text
         c.get("/lang/en")
         fleet_en = c.get("/").text
         assert "Offline: 1" in fleet_en and "Online: 1" in fleet_en
         outages = c.get("/outages").text
-        assert "Ongoing (1)" in outages and "stalled" in outages
+        assert "Ongoing (1)" in outages and "stream stalled" in outages
         down = c.get("/camera/w1/c1").text
         history = down.split("Problems history")[1].split("</table>")[0]
         assert "stalled" in history and "Ongoing" in history and "Offline" in history
@@ -173,7 +176,7 @@ def test_a_big_city_shows_healthy_cameras_as_a_count(
         c.get("/lang/en")
         page = c.get("/").text
         assert 'data-key="w1/c1"' in page and 'data-key="w1/c2"' not in page  # the offline one stays a tile
-        assert 'href="/?ward=w1">1 cameras · Online' in page
+        assert 'href="/?ward=w1">1 camera · Online' in page  # one camera, not "1 cameras"
         ward = c.get("/?ward=w1").text
         assert 'data-key="w1/c1"' in ward and 'data-key="w1/c2"' in ward
 
