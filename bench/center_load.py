@@ -383,6 +383,7 @@ def latencies(url: str, cams: list[tuple[str, str]], requests: int) -> dict[str,
                     *next(custom_months)
                 ),
                 "cameras_api": lambda: "/api/v1/cameras",
+                "metrics_scrape": lambda: "/metrics",  # Prometheus' scrape: what it costs the center each time
             }
             for name, path in targets.items():
                 times = []

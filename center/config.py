@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.config import Listen, read_toml, split_listen, validate_tree
+from common.i18n import _
 from common.mqtt import MqttConfig
 from common.redact import register_secret
 
@@ -29,7 +30,7 @@ class StoreConfig(_Strict):
     @classmethod
     def _scheme(cls, url: str) -> str:
         if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ValueError("use sqlite:///PATH or postgresql://USER@HOST/DB")
+            raise ValueError(_("use sqlite:///PATH or postgresql://USER@HOST/DB"))
         return url
 
 
@@ -46,7 +47,7 @@ class WebConfig(_Strict):
     @model_validator(mode="after")
     def _tls_pair(self) -> WebConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together")
+            raise ValueError(_("tls_cert and tls_key go together"))
         return self
 
     @property
@@ -76,7 +77,7 @@ class CenterConfig(_Strict):
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r} (e.g. Asia/Ho_Chi_Minh)") from None
+            raise ValueError(_("unknown time zone {name!r} (e.g. Asia/Ho_Chi_Minh)").format(name=name)) from None
         return name
 
     @property

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from common.errors import ConfigError
+from common.i18n import N_, SOURCE_LANGUAGE, SPEAKER, _
 from common.redact import register_secret
 
 M = TypeVar("M", bound=BaseModel)
@@ -36,7 +37,7 @@ SECRET_KEYS = ("username", "password")
 def _port_in_range(listen: str) -> str:
     port = int(listen.rsplit(":", 1)[1])
     if not 1 <= port <= 65535:
-        raise ValueError(f"port {port} is not in 1-65535")
+        raise ValueError(_("port {port} is not in 1-65535").format(port=port))
     return listen
 
 
@@ -74,16 +75,22 @@ def _expand(node: Any, loc: tuple[str | int, ...], env: Mapping[str, str], probl
             if key.endswith("_file") and key[: -len("_file")] in SECRET_KEYS:
                 target = key[: -len("_file")]
                 if target in node:
-                    problems.append(f"{key_path((*loc, key))}: give either {target} or {key}, not both")
+                    problems.append(
+                        f"{key_path((*loc, key))}: "
+                        + _("give either {one} or {other}, not both").format(one=target, other=key)
+                    )
                     continue
                 path_value = _expand(value, (*loc, key), env, problems)
                 if not isinstance(path_value, str):
-                    problems.append(f"{key_path((*loc, key))}: expected a file path (string)")
+                    problems.append(f"{key_path((*loc, key))}: " + _("expected a file path (string)"))
                     continue
                 try:
                     secret = Path(path_value).read_text(encoding="utf-8").strip()
                 except OSError as exc:
-                    problems.append(f"{key_path((*loc, key))}: cannot read {path_value}: {exc.strerror or exc}")
+                    problems.append(
+                        f"{key_path((*loc, key))}: "
+                        + _("cannot read {path}: {why}").format(path=path_value, why=exc.strerror or exc)
+                    )
                     continue
                 if target == "password":
                     register_secret(secret)
@@ -102,7 +109,7 @@ def _expand(node: Any, loc: tuple[str | int, ...], env: Mapping[str, str], probl
                 # Outside systemd (check-config by hand, as root): the files LoadCredential= reads.
                 return CREDENTIALS_SOURCE
             if name not in env:
-                problems.append(f"{key_path(loc)}: environment variable {name} is not set")
+                problems.append(f"{key_path(loc)}: " + _("environment variable {name} is not set").format(name=name))
                 return ""
             value = env[name]
             # Passwords are registered for redaction once the tree is valid
@@ -131,12 +138,40 @@ def _message(err: Mapping[str, Any], example: str) -> str:
     kind = err.get("type", "")
     msg = str(err.get("msg", ""))
     if kind == "extra_forbidden":
-        return f"unknown key (check the spelling; see {example})"
+        return _("unknown key (check the spelling; see {example})").format(example=example)
     if kind == "missing":
-        return "required key is missing"
-    if kind == "string_pattern_mismatch":
-        return "must match [a-z0-9_-]+ (lower-case letters, digits, '-' and '_')" if "a-z0-9" in msg else msg
+        return _("required key is missing")
+    if kind == "string_pattern_mismatch" and "a-z0-9" in msg:
+        return _("must match [a-z0-9_-]+ (lower-case letters, digits, '-' and '_')")
+    if SPEAKER.lang != SOURCE_LANGUAGE and kind in LIMITS:
+        # pydantic speaks English only: the common kinds in the speaker's language, from their context
+        return _(LIMITS[kind]).format(**{k: v for k, v in (err.get("ctx") or {}).items()})
     return msg.removeprefix("Value error, ")
+
+
+# What pydantic says in English, for the other languages (its own English is kept as it is).
+LIMITS = {
+    "greater_than": N_("must be greater than {gt}"),
+    "greater_than_equal": N_("must be at least {ge}"),
+    "less_than": N_("must be less than {lt}"),
+    "less_than_equal": N_("must be at most {le}"),
+    "int_parsing": N_("must be a whole number"),
+    "int_type": N_("must be a whole number"),
+    "int_from_float": N_("must be a whole number"),
+    "float_parsing": N_("must be a number"),
+    "float_type": N_("must be a number"),
+    "bool_parsing": N_("must be true or false"),
+    "bool_type": N_("must be true or false"),
+    "string_type": N_("must be text in quotes"),
+    "list_type": N_("must be a list [...]"),
+    "dict_type": N_("must be a table"),
+    "model_type": N_("must be a table"),
+    "literal_error": N_("must be one of {expected}"),
+    "string_too_long": N_("must be at most {max_length} characters"),
+    "string_too_short": N_("must be at least {min_length} characters"),
+    "too_short": N_("must have at least {min_length} items"),
+    "too_long": N_("must have at most {max_length} items"),
+}
 
 
 def format_validation_error(exc: ValidationError, example: str = "config/ward.example.toml") -> list[str]:
@@ -171,10 +206,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([f"{p}: file not found"]) from None
+        raise ConfigError([f"{p}: " + _("file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{p}: cannot read: {exc}"]) from None
+        raise ConfigError([f"{p}: " + _("cannot read: {why}").format(why=exc)]) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{p}: not valid TOML: {exc}"]) from None
+        raise ConfigError([f"{p}: " + _("not valid TOML: {why}").format(why=exc)]) from None

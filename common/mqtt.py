@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 from pydantic import Field, SecretStr, model_validator
 
 from common.config import Strict
+from common.i18n import _
 
 RECONNECT_MAX_S = 3  # the broker is tried again at least this often while it cannot be reached
 
@@ -43,9 +44,9 @@ class MqttConfig(Strict):
     @model_validator(mode="after")
     def _pairs(self) -> MqttConfig:
         if self.password is not None and self.username is None:
-            raise ValueError("password is set but username is not")
+            raise ValueError(_("password is set but username is not"))
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
+            raise ValueError(_("cert_file and key_file go together"))
         return self
 
     @property

@@ -10,6 +10,7 @@ from typing import Any
 from agent.config.model import AgentConfig
 from common.config import read_toml, validate_tree
 from common.errors import ConfigError
+from common.i18n import _
 from common.redact import register_secret, register_url_secrets
 
 
@@ -24,7 +25,10 @@ def _duplicate_ids(raw: dict[str, Any]) -> list[str]:
         if not isinstance(cam_id, str):
             continue
         if cam_id in seen:
-            problems.append(f"cameras[{i}].id: duplicate camera id {cam_id!r} (also cameras[{seen[cam_id]}])")
+            problems.append(
+                f"cameras[{i}].id: "
+                + _("duplicate camera id {id!r} (also cameras[{other}])").format(id=cam_id, other=seen[cam_id])
+            )
         seen.setdefault(cam_id, i)
     return problems
 

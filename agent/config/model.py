@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from agent.stream.substream import derive_substream
 from common.config import Listen, split_listen
 from common.config import Strict as _Strict
+from common.i18n import _
 from common.mqtt import MqttConfig
 
 ID_PATTERN = r"^[a-z0-9_-]+$"
@@ -85,7 +86,7 @@ class PlausibleConfig(_Strict):
     @model_validator(mode="after")
     def _order(self) -> PlausibleConfig:
         if self.max_aspect < self.min_aspect:
-            raise ValueError("max_aspect must be >= min_aspect")
+            raise ValueError(_("max_aspect must be >= min_aspect"))
         return self
 
 
@@ -156,7 +157,11 @@ class DetectionConfig(_Strict):
     def _plausible_labels(self) -> DetectionConfig:
         unknown = [label for label in self.plausible if label not in self.labels]
         if unknown:
-            raise ValueError(f"plausible: {', '.join(map(repr, unknown))} not in labels {self.labels}")
+            raise ValueError(
+                _("plausible: {names} not in labels {labels}").format(
+                    names=", ".join(map(repr, unknown)), labels=self.labels
+                )
+            )
         return self
 
 
@@ -176,27 +181,27 @@ class StreamConfig(_Strict):
     @model_validator(mode="after")
     def _backoff(self) -> StreamConfig:
         if self.backoff_max_s < self.backoff_initial_s:
-            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+            raise ValueError(_("backoff_max_s must be >= backoff_initial_s"))
         return self
 
 
 def check_url(value: str) -> str:
     if any(c.isspace() for c in value):
-        raise ValueError("must not contain spaces")
+        raise ValueError(_("must not contain spaces"))
     parts = urlsplit(value)
     if parts.scheme not in URL_SCHEMES:
         got = f"{parts.scheme}://" if parts.scheme else "no scheme"
-        raise ValueError(f"must start with rtsp:// (or rtsps://, file://), got {got}")
+        raise ValueError(_("must start with rtsp:// (or rtsps://, file://), got {got}").format(got=got))
     if parts.scheme == "file":
         if not parts.path:
-            raise ValueError("file:// URL has no path")
+            raise ValueError(_("file:// URL has no path"))
         return value
     if not parts.hostname:
-        raise ValueError("has no host (expected rtsp://[user:password@]host[:port]/path)")
+        raise ValueError(_("has no host (expected rtsp://[user:password@]host[:port]/path)"))
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise ValueError("has an invalid port") from None
+        raise ValueError(_("has an invalid port")) from None
     return value
 
 
@@ -228,7 +233,7 @@ class CameraConfig(_Strict):
     @model_validator(mode="after")
     def _creds(self) -> CameraConfig:
         if self.password is not None and self.username is None and not urlsplit(self.url).username:
-            raise ValueError("password is set but there is no username (in url or username)")
+            raise ValueError(_("password is set but there is no username (in url or username)"))
         return self
 
     def _with_credentials(self, url: str) -> str:
@@ -295,7 +300,8 @@ class AgentConfig(_Strict):
         dups = []
         for i, cam in enumerate(cameras):
             if cam.id in seen:
-                dups.append(f"cameras[{i}].id: duplicate camera id {cam.id!r} (also cameras[{seen[cam.id]}])")
+                again = _("duplicate camera id {id!r} (also cameras[{other}])").format(id=cam.id, other=seen[cam.id])
+                dups.append(f"cameras[{i}].id: {again}")
             seen.setdefault(cam.id, i)
         if dups:
             raise ValueError("; ".join(dups))

@@ -139,3 +139,23 @@ def test_the_command_line_speaks_the_locale_and_lang_overrides_it(tmp_path: Path
     assert "với --brand: số kênh" in helped.stdout
     unknown = camwatch("--lang", "fr", "status")
     assert unknown.returncode == 2 and "'fr'" in unknown.stderr
+
+
+def test_config_problems_are_told_in_vietnamese_and_keep_their_key_paths(tmp_path: Path) -> None:
+    path = tmp_path / "ward.toml"
+    path.write_text(
+        'ward = "w1"\nstate_dir = "${NOPE_DIR}"\n[mqtt]\nhost = "127.0.0.1"\nport = 70000\nhots = 1\n'
+        '[health]\noffline_after_s = 0\n[[cameras]]\nid = "c1"\nurl = "http://x"\n'
+    )
+    vi = camwatch("--lang", "vi", "check-config", str(path))
+    assert vi.returncode == 1
+    for said in (
+        "state_dir: chưa đặt biến môi trường NOPE_DIR",
+        "mqtt.port: phải nhiều nhất là 65535",
+        "mqtt.hots: khoá không hợp lệ",
+        "health.offline_after_s: phải lớn hơn 0",
+        "cameras[0].url: phải bắt đầu bằng rtsp://",
+    ):
+        assert said in vi.stderr, vi.stderr
+    en = camwatch("check-config", str(path))
+    assert "mqtt.port: Input should be less than or equal to 65535" in en.stderr  # pydantic's own English
