@@ -77,6 +77,7 @@ def cmd_center(path: str) -> int:
             store.close()
             return 1
     service.start()
+    alerts = _start_alerts(config, store)
     tune_gc()
     log.info(
         "camwatch center: store %s, broker %s:%d%s",
@@ -95,11 +96,35 @@ def cmd_center(path: str) -> int:
         if writer_alive and (web is None or web.thread.is_alive()):
             notifier.alive()
     notifier.stopping()
+    alerts.stop()
     if web is not None:
         web.stop()
     service.stop()
     store.close()
     return 0
+
+
+class _Alerts:
+    def __init__(self, config: CenterConfig, store: Store) -> None:
+        from center.alerts import AlertWatch
+        from center.delivery import Delivery
+        from center.fleet import Fleet
+
+        self.delivery = Delivery(config.alerts, config.tz, config.language).start()
+        self.watch = AlertWatch(config.alerts, store, Fleet(store, config.uptime.unknown_after_s), self.delivery)
+        self.watch.start()
+
+    def stop(self) -> None:
+        self.watch.stop()
+        self.delivery.stop()
+
+
+def _start_alerts(config: CenterConfig, store: Store) -> _Alerts:
+    """The alert checks and their delivery (webhook, e-mail), each in a thread of its own."""
+    alerts = _Alerts(config, store)
+    channels = ", ".join(alerts.delivery.channels) or "the pages only"
+    log.info("alerts: checked every %g s, told by %s", config.alerts.check_every_s, channels)
+    return alerts
 
 
 def _name_ok(name: str) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from common.config import Listen, read_toml, split_listen, validate_tree
 from common.i18n import _
@@ -63,6 +63,59 @@ class UptimeConfig(_Strict):
     unknown_after_s: float = Field(90, ge=10, le=86400, description="no message from a camera this long -> unknown")
 
 
+class AlertLimits(_Strict):
+    """How long a condition lasts before it is an alert; 0 turns that alert off. Unset in a rule: the default's."""
+
+    offline_after_s: float | None = Field(None, ge=0, le=30 * 86400, description="a camera offline this long")
+    degraded_after_s: float | None = Field(None, ge=0, le=30 * 86400, description="a camera degraded this long")
+    agent_gone_after_s: float | None = Field(
+        None, ge=0, le=30 * 86400, description="a ward's agent gone (lost or stopped) this long"
+    )
+
+
+class AlertRule(AlertLimits):
+    """Limits for one ward, or one camera of it (the most specific rule wins, key by key)."""
+
+    ward: str = Field(min_length=1, max_length=64, description="the ward these limits are for")
+    camera: str | None = Field(None, min_length=1, max_length=64, description="only this camera of the ward")
+
+
+class EmailConfig(_Strict):
+    host: str = Field(description="the SMTP server")
+    port: int = Field(25, ge=1, le=65535)
+    starttls: bool = Field(False, description="upgrade to TLS before logging in (port 587)")
+    username: SecretStr | None = Field(None, description="SMTP login; ${ENV} or username_file")
+    password: SecretStr | None = Field(None, description="SMTP password; ${ENV} or password_file")
+    sender: str = Field(description="From: address")
+    to: list[str] = Field(min_length=1, description="who receives the alerts")
+
+
+class AlertsConfig(AlertLimits):
+    """Alerts: on the pages and the API always; by webhook and e-mail when configured."""
+
+    offline_after_s: float | None = Field(600, ge=0, le=30 * 86400, description="a camera offline this long")
+    degraded_after_s: float | None = Field(3600, ge=0, le=30 * 86400, description="a camera degraded this long")
+    agent_gone_after_s: float | None = Field(
+        600, ge=0, le=30 * 86400, description="a ward's agent gone (lost or stopped) this long"
+    )
+    check_every_s: float = Field(15, ge=1, le=600, description="how often the conditions are looked at")
+    rules: list[AlertRule] = Field(default_factory=list, description="limits per ward or camera")
+    webhook_url: str | None = Field(None, description="POST each alert and recovery here as JSON")
+    webhook_secret: SecretStr | None = Field(
+        None, description="shared secret: X-Camwatch-Signature is the HMAC-SHA256 of timestamp.body"
+    )
+    email: EmailConfig | None = None
+
+    @model_validator(mode="after")
+    def _webhook(self) -> AlertsConfig:
+        if self.webhook_url is not None:
+            if not self.webhook_url.startswith(("http://", "https://")):
+                raise ValueError(_("webhook_url must start with http:// or https://"))
+            if self.webhook_secret is None:
+                raise ValueError(_("webhook_url needs webhook_secret (the receiver checks the signature)"))
+        return self
+
+
 class CenterConfig(_Strict):
     timezone: str = Field("Asia/Ho_Chi_Minh", description="for display and calendar periods; stored times are UTC")
     language: Literal["vi", "en"] = Field("vi", description="default page language (each user can switch)")
@@ -70,6 +123,7 @@ class CenterConfig(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     uptime: UptimeConfig = Field(default_factory=UptimeConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -85,7 +139,7 @@ class CenterConfig(_Strict):
         return ZoneInfo(self.timezone)
 
 
-CENTER_KEYS = {"store", "web", "uptime", "timezone", "language"}
+CENTER_KEYS = {"store", "web", "uptime", "timezone", "language", "alerts"}
 
 
 def is_center_config(raw: dict[str, Any]) -> bool:
@@ -97,6 +151,10 @@ def parse_center_config(raw: dict[str, Any]) -> CenterConfig:
     config = validate_tree(CenterConfig, raw, example="config/center.example.toml")
     if config.mqtt.password is not None:
         register_secret(config.mqtt.password.get_secret_value())
+    alerts = config.alerts
+    for secret in (alerts.webhook_secret, alerts.email and alerts.email.password):
+        if secret:
+            register_secret(secret.get_secret_value())
     from urllib.parse import unquote, urlsplit
 
     password = urlsplit(config.store.url).password

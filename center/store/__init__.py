@@ -34,10 +34,12 @@ the audit trail), :mod:`~center.store.rows` (what reads give back).
 from __future__ import annotations
 
 from center.store.accounts import Accounts
+from center.store.alerts import AlertBook
 from center.store.database import MIGRATIONS, StoreError, redact_url
 from center.store.history import AssertionKey, History, WriteBatch
 from center.store.rows import (
     AgentRow,
+    AlertRow,
     AuditRow,
     CameraRow,
     Credentials,
@@ -52,6 +54,7 @@ from center.store.rows import (
 __all__ = [
     "MIGRATIONS",
     "AgentRow",
+    "AlertRow",
     "AssertionKey",
     "AuditRow",
     "CameraRow",
@@ -69,8 +72,8 @@ __all__ = [
 ]
 
 
-class Store(History, Accounts):
-    """The center's one store: its history and its accounts over one database."""
+class Store(History, Accounts, AlertBook):
+    """The center's one store: its history, its accounts and its alerts over one database."""
 
     def prune(self, now: float, retention_days: float, snapshot_retention_days: float) -> dict[str, int]:
         """Forget what is older than the retention (an assertion: when it ended); counts per table."""

@@ -92,6 +92,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             detail TEXT NOT NULL, addr TEXT NOT NULL)""",
         "CREATE INDEX audit_by_ts ON audit (ts)",
     ),
+    (  # 8: alerts: a condition that lasted too long, from when it fired until it ended, and who took it on
+        """CREATE TABLE alerts (
+            id {serial}, kind TEXT NOT NULL, ward TEXT NOT NULL, camera TEXT NOT NULL,
+            since DOUBLE PRECISION NOT NULL, fired DOUBLE PRECISION NOT NULL, resolved DOUBLE PRECISION,
+            detail TEXT NOT NULL, acked_by TEXT, acked DOUBLE PRECISION, ack_note TEXT)""",
+        "CREATE INDEX alerts_open ON alerts (resolved)",
+        "CREATE INDEX alerts_by_fired ON alerts (fired)",
+    ),
 )
 
 

@@ -104,3 +104,25 @@ class SessionRow:
     role: str
     csrf: str
     expires: float
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """An alert: ``kind`` (camera_offline | camera_degraded | agent_gone) of a camera, or of a ward's agent
+    (``camera`` empty), whose condition began at ``since``; open while ``resolved`` is None."""
+
+    id: int
+    kind: str
+    ward: str
+    camera: str
+    since: float
+    fired: float
+    resolved: float | None
+    detail: str
+    acked_by: str | None = None
+    acked: float | None = None
+    ack_note: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.ward, self.camera)
