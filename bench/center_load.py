@@ -400,6 +400,17 @@ def latencies(url: str, cams: list[tuple[str, str]], requests: int) -> dict[str,
                     "p50_ms": round(statistics.median(times), 1),
                     "p95_ms": round(times[min(len(times) - 1, int(len(times) * 0.95))], 1),
                 }
+        # The alert checks: what each look costs the running center (every check_every_s, 15 s by default).
+        from center.alerts import AlertWatch
+        from center.config import AlertsConfig
+
+        watch = AlertWatch(AlertsConfig(), store, fleet, lambda notice: None)
+        times = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            watch.check()
+            times.append((time.perf_counter() - t0) * 1000)
+        out["alerts_check"] = {"first_ms": round(times[0], 1), "p50_ms": round(statistics.median(times), 1)}
     finally:
         web.stop()
         sent = live.stop()

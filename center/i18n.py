@@ -109,6 +109,21 @@ TEXT: dict[str, str] = {
         "Offline = a camera problem. Unknown = nobody can see the camera; a whole ward unreachable is a ward problem."
     ),
     "no_cameras": N_("No ward has reported yet. Check the connection to the MQTT broker."),
+    "alerts": N_("Alerts"),
+    "open_alerts": N_("Open"),
+    "ended_alerts": N_("Ended"),
+    "no_alerts": N_("No alert."),
+    "alert": N_("Alert"),
+    "where": N_("Where"),
+    "lasted": N_("Lasted"),
+    "taken_on": N_("Taken on"),
+    "acknowledge": N_("Take it on"),
+    "ack_placeholder": N_("what is being done, who goes"),
+    "no_such_alert": N_("No such alert."),
+    "audit_alert_acked": N_("took an alert on"),
+    "alert_camera_offline": N_("Camera offline"),
+    "alert_camera_degraded": N_("Camera degraded"),
+    "alert_agent_gone": N_("Ward agent gone"),
 }
 
 

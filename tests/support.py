@@ -426,3 +426,42 @@ def connect(
     client.loop_start()
     wait_until(lambda: rec.connack or rec.disconnects, timeout)
     return rec
+
+
+class WebhookReceiver:
+    """A local HTTP receiver of webhooks: keeps (headers, body) of each POST; answers 500 to the first ``fail``."""
+
+    def __init__(self, fail: int = 0) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        receiver = self
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self.fail = fail
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.fail > 0:
+                    receiver.fail -= 1
+                    self.send_response(500)
+                else:
+                    receiver.got.append((dict(self.headers.items()), body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def __enter__(self) -> WebhookReceiver:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _headers, body in self.got]

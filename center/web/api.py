@@ -110,6 +110,24 @@ class Agents(Answer):
     agents: list[Agent]
 
 
+class Alert(Answer):
+    id: int
+    kind: str = Field(description="camera_offline | camera_degraded | agent_gone")
+    ward: str
+    camera: str | None = Field(description="None for a ward's agent")
+    since: float = Field(description="when the condition began (UTC seconds)")
+    fired: float
+    resolved: float | None = Field(description="None while open")
+    detail: list[str] = Field(description="the problem codes, or the agent's offline reason")
+    acked_by: str | None
+    acked: float | None
+    ack_note: str | None
+
+
+class Alerts(Answer):
+    alerts: list[Alert]
+
+
 class IngestStatus(Answer):
     """The center's own ingest figures (empty when the pages run without an ingest)."""
 
@@ -178,6 +196,30 @@ def cameras(site: SiteDep, _: ApiSession) -> dict[str, Any]:
                 "ward_state": wards[r.ward].state,
             }
             for r in rows
+        ]
+    }
+
+
+@router.get("/alerts", tags=["alerts"], response_model=Alerts)
+def alerts(site: SiteDep, _: ApiSession, days: float = 7) -> dict[str, Any]:
+    """Open alerts, and those that fired or ended in the last ``days``, newest first."""
+    rows = site.store.alerts(since=site.clock() - max(0.0, min(days, 400.0)) * 86400)
+    return {
+        "alerts": [
+            {
+                "id": a.id,
+                "kind": a.kind,
+                "ward": a.ward,
+                "camera": a.camera or None,
+                "since": a.since,
+                "fired": a.fired,
+                "resolved": a.resolved,
+                "detail": [code for code in a.detail.split(",") if code],
+                "acked_by": a.acked_by,
+                "acked": a.acked,
+                "ack_note": a.ack_note,
+            }
+            for a in rows
         ]
     }
 

@@ -1,8 +1,9 @@
-"""The operators' pages: fleet, camera, snapshot, outages, report (and its CSV), maintenance, audit."""
+"""The operators' pages: fleet, camera, snapshot, outages, report (and its CSV), maintenance, alerts, audit."""
 
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -218,6 +219,41 @@ def delete_maintenance(
     site.audit(request, s.user, "maintenance_deleted", f"window {window_id}")
     site.recent.clear()
     return RedirectResponse(safe_next(back), status_code=303)
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(request: Request, site: SiteDep, s: PageSession, days: int = 7) -> HTMLResponse:
+    now = site.clock()
+    rows = site.store.alerts(since=now - max(1, min(days, 400)) * 86400)
+    return site.render(
+        request,
+        "alerts.html",
+        s,
+        open_alerts=[a for a in rows if a.resolved is None],
+        ended=[a for a in rows if a.resolved is not None],
+        days=days,
+        now=now,
+    )
+
+
+@router.post("/alerts/{alert_id}/ack")
+def ack_alert(
+    request: Request,
+    site: SiteDep,
+    *,
+    s: PageSession,
+    alert_id: int,
+    note: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """An operator (any role) takes an alert on, with a note ("đã tiếp nhận")."""
+    lang = site.lang_of(request)
+    if not secrets.compare_digest(s.csrf, csrf):
+        return site.message(request, s, t("bad_form", lang), 403)
+    if not site.store.ack_alert(alert_id, s.user, note.strip(), site.clock()):
+        return site.message(request, s, t("no_such_alert", lang), 404)
+    site.audit(request, s.user, "alert_acked", f"alert {alert_id}: {note[:200]}")
+    return RedirectResponse("/alerts", status_code=303)
 
 
 @router.get("/audit", response_class=HTMLResponse)

@@ -65,6 +65,11 @@ class CenterCollector(Collector):
         for ward_state in WARD_STATES:
             gauge.add_metric([ward_state], by_ward[ward_state])
         yield gauge
+        open_alerts = Counter(a.kind for a in site.store.open_alerts())
+        alerts = GaugeMetricFamily("camwatch_center_alerts_open", "Alerts open now, by kind", labels=["kind"])
+        for kind in ("camera_offline", "camera_degraded", "agent_gone"):
+            alerts.add_metric([kind], open_alerts[kind])
+        yield alerts
         if site.service is None:
             return
         stats = site.service.stats()

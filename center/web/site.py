@@ -124,6 +124,7 @@ class Site:
                 "fmt_time": self.fmt_time,
                 "pct": pct,
                 "session": session,
+                "alerts_open": len(self.store.open_alerts()) if session is not None else 0,
                 "path": request.url.path,
                 "nonce": request.state.nonce,
                 **context,

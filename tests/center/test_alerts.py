@@ -9,13 +9,13 @@ import json
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
+from support import WebhookReceiver
 
 import center.delivery as delivery_module
 from agent.sim.rtsp import free_port
@@ -149,27 +149,6 @@ def test_a_degraded_camera_gone_offline_has_not_recovered(store: Store) -> None:
     assert said(told) == [("fired", "camera_degraded", "c1")]
 
 
-class Receiver(BaseHTTPRequestHandler):
-    """A webhook receiver: keeps what it was sent; answers 500 to the first ``fail`` requests."""
-
-    got: list[tuple[dict[str, str], bytes]]
-    fail = 0
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        cls = type(self)
-        if cls.fail > 0:
-            cls.fail -= 1
-            self.send_response(500)
-        else:
-            cls.got.append((dict(self.headers.items()), body))
-            self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 class Inbox:
     """An aiosmtpd handler keeping every message."""
 
@@ -189,35 +168,31 @@ def test_notices_reach_a_signed_webhook_and_an_smtp_server_in_vietnamese(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(delivery_module, "RETRIES_S", (0.05, 0.05))
-    Receiver.got, Receiver.fail = [], 1  # the first POST fails: it is tried again
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
     inbox = Inbox()
     smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    try:
-        config = AlertsConfig(
-            webhook_url=f"http://127.0.0.1:{http.server_address[1]}/hook",
-            webhook_secret="s3cret-shared",
-            email=EmailConfig(host="127.0.0.1", port=smtp.port, sender="camwatch@center", to=["truc-ban@center"]),
-        )
-        clock = Clock()
-        sender = Delivery(config, TZ, "vi", clock=clock).start()
-        alerts = AlertWatch(config, store, Fleet(store), sender, clock=clock)
-        clock.now = T0 + 700
-        report(store, clock.now, {"c1": ("offline", T0, ("auth_failed",))})
-        alerts.check()
-        clock.now += 60
-        report(store, clock.now, {"c1": ("online", clock.now, ())})
-        alerts.check()
-        assert sender.settle(timeout=20)
-        sender.stop()
-    finally:
-        http.shutdown()
-        http.server_close()
-        smtp.stop()
+    with WebhookReceiver(fail=1) as hook:  # the first POST fails: it is tried again
+        try:
+            config = AlertsConfig(
+                webhook_url=hook.url,
+                webhook_secret="s3cret-shared",
+                email=EmailConfig(host="127.0.0.1", port=smtp.port, sender="camwatch@center", to=["truc-ban@center"]),
+            )
+            clock = Clock()
+            sender = Delivery(config, TZ, "vi", clock=clock).start()
+            alerts = AlertWatch(config, store, Fleet(store), sender, clock=clock)
+            clock.now = T0 + 700
+            report(store, clock.now, {"c1": ("offline", T0, ("auth_failed",))})
+            alerts.check()
+            clock.now += 60
+            report(store, clock.now, {"c1": ("online", clock.now, ())})
+            alerts.check()
+            assert sender.settle(timeout=20)
+            sender.stop()
+        finally:
+            smtp.stop()
     assert sender.sent == {"webhook": 2, "email": 2} and sender.failed == {"webhook": 0, "email": 0}
-    (h1, b1), (_h2, b2) = Receiver.got
+    (h1, b1), (_h2, b2) = hook.got
     assert h1["X-Camwatch-Signature"] == sign("s3cret-shared", int(h1["X-Camwatch-Timestamp"]), b1)
     fired, resolved = json.loads(b1), json.loads(b2)
     assert fired["schema"] == "camwatch.alert/1" and fired["event"] == "fired" and resolved["event"] == "resolved"

@@ -108,7 +108,7 @@ def test_the_openapi_document_describes_every_api_answer_and_the_answers_are_wha
         doc = c.get("/api/v1/openapi.json").json()
         paths = {p: ops["get"] for p, ops in doc["paths"].items() if p.startswith("/api/v1/")}
         assert set(paths) == {
-            f"/api/v1/{n}" for n in ("cameras", "uptime", "outages", "events", "agents", "status", "audit")
+            f"/api/v1/{n}" for n in ("cameras", "uptime", "outages", "events", "agents", "status", "audit", "alerts")
         }
         for path, op in paths.items():
             described = op["responses"]["200"]["content"]["application/json"]["schema"]
@@ -374,3 +374,40 @@ def test_metrics_and_health_need_no_login_and_name_no_camera(site: tuple[str, Ce
         assert anon.get("/readyz").text.startswith("not ready: not connected to the broker 127.0.0.1:")
         assert anon.get("/healthz").status_code == 200  # alive: it takes messages again when the broker is back
         assert anon.get("/api/v1/status").status_code == 401  # the detailed figures still need a login
+
+
+def test_an_operator_sees_open_alerts_and_takes_one_on_with_a_note(site: tuple[str, CenterIngest]) -> None:
+    base, service = site
+    now = time.time()
+    alert = service.store.fire_alert(("camera_offline", "w1", "c1"), now - 900, "stalled", now - 300)
+    service.store.fire_alert(("agent_gone", "w9", ""), now - 4000, "lost", now - 3000)
+    service.store.resolve_alert(2, now - 60)
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as c:
+        login(c, "op", PASSWORD)  # a viewer: operators take alerts on, whatever their role
+        fleet = c.get("/").text
+        assert 'href="/alerts"' in fleet and '<span class="badge offline">1</span>' in fleet  # one open
+        page = c.get("/alerts").text
+        assert "Camera mất tín hiệu" in page and "luồng bị treo" in page and "Đã tiếp nhận" in page
+        assert "Mất máy giám sát của phường/xã" in page and "mất kết nối" in page  # ended, in the history
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        assert (
+            c.post(f"/alerts/{alert.id}/ack", data={"note": "đã cử anh Nam ra xem", "csrf": "forged"}).status_code
+            == 403
+        )
+        done = c.post(f"/alerts/{alert.id}/ack", data={"note": "đã cử anh Nam ra xem", "csrf": csrf})
+        assert done.status_code == 200 and "op · " in done.text and "đã cử anh Nam ra xem" in done.text
+        assert c.post("/alerts/999/ack", data={"note": "", "csrf": csrf}).status_code == 404
+        answer = c.get("/api/v1/alerts").json()["alerts"]
+        assert [(a["kind"], a["camera"], a["resolved"] is None) for a in answer] == [
+            ("camera_offline", "c1", True),
+            ("agent_gone", None, False),
+        ]
+        assert answer[0]["acked_by"] == "op" and answer[0]["ack_note"] == "đã cử anh Nam ra xem"
+        assert answer[1]["detail"] == ["lost"]
+        assert "/api/v1/alerts" in c.get("/api/v1/openapi.json").json()["paths"]
+    scraped = httpx.get(f"{base}/metrics").text
+    assert 'camwatch_center_alerts_open{kind="camera_offline"} 1.0' in scraped
+    assert 'camwatch_center_alerts_open{kind="agent_gone"} 0.0' in scraped
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as boss:
+        login(boss, "boss", PASSWORD)
+        assert "tiếp nhận cảnh báo" in boss.get("/audit").text

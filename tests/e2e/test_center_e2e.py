@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import CAM_PASSWORD, ROOT, AgentProcess, camwatch, wait_until, write_config
+from support import CAM_PASSWORD, ROOT, AgentProcess, WebhookReceiver, camwatch, wait_until, write_config
 
 from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer, free_port
@@ -20,11 +20,11 @@ pytestmark = pytest.mark.integration
 PASSWORD = "Quan-tri-2026"
 
 
-def center_config(path: Path, broker_port: int, web_port: int, prefix: str) -> Path:
+def center_config(path: Path, broker_port: int, web_port: int, prefix: str, alerts: str = "") -> Path:
     path.write_text(
         f'timezone = "Asia/Ho_Chi_Minh"\nlanguage = "en"\n[mqtt]\nport = {broker_port}\ntopic_prefix = "{prefix}"\n'
         f'[store]\nurl = "sqlite:///{path.parent}/center.db"\n[web]\nlisten = "127.0.0.1:{web_port}"\n'
-        "[uptime]\nunknown_after_s = 30\n",
+        f"[uptime]\nunknown_after_s = 30\n{alerts}",
         encoding="utf-8",
     )
     return path
@@ -51,7 +51,9 @@ def test_a_killed_camera_is_an_ongoing_outage_on_the_outages_page(
     prefix: str,
 ) -> None:
     web_port = free_port()
-    cfg = center_config(workdir / "center.toml", mosquitto.port, web_port, prefix)
+    hook = WebhookReceiver().__enter__()
+    alerts = f'[alerts]\noffline_after_s = 3\ncheck_every_s = 1\nwebhook_url = "{hook.url}"\nwebhook_secret = "Hook-s3cret"\n'
+    cfg = center_config(workdir / "center.toml", mosquitto.port, web_port, prefix, alerts)
     check = camwatch("check-config", str(cfg))
     assert check.returncode == 0 and "OK: center" in check.stdout
     assert add_user(cfg, "op", "viewer", "short").returncode == 1  # too short: refused, nothing saved
@@ -88,15 +90,21 @@ def test_a_killed_camera_is_an_ongoing_outage_on_the_outages_page(
             assert ongoing.startswith("1)") and "Bãi xe" in ongoing and "Cổng chính" not in ongoing
             assert re.search(r"stalled|unreachable", ongoing)
             assert "Cổng chính" in c.get("/").text
+            # an alert, told once to the webhook and shown on the alerts page
+            assert wait_until(lambda: len(hook.got) >= 1, 30), center.log_text()
+            (fired,) = hook.documents()
+            assert (fired["event"], fired["kind"], fired["camera"]) == ("fired", "camera_offline", "bai-xe")
+            assert "Camera offline" in c.get("/alerts").text
         # the center's other systems: an API token, no session
         api = httpx.get(f"http://127.0.0.1:{web_port}/api/v1/cameras", headers={"Authorization": f"Bearer {token}"})
         assert api.status_code == 200 and len(api.json()["cameras"]) == 2
         wrong = httpx.get(f"http://127.0.0.1:{web_port}/api/v1/cameras", headers={"Authorization": "Bearer cw_nope"})
         assert wrong.status_code == 401
     finally:
+        hook.__exit__()
         assert center.stop() == 0
     text = center.log_text()
-    assert CAM_PASSWORD not in text and PASSWORD not in text and token not in text
+    assert CAM_PASSWORD not in text and PASSWORD not in text and token not in text and "Hook-s3cret" not in text
     assert "Traceback" not in text
 
 
