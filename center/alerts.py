@@ -7,6 +7,12 @@ Conditions, looked at every ``check_every_s`` from what the store holds now:
   offline: the ward's one ``agent_gone`` alert stands for all its cameras.
 - ``agent_gone``: a ward's agent lost (its last will) or stopped for longer
   than its limit.
+- ``camera_uptime_low``: a camera's uptime (availability, as the report
+  counts it: unknown time and maintenance left out) over a local day below
+  its target (``uptime_below_pct``; off unless set). Each day is judged once,
+  ``SETTLE_S`` after it ended (messages replayed late are in by then); the
+  alert stays open through more bad days and ends on the first day that meets
+  the target. A day nothing was known of the camera judges nothing.
 
 An alert fires once, when its condition has lasted the limit, and is kept
 open (in the store: a restart neither repeats nor forgets it) until the state
@@ -25,23 +31,69 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from center.config import AlertLimits, AlertsConfig
 from center.fleet import Fleet
 from center.store import AgentRow, AlertRow, MaintenanceRow, Store
 from center.timeline import Interval
+from center.views import uptime_table
 
 log = logging.getLogger("center.alerts")
 
-Kind = Literal["camera_offline", "camera_degraded", "agent_gone"]
+Kind = Literal["camera_offline", "camera_degraded", "agent_gone", "camera_uptime_low"]
+KINDS: tuple[Kind, ...] = ("camera_offline", "camera_degraded", "agent_gone", "camera_uptime_low")
 Key = tuple[str, str, str]  # (kind, ward, camera; "" for a ward's agent)
 LIMIT_OF: dict[str, str] = {
     "camera_offline": "offline_after_s",
     "camera_degraded": "degraded_after_s",
     "agent_gone": "agent_gone_after_s",
+    "camera_uptime_low": "uptime_below_pct",
 }
 STATE_OF: dict[str, str] = {"offline": "camera_offline", "degraded": "camera_degraded"}
+DAILY = "camera_uptime_low"  # judged once a day; the others while they last
+SETTLE_S = 900.0  # a day is judged this long after it ended
+
+
+@dataclass(frozen=True)
+class DayUptime:
+    """An uptime alert's detail: the local ``day`` judged, its uptime and the target, in percent."""
+
+    day: str
+    percent: float
+    target: float
+
+    def code(self) -> str:
+        return f"day={self.day},uptime={self.percent:.2f},target={self.target:g}"
+
+    @classmethod
+    def parse(cls, detail: str) -> DayUptime | None:
+        """The figures back from :meth:`code`, or None for a detail of another kind."""
+        parts = dict(part.partition("=")[::2] for part in detail.split(",") if "=" in part)
+        try:
+            return cls(parts["day"], float(parts["uptime"]), float(parts["target"]))
+        except (KeyError, ValueError):
+            return None
+
+
+def detail_fields(alert: AlertRow) -> dict[str, Any]:
+    """An alert's detail as the API and the webhook give it: ``detail`` (codes) and ``uptime`` (a day's figure)."""
+    day = DayUptime.parse(alert.detail) if alert.kind == DAILY else None
+    if day is None:
+        return {"detail": [code for code in alert.detail.split(",") if code], "uptime": None}
+    return {"detail": [], "uptime": {"day": day.day, "percent": round(day.percent, 2), "target": day.target}}
+
+
+def last_closed_day(now: float, tz: ZoneInfo) -> tuple[float, float]:
+    """The local day [midnight, next midnight) that ended at least ``SETTLE_S`` before ``now``."""
+    today = datetime.fromtimestamp(now - SETTLE_S, tz).date()
+    yesterday = today - timedelta(days=1)
+    return (
+        datetime(yesterday.year, yesterday.month, yesterday.day, tzinfo=tz).timestamp(),
+        datetime(today.year, today.month, today.day, tzinfo=tz).timestamp(),
+    )
 
 
 @dataclass(frozen=True)
@@ -116,6 +168,7 @@ def decide(
 ) -> tuple[list[Condition], list[AlertRow]]:
     """``(conditions to fire, open alerts whose condition ended)``: the rules above, with no side effect."""
     fire = []
+    open_alerts = {key: alert for key, alert in open_alerts.items() if alert.kind != DAILY}
     for key, condition in holding.items():
         if key in open_alerts:
             continue
@@ -144,9 +197,13 @@ class AlertWatch:
         store: Store,
         fleet: Fleet,
         deliver: Callable[[Notice], None],
+        *,
         clock: Callable[[], float] = time.time,
+        tz: ZoneInfo | None = None,
     ) -> None:
         self.config = config
+        self.tz = tz if tz is not None else ZoneInfo("UTC")
+        self.judged: float | None = None  # the start of the last day judged for uptime
         self.store = store
         self.fleet = fleet
         self.deliver = deliver
@@ -174,10 +231,48 @@ class AlertWatch:
             self.store.resolve_alert(alert.id, now)
             if not in_maintenance(windows, alert.key, now):
                 notices.append(Notice("resolved", replace(alert, resolved=now)))
+        notices += self.judge_day(now)
         self.checks += 1
         for notice in notices:
             log.info("alert %s: %s %s/%s", notice.what, notice.alert.kind, notice.alert.ward, notice.alert.camera)
             self.deliver(notice)
+        return notices
+
+    def judge_day(self, now: float) -> list[Notice]:
+        """The last closed day's uptime against each camera's target, once a day (again after a restart,
+        which changes nothing: an open alert is not fired twice, an ended one not ended twice)."""
+        begin, end = last_closed_day(now, self.tz)
+        if self.judged == begin:
+            return []
+        self.judged = begin
+        targets = {}
+        for cam in self.fleet.cameras():
+            target = self.limits.limit(DAILY, cam.ward, cam.camera)
+            if target > 0:
+                targets[(cam.ward, cam.camera)] = (cam, target)
+        if not targets:
+            return []
+        open_alerts = {a.key: a for a in self.store.open_alerts() if a.kind == DAILY}
+        windows = self.store.maintenance(begin, max(end, now + 1))
+        cameras = [cam for cam, _ in targets.values()]
+        per_camera, _, _ = uptime_table(self.fleet, cameras, windows, begin, end, tz=self.tz)
+        day = datetime.fromtimestamp(begin, self.tz).date().isoformat()
+        notices = []
+        for row in per_camera:
+            availability = row.uptime.availability
+            if availability is None or row.camera is None:
+                continue  # nothing was known of it that day
+            key: Key = (DAILY, row.ward, row.camera)
+            target = targets[(row.ward, row.camera)][1]
+            figures = DayUptime(day, round(100 * availability, 2), target)  # judged as told
+            alert = open_alerts.get(key)
+            quiet = in_maintenance(windows, key, now)
+            if figures.percent < target and alert is None and not quiet:
+                notices.append(Notice("fired", self.store.fire_alert(key, begin, figures.code(), now)))
+            elif figures.percent >= target and alert is not None:
+                self.store.resolve_alert(alert.id, now)
+                if not quiet:
+                    notices.append(Notice("resolved", replace(alert, resolved=now, detail=figures.code())))
         return notices
 
     def start(self) -> AlertWatch:

@@ -55,6 +55,7 @@ def cmd_center(path: str) -> int:
     from center.service import CenterIngest
 
     service = CenterIngest(config, store)
+    alerts = _Alerts(config, store)
     stop = threading.Event()
 
     stop_on_signals(stop.set)
@@ -65,7 +66,7 @@ def cmd_center(path: str) -> int:
         log.warning("web pages are off: install camwatch[center] for them")
     else:
         try:  # the pages first: a port in use stops the center before it takes any message
-            web = serve(config, store, service)
+            web = serve(config, store, service, alerts.delivery)
         except RuntimeError:
             print(
                 _(
@@ -74,10 +75,11 @@ def cmd_center(path: str) -> int:
                 ).format(listen=config.web.listen),
                 file=sys.stderr,
             )
+            alerts.stop()
             store.close()
             return 1
     service.start()
-    alerts = _start_alerts(config, store)
+    alerts.start()
     tune_gc()
     log.info(
         "camwatch center: store %s, broker %s:%d%s",
@@ -105,26 +107,28 @@ def cmd_center(path: str) -> int:
 
 
 class _Alerts:
+    """The alert checks and their delivery (webhook, e-mail), each in a thread of its own."""
+
     def __init__(self, config: CenterConfig, store: Store) -> None:
         from center.alerts import AlertWatch
         from center.delivery import Delivery
         from center.fleet import Fleet
 
+        self.config = config
         self.delivery = Delivery(config.alerts, config.tz, config.language).start()
-        self.watch = AlertWatch(config.alerts, store, Fleet(store, config.uptime.unknown_after_s), self.delivery)
+        self.watch = AlertWatch(
+            config.alerts, store, Fleet(store, config.uptime.unknown_after_s), self.delivery, tz=config.tz
+        )
+
+    def start(self) -> None:
+        """The checks start once messages come in (the delivery runs from the start)."""
         self.watch.start()
+        channels = ", ".join(self.delivery.channels) or "the pages only"
+        log.info("alerts: checked every %g s, told by %s", self.config.alerts.check_every_s, channels)
 
     def stop(self) -> None:
         self.watch.stop()
         self.delivery.stop()
-
-
-def _start_alerts(config: CenterConfig, store: Store) -> _Alerts:
-    """The alert checks and their delivery (webhook, e-mail), each in a thread of its own."""
-    alerts = _Alerts(config, store)
-    channels = ", ".join(alerts.delivery.channels) or "the pages only"
-    log.info("alerts: checked every %g s, told by %s", config.alerts.check_every_s, channels)
-    return alerts
 
 
 def _name_ok(name: str) -> bool:

@@ -71,6 +71,9 @@ class AlertLimits(_Strict):
     agent_gone_after_s: float | None = Field(
         None, ge=0, le=30 * 86400, description="a ward's agent gone (lost or stopped) this long"
     )
+    uptime_below_pct: float | None = Field(
+        None, ge=0, le=100, description="a camera's uptime over a local day below this many percent"
+    )
 
 
 class AlertRule(AlertLimits):
@@ -97,6 +100,9 @@ class AlertsConfig(AlertLimits):
     degraded_after_s: float | None = Field(3600, ge=0, le=30 * 86400, description="a camera degraded this long")
     agent_gone_after_s: float | None = Field(
         600, ge=0, le=30 * 86400, description="a ward's agent gone (lost or stopped) this long"
+    )
+    uptime_below_pct: float | None = Field(
+        0, ge=0, le=100, description="a camera's uptime over a local day below this many percent (0: off)"
     )
     check_every_s: float = Field(15, ge=1, le=600, description="how often the conditions are looked at")
     rules: list[AlertRule] = Field(default_factory=list, description="limits per ward or camera")

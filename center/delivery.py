@@ -32,12 +32,11 @@ from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from center.alerts import Notice
+from center.alerts import DAILY, Notice, detail_fields
 from center.config import AlertsConfig, EmailConfig
-from center.i18n import duration
+from center.i18n import alert_detail, duration
 from common.i18n import N_, translations
 from common.redact import redact
-from common.words import word
 
 log = logging.getLogger("center.alerts")
 
@@ -48,6 +47,7 @@ KIND_WORDS = {
     "camera_offline": N_("camera offline"),
     "camera_degraded": N_("camera degraded"),
     "agent_gone": N_("ward agent gone"),
+    "camera_uptime_low": N_("uptime below target"),
 }
 
 
@@ -74,7 +74,7 @@ def document(notice: Notice, tz: ZoneInfo, lang: str) -> dict[str, Any]:
         "since": iso(a.since),
         "fired": iso(a.fired),
         "resolved": iso(a.resolved),
-        "detail": [code for code in a.detail.split(",") if code],
+        **detail_fields(a),
         "text": sentence(notice, lang),
     }
 
@@ -84,15 +84,23 @@ def sentence(notice: Notice, lang: str) -> str:
     tr = translations(lang)
     a = notice.alert
     subject = f"{a.ward}/{a.camera}" if a.camera else a.ward
+    kind = tr.gettext(KIND_WORDS.get(a.kind, a.kind))
+    if a.kind == DAILY:  # about a day, not a stretch of time: the day's figure says it
+        template = (
+            tr.gettext("ALERT: {kind}: {subject}, {detail}")
+            if notice.what == "fired"
+            else tr.gettext("RECOVERED: {kind}: {subject}, {detail}")
+        )
+        return template.format(kind=kind, subject=subject, detail=alert_detail(a.detail, lang))
     end = a.resolved if a.resolved is not None else a.fired
     lasted = duration(end - a.since, lang)
-    why = ", ".join(word(code, lang) for code in a.detail.split(",") if code)
+    why = alert_detail(a.detail, lang)
     template = (
         tr.gettext("ALERT: {kind}: {subject} for {lasted}")
         if notice.what == "fired"
         else tr.gettext("RECOVERED: {kind}: {subject}, after {lasted}")
     )
-    text = template.format(kind=tr.gettext(KIND_WORDS.get(a.kind, a.kind)), subject=subject, lasted=lasted)
+    text = template.format(kind=kind, subject=subject, lasted=lasted)
     return f"{text} ({why})" if why else text
 
 
@@ -123,6 +131,11 @@ class Delivery:
         except queue.Full:
             self.dropped += 1
             log.error("alerts: %d notices waiting to be sent; this one is dropped (counted)", QUEUE_MAX)
+
+    @property
+    def waiting(self) -> int:
+        """Notices taken and not yet sent or given up."""
+        return self._queue.unfinished_tasks
 
     def start(self) -> Delivery:
         self._thread = threading.Thread(target=self._run, name="alert-delivery", daemon=True)

@@ -7,10 +7,11 @@ shown as words (:mod:`common.words`), never as codes.
 
 from __future__ import annotations
 
+from center.alerts import DayUptime
 from common.i18n import LANGUAGES, N_, translations
 from common.words import word
 
-__all__ = ["LANGUAGES", "count", "duration", "history_cut", "problems", "t"]
+__all__ = ["LANGUAGES", "alert_detail", "count", "duration", "history_cut", "problems", "t"]
 
 TEXT: dict[str, str] = {
     "title": N_("Camera monitoring"),
@@ -120,10 +121,12 @@ TEXT: dict[str, str] = {
     "acknowledge": N_("Take it on"),
     "ack_placeholder": N_("what is being done, who goes"),
     "no_such_alert": N_("No such alert."),
+    "already_taken_on": N_("{user} has already taken this alert on."),
     "audit_alert_acked": N_("took an alert on"),
     "alert_camera_offline": N_("Camera offline"),
     "alert_camera_degraded": N_("Camera degraded"),
     "alert_agent_gone": N_("Ward agent gone"),
+    "alert_camera_uptime_low": N_("Uptime below target"),
 }
 
 
@@ -155,6 +158,18 @@ def history_cut(shown: int, total: int, lang: str) -> str:
 def problems(codes: list[str] | tuple[str, ...], lang: str) -> str:
     """Problem or reason codes as the words an operator reads, comma-separated."""
     return ", ".join(word(code, lang) for code in codes)
+
+
+def alert_detail(detail: str, lang: str) -> str:
+    """An alert's detail as words: its problems or reason, or a day's uptime against its target."""
+    day = DayUptime.parse(detail)
+    if day is None:
+        return problems([code for code in detail.split(",") if code], lang)
+    return (
+        translations(lang)
+        .gettext("up {percent} on {day} (target {target})")
+        .format(percent=f"{day.percent:.1f} %", day=day.day, target=f"{day.target:g} %")
+    )
 
 
 UNITS = {"d": N_("{n} d"), "h": N_("{n} h"), "min": N_("{n} min"), "s": N_("{n} s")}

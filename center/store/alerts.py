@@ -53,11 +53,14 @@ class AlertBook(Database):
         with self.transaction() as cur:
             cur.execute(self._sql("UPDATE alerts SET resolved = ? WHERE id = ? AND resolved IS NULL"), (now, alert_id))
 
-    def ack_alert(self, alert_id: int, user: str, note: str, now: float) -> bool:
-        """An operator takes the alert on ("đã tiếp nhận"), with a note; whether there was such an alert."""
+    def ack_alert(self, alert_id: int, user: str, note: str, now: float) -> AlertRow | None:
+        """An operator takes the alert on ("đã tiếp nhận"), with a note; the first who does keeps it.
+
+        The alert as it is now (taken on by ``user``, or by whoever was first), or None: no such alert.
+        """
         with self.transaction() as cur:
             cur.execute(
-                self._sql("UPDATE alerts SET acked_by = ?, acked = ?, ack_note = ? WHERE id = ?"),
+                self._sql("UPDATE alerts SET acked_by = ?, acked = ?, ack_note = ? WHERE id = ? AND acked_by IS NULL"),
                 (user[:200], now, note[:1000], alert_id),
             )
-            return bool(cur.rowcount)
+        return self.alert(alert_id)

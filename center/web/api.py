@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from center.alerts import detail_fields
+from center.store import AlertRow
 from center.uptime import Uptime
 from center.views import fleet_now, wards_now
-from center.web.site import ApiAdmin, ApiSession, SiteDep
+from center.web.site import ApiAdmin, ApiSession, ApiWriter, SiteDep
 from contract.payloads import Event
 from contract.vocab import State
 
@@ -110,15 +112,22 @@ class Agents(Answer):
     agents: list[Agent]
 
 
+class DayFigure(Answer):
+    day: str = Field(description="the local day judged, YYYY-MM-DD")
+    percent: float = Field(description="the camera's uptime (availability) that day, in percent")
+    target: float = Field(description="the target it fell below, in percent")
+
+
 class Alert(Answer):
     id: int
-    kind: str = Field(description="camera_offline | camera_degraded | agent_gone")
+    kind: str = Field(description="camera_offline | camera_degraded | agent_gone | camera_uptime_low")
     ward: str
     camera: str | None = Field(description="None for a ward's agent")
     since: float = Field(description="when the condition began (UTC seconds)")
     fired: float
     resolved: float | None = Field(description="None while open")
     detail: list[str] = Field(description="the problem codes, or the agent's offline reason")
+    uptime: DayFigure | None = Field(description="camera_uptime_low: the day that fired it")
     acked_by: str | None
     acked: float | None
     ack_note: str | None
@@ -200,28 +209,51 @@ def cameras(site: SiteDep, _: ApiSession) -> dict[str, Any]:
     }
 
 
+def _alert(a: AlertRow) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "kind": a.kind,
+        "ward": a.ward,
+        "camera": a.camera or None,
+        "since": a.since,
+        "fired": a.fired,
+        "resolved": a.resolved,
+        **detail_fields(a),
+        "acked_by": a.acked_by,
+        "acked": a.acked,
+        "ack_note": a.ack_note,
+    }
+
+
 @router.get("/alerts", tags=["alerts"], response_model=Alerts)
 def alerts(site: SiteDep, _: ApiSession, days: float = 7) -> dict[str, Any]:
     """Open alerts, and those that fired or ended in the last ``days``, newest first."""
     rows = site.store.alerts(since=site.clock() - max(0.0, min(days, 400.0)) * 86400)
-    return {
-        "alerts": [
-            {
-                "id": a.id,
-                "kind": a.kind,
-                "ward": a.ward,
-                "camera": a.camera or None,
-                "since": a.since,
-                "fired": a.fired,
-                "resolved": a.resolved,
-                "detail": [code for code in a.detail.split(",") if code],
-                "acked_by": a.acked_by,
-                "acked": a.acked,
-                "ack_note": a.ack_note,
-            }
-            for a in rows
-        ]
-    }
+    return {"alerts": [_alert(a) for a in rows]}
+
+
+class Acknowledgement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field("", max_length=1000, description="what is being done about it")
+
+
+@router.post(
+    "/alerts/{alert_id}/ack",
+    tags=["alerts"],
+    response_model=Alert,
+    responses={404: {"description": "no such alert"}, 409: {"description": "already taken on by someone else"}},
+)
+def ack_alert(request: Request, site: SiteDep, s: ApiWriter, alert_id: int, body: Acknowledgement) -> dict[str, Any]:
+    """Take an alert on ("đã tiếp nhận"), with a note: any role, the first one keeps it; audited. With a session
+    cookie, send its CSRF token in ``X-CSRF-Token``."""
+    now = site.clock()
+    alert = site.store.ack_alert(alert_id, s.user, body.note.strip(), now)
+    if alert is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    if (alert.acked_by, alert.acked) != (s.user[:200], now):
+        raise HTTPException(409, f"alert {alert_id} was already taken on by {alert.acked_by}")
+    site.audit(request, s.user, "alert_acked", f"alert {alert_id}: {body.note[:200]}")
+    return _alert(alert)
 
 
 @router.get("/uptime", tags=["uptime"], response_model=UptimeAnswer)

@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from center.auth import LoginLimit, prepare_dummy
 from center.config import CenterConfig
+from center.delivery import Delivery
 from center.fleet import Fleet
 from center.service import CenterIngest
 from center.store import Store
@@ -38,9 +39,10 @@ def build_app(
     store: Store,
     service: CenterIngest | None = None,
     clock: Callable[[], float] = time.time,
+    delivery: Delivery | None = None,
 ) -> FastAPI:
     """The pages and the API over ``store`` (and ``service``'s fleet and figures, when it runs); ``clock``:
-    wall-clock seconds, the one every route reads."""
+    wall-clock seconds, the one every route reads; ``delivery``: the alerts' channels, counted in /metrics."""
     app = FastAPI(
         title="camwatch center API",
         version="1",
@@ -63,6 +65,7 @@ def build_app(
         clock=clock,
         limit=LoginLimit(),
         recent=Recent(),
+        delivery=delivery,
     )
     site.registry = probes.registry_for(site)
     app.state.site = site

@@ -25,6 +25,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from center.alerts import KINDS
+from center.delivery import Delivery
 from center.views import fleet_now, wards_now
 from center.web.site import Site, SiteDep
 from common.redact import redact
@@ -67,9 +69,11 @@ class CenterCollector(Collector):
         yield gauge
         open_alerts = Counter(a.kind for a in site.store.open_alerts())
         alerts = GaugeMetricFamily("camwatch_center_alerts_open", "Alerts open now, by kind", labels=["kind"])
-        for kind in ("camera_offline", "camera_degraded", "agent_gone"):
+        for kind in KINDS:
             alerts.add_metric([kind], open_alerts[kind])
         yield alerts
+        if site.delivery is not None:
+            yield from _deliveries(site.delivery)
         if site.service is None:
             return
         stats = site.service.stats()
@@ -85,6 +89,25 @@ class CenterCollector(Collector):
         for reason, n in sorted(stats["bad_reasons"].items()):
             bad.add_metric([reason], n)
         yield bad
+
+
+def _deliveries(delivery: Delivery) -> Iterator[Metric]:
+    """The alerts' notices told outside: sent and given up per channel, dropped, waiting."""
+    told = CounterMetricFamily(
+        "camwatch_center_alert_notices",
+        "Alert notices by channel: sent, or given up after every retry",
+        labels=["channel", "result"],
+    )
+    for channel in delivery.channels:
+        told.add_metric([channel, "sent"], delivery.sent[channel])
+        told.add_metric([channel, "failed"], delivery.failed[channel])
+    yield told
+    yield CounterMetricFamily(
+        "camwatch_center_alert_notices_dropped", "Alert notices dropped: too many waiting", value=delivery.dropped
+    )
+    yield GaugeMetricFamily(
+        "camwatch_center_alert_notices_waiting", "Alert notices not yet sent or given up", value=delivery.waiting
+    )
 
 
 def registry_for(site: Site) -> CollectorRegistry:

@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from center.config import CenterConfig
+from center.delivery import Delivery
 from center.service import CenterIngest
 from center.store import Store
 from center.web.app import build_app
@@ -79,9 +80,8 @@ class WebServer:
         self.warmer.join(timeout=30)
 
 
-def serve(config: CenterConfig, store: Store, service: CenterIngest) -> WebServer:
+def serve(config: CenterConfig, store: Store, service: CenterIngest, delivery: Delivery | None = None) -> WebServer:
     w = config.web
     tls = (w.tls_cert, w.tls_key) if w.tls_cert is not None and w.tls_key is not None else None
-    return WebServer(
-        build_app(config, store, service), w.host, w.port, tls=tls, trusted_proxies=w.trusted_proxies
-    ).start()
+    app = build_app(config, store, service, delivery=delivery)
+    return WebServer(app, w.host, w.port, tls=tls, trusted_proxies=w.trusted_proxies).start()

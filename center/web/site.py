@@ -21,8 +21,9 @@ from prometheus_client import CollectorRegistry
 from center.auth import LoginLimit, hash_password, needs_rehash, token_sha256, verify_login
 from center.background import in_background
 from center.config import CenterConfig
+from center.delivery import Delivery
 from center.fleet import Fleet
-from center.i18n import LANGUAGES, count, duration, history_cut, problems, t
+from center.i18n import LANGUAGES, alert_detail, count, duration, history_cut, problems, t
 from center.periods import BadPeriod, period_bounds
 from center.service import CenterIngest
 from center.store import Store
@@ -63,6 +64,7 @@ class Site:
     clock: Callable[[], float]
     limit: LoginLimit
     recent: Recent
+    delivery: Delivery | None = None  # the alerts' webhook and e-mail, when the center runs them
     registry: CollectorRegistry = field(init=False)  # /metrics: set once the site exists (it reads the site)
 
     @property
@@ -119,6 +121,7 @@ class Site:
                 "t": lambda key: t(key, lang),
                 "dur": lambda s: duration(s, lang),
                 "words": lambda codes: problems(codes, lang),
+                "detail": lambda detail: alert_detail(detail, lang),
                 "count": lambda n: count(n, lang),
                 "history_cut": lambda shown, total: history_cut(shown, total, lang),
                 "fmt_time": self.fmt_time,
@@ -236,6 +239,21 @@ def api_session(request: Request, site: SiteDep) -> Session:
 
 PageSession = Annotated[Session, Depends(page_session)]
 ApiSession = Annotated[Session, Depends(api_session)]
+
+
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def api_writer(request: Request, session: ApiSession) -> Session:
+    """An API caller that changes something. A session cookie alone is not enough (a page of another site
+    could make the browser send it): it comes with the session's CSRF token in ``X-CSRF-Token``. An API
+    token or HTTP Basic is never sent by a browser on its own."""
+    if session.csrf and not secrets.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
+        raise HTTPException(403, f"with a session cookie, send {CSRF_HEADER} too (or use an API token)")
+    return session
+
+
+ApiWriter = Annotated[Session, Depends(api_writer)]
 
 
 def api_admin(session: ApiSession) -> Session:

@@ -8,6 +8,7 @@ import email.policy
 import json
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ from support import WebhookReceiver
 
 import center.delivery as delivery_module
 from agent.sim.rtsp import free_port
-from center.alerts import AlertWatch, Notice
+from center.alerts import DAILY, AlertWatch, DayUptime, Notice
 from center.config import AlertRule, AlertsConfig, EmailConfig
-from center.delivery import Delivery, sign
+from center.delivery import Delivery, document, sentence, sign
 from center.fleet import Fleet
 from center.store import AgentRow, Store, WriteBatch
 from center.timeline import Assertion
@@ -60,10 +61,10 @@ def agent(store: Store, state: str, ts: float, reason: str = "", ward: str = "w1
     store.write(batch)
 
 
-def watch(store: Store, clock: Clock, **limits: Any) -> tuple[AlertWatch, list[Notice]]:
+def watch(store: Store, clock: Clock, tz: ZoneInfo | None = None, **limits: Any) -> tuple[AlertWatch, list[Notice]]:
     told: list[Notice] = []
     config = AlertsConfig(**({"offline_after_s": 600, "degraded_after_s": 1800} | limits))
-    return AlertWatch(config, store, Fleet(store), told.append, clock=clock), told
+    return AlertWatch(config, store, Fleet(store), told.append, clock=clock, tz=tz), told
 
 
 def said(notices: list[Notice]) -> list[tuple[str, str, str]]:
@@ -147,6 +148,52 @@ def test_a_degraded_camera_gone_offline_has_not_recovered(store: Store) -> None:
     report(store, clock.now, {"c1": ("offline", clock.now - 30, ("stalled",))})
     alerts.check()
     assert said(told) == [("fired", "camera_degraded", "c1")]
+
+
+def held(store: Store, ward: str, camera: str, *spans: tuple[float, float, str]) -> None:
+    """The camera's states as its ward told them: each (start, end, state) asserted at its end."""
+    for start, end, state in spans:
+        batch = WriteBatch.empty(end)
+        batch.camera(ward, camera, None, start)
+        problems = ("stalled",) if state == "offline" else ()
+        batch.assertion(ward, camera, Assertion(start, end, state, problems))  # type: ignore[arg-type]
+        store.write(batch)
+
+
+def test_a_day_below_its_uptime_target_fires_once_after_midnight_and_a_good_day_ends_it(store: Store) -> None:
+    d0 = datetime(2027, 1, 16, tzinfo=TZ).timestamp()  # a local day, and the two after it
+    d1, d2 = d0 + 86400, d0 + 2 * 86400
+    rules = [
+        AlertRule(ward="w1", uptime_below_pct=95),
+        AlertRule(ward="w1", camera="c3", uptime_below_pct=0),  # off for this one
+    ]
+    clock = Clock()
+    alerts, told = watch(store, clock, rules=rules, offline_after_s=0, tz=TZ)
+    hours = 3600.0
+    held(store, "w1", "c1", (d0 - hours, d0 + 10 * hours, "online"), (d0 + 10 * hours, d0 + 12 * hours, "offline"))
+    held(store, "w1", "c1", (d0 + 12 * hours, d1 + 20 * 60, "online"))  # 22 h of 24: 91.7 %
+    held(store, "w1", "c2", (d0 - hours, d1 + 20 * 60, "online"))
+    held(store, "w1", "c3", (d0 - hours, d1 + 20 * 60, "offline"))
+    held(store, "w1", "c4", (d0 - 2 * hours, d0 - hours, "online"))  # nothing known of it that day
+    clock.now = d1 + 600  # the day has ended, but messages of its last minutes may still come
+    assert alerts.check() == []
+    clock.now = d1 + 900
+    (fired,) = alerts.check()
+    assert (fired.what, fired.alert.kind, fired.alert.camera, fired.alert.since) == ("fired", DAILY, "c1", d0)
+    assert DayUptime.parse(fired.alert.detail) == DayUptime("2027-01-16", 91.67, 95)
+    assert sentence(fired, "en") == "ALERT: uptime below target: w1/c1, up 91.7 % on 2027-01-16 (target 95 %)"
+    facts = document(fired, TZ, "vi")
+    assert facts["uptime"] == {"day": "2027-01-16", "percent": 91.67, "target": 95} and facts["detail"] == []
+    clock.now += 60
+    assert alerts.check() == []
+    again, told_again = watch(store, clock, rules=rules, offline_after_s=0, tz=TZ)  # a restart judges it again
+    assert again.check() == [] and [a.kind for a in store.open_alerts()] == [DAILY]
+    held(store, "w1", "c1", (d1 + 20 * 60, d2 + 20 * 60, "online"))  # the next day, a good one
+    clock.now = d2 + 900
+    (resolved,) = again.check()
+    assert (resolved.what, resolved.alert.camera) == ("resolved", "c1")
+    assert sentence(resolved, "en") == "RECOVERED: uptime below target: w1/c1, up 100.0 % on 2027-01-17 (target 95 %)"
+    assert store.open_alerts() == [] and told == [fired] and told_again == [resolved]
 
 
 class Inbox:

@@ -106,10 +106,14 @@ def test_the_openapi_document_describes_every_api_answer_and_the_answers_are_wha
     base, _ = site
     with httpx.Client(base_url=base, timeout=10, auth=("boss", PASSWORD)) as c:
         doc = c.get("/api/v1/openapi.json").json()
-        paths = {p: ops["get"] for p, ops in doc["paths"].items() if p.startswith("/api/v1/")}
+        paths = {p: ops["get"] for p, ops in doc["paths"].items() if "get" in ops}
         assert set(paths) == {
             f"/api/v1/{n}" for n in ("cameras", "uptime", "outages", "events", "agents", "status", "audit", "alerts")
         }
+        writes = {p: set(ops) for p, ops in doc["paths"].items() if "get" not in ops}
+        assert writes == {"/api/v1/alerts/{alert_id}/ack": {"post"}}
+        ack = doc["paths"]["/api/v1/alerts/{alert_id}/ack"]["post"]
+        assert {"200", "404", "409"} <= set(ack["responses"]) and "requestBody" in ack
         for path, op in paths.items():
             described = op["responses"]["200"]["content"]["application/json"]["schema"]
             assert "$ref" in described, f"{path}: its answer has no schema"
@@ -403,11 +407,37 @@ def test_an_operator_sees_open_alerts_and_takes_one_on_with_a_note(site: tuple[s
             ("agent_gone", None, False),
         ]
         assert answer[0]["acked_by"] == "op" and answer[0]["ack_note"] == "đã cử anh Nam ra xem"
-        assert answer[1]["detail"] == ["lost"]
+        assert answer[1]["detail"] == ["lost"] and answer[1]["uptime"] is None
         assert "/api/v1/alerts" in c.get("/api/v1/openapi.json").json()["paths"]
+        # by the API: a browser's session cookie alone changes nothing, the page's CSRF token must come with it
+        other = service.store.fire_alert(("camera_degraded", "w1", "c2"), now - 4000, "blurred", now - 200)
+        ack = f"/api/v1/alerts/{other.id}/ack"
+        assert c.post(ack, json={"note": "cookie alone"}).status_code == 403
+        taken = c.post(ack, json={"note": "đang xử lý"}, headers={"X-CSRF-Token": csrf})
+        assert taken.status_code == 200 and (taken.json()["acked_by"], taken.json()["ack_note"]) == ("op", "đang xử lý")
+    with httpx.Client(base_url=base, timeout=10, auth=("boss", PASSWORD)) as api:  # no cookie: no CSRF token needed
+        again = api.post(ack, json={"note": "me too"})
+        assert again.status_code == 409 and "op" in again.json()["detail"]
+        assert api.post("/api/v1/alerts/999/ack", json={}).status_code == 404
+        assert api.post(ack, json={"note": "x" * 1001}).status_code == 422
+        assert api.post(ack, json={"note": "", "by": "someone"}).status_code == 422
+        assert api.get("/api/v1/alerts").json()["alerts"][0]["ack_note"] == "đang xử lý"
+        # a day's uptime below its target: the day's figure, in words on the page and as numbers in the API
+        service.store.fire_alert(
+            ("camera_uptime_low", "w1", "c2"), now - 86400, "day=2026-12-02,uptime=91.67,target=95", now
+        )
+        (low, *_) = api.get("/api/v1/alerts").json()["alerts"]
+        assert (low["kind"], low["detail"], low["uptime"]) == (
+            "camera_uptime_low",
+            [],
+            {"day": "2026-12-02", "percent": 91.67, "target": 95.0},
+        )
     scraped = httpx.get(f"{base}/metrics").text
     assert 'camwatch_center_alerts_open{kind="camera_offline"} 1.0' in scraped
     assert 'camwatch_center_alerts_open{kind="agent_gone"} 0.0' in scraped
     with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as boss:
         login(boss, "boss", PASSWORD)
         assert "tiếp nhận cảnh báo" in boss.get("/audit").text
+        page = boss.get("/alerts").text
+        assert "Thời gian hoạt động dưới mức yêu cầu" in page
+        assert "hoạt động 91.7 % ngày 2026-12-02 (yêu cầu 95 %)" in page

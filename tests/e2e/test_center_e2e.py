@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from support import CAM_PASSWORD, ROOT, AgentProcess, WebhookReceiver, camwatch, wait_until, write_config
 
 from agent.sim.mosquitto import Mosquitto
@@ -100,6 +101,21 @@ def test_a_killed_camera_is_an_ongoing_outage_on_the_outages_page(
         assert api.status_code == 200 and len(api.json()["cameras"]) == 2
         wrong = httpx.get(f"http://127.0.0.1:{web_port}/api/v1/cameras", headers={"Authorization": "Bearer cw_nope"})
         assert wrong.status_code == 401
+        # ... which take the alert on, and the center's monitoring counts the notice it sent
+        taken = httpx.post(
+            f"http://127.0.0.1:{web_port}/api/v1/alerts/{fired['id']}/ack",
+            json={"note": "ticket #4411"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert taken.status_code == 200 and taken.json()["acked_by"] == "token:erp"
+        scraped = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{web_port}/metrics").text)
+            for s in family.samples
+        }
+        assert scraped[("camwatch_center_alert_notices_total", (("channel", "webhook"), ("result", "sent")))] == 1
+        assert scraped[("camwatch_center_alert_notices_total", (("channel", "webhook"), ("result", "failed")))] == 0
+        assert scraped[("camwatch_center_alert_notices_dropped_total", ())] == 0
     finally:
         hook.__exit__()
         assert center.stop() == 0
