@@ -229,6 +229,7 @@ def alerts_page(request: Request, site: SiteDep, s: PageSession, days: int = 7) 
         request,
         "alerts.html",
         s,
+        names={(c.ward, c.camera): c.name for c in site.fleet.cameras() if c.name},
         open_alerts=[a for a in rows if a.resolved is None],
         ended=[a for a in rows if a.resolved is not None],
         days=days,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +103,39 @@ def test_operator_logs_in_and_reads_every_page_in_both_languages(
         page.screenshot(path=str(SHOTS / f"report-{lang}.png"), full_page=True)
     page.close()
     assert not [m for m in console if "Content Security Policy" in m], console
+
+
+def test_an_operator_takes_an_alert_on_from_the_alerts_page(browser: object, site: tuple[str, CenterIngest]) -> None:
+    base, service = site
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    alert = service.store.fire_alert(("camera_offline", "w1", "c1"), now - 900, "stalled", now - 300)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
+    page.goto(f"{base}/login")
+    page.fill("input[name=user]", "op")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    link = page.locator("nav a[href='/alerts']")
+    assert link.locator(".badge").inner_text() == "1"  # seen from every page: one alert open
+    link.click()
+    page.wait_for_url(f"{base}/alerts")
+    row = page.locator(f"#alert-{alert.id}")
+    assert "Camera mất tín hiệu" in row.inner_text() and "luồng bị treo" in row.inner_text()
+    assert "Chợ Đông Ba" in row.inner_text()  # the camera by its name, as operators know it
+    page.screenshot(path=str(SHOTS / "alerts-vi.png"), full_page=True)
+    row.locator("input[name=note]").fill("Đã cử anh Nam ra xem")
+    row.locator("button[type=submit]").click()
+    page.wait_for_url(f"{base}/alerts")
+    taken = page.locator(f"#alert-{alert.id}").inner_text()
+    assert "op · " in taken and "Đã cử anh Nam ra xem" in taken
+    assert page.locator(f"#alert-{alert.id} form").count() == 0  # taken on: no second form
+    page.goto(f"{base}/lang/en?next=/alerts")
+    assert "Camera offline" in page.locator(f"#alert-{alert.id}").inner_text()
+    page.screenshot(path=str(SHOTS / "alerts-en.png"), full_page=True)
+    page.close()
+    assert not [m for m in console if "Content Security Policy" in m], console
+    (row_now,) = service.store.open_alerts()
+    assert (row_now.acked_by, row_now.ack_note) == ("op", "Đã cử anh Nam ra xem")
