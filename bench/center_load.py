@@ -56,7 +56,7 @@ from agent.sim.postgres import Postgres, pg_bin  # noqa: E402
 from agent.sim.rtsp import free_port  # noqa: E402
 from center.auth import hash_password  # noqa: E402
 from center.background import tune_gc  # noqa: E402
-from center.config import parse_center_config  # noqa: E402
+from center.config import CenterConfig, parse_center_config  # noqa: E402
 from center.ingest import Ingest  # noqa: E402
 from center.periods import period_bounds  # noqa: E402
 from center.service import CenterIngest  # noqa: E402
@@ -288,7 +288,41 @@ def _publisher(port: int, messages: list[tuple[str, bytes]], ready: Any) -> None
     client.disconnect()
 
 
-def through_broker(url: str, messages: list[tuple[str, bytes]], workdir: Path, inflight: int) -> dict[str, float]:
+class Watchers:
+    """What runs beside the ingest in ``camwatch center``, made busier than it is: the alert checks and a
+    Prometheus scrape of /metrics, each every second (15 s and 15-60 s in a real deployment)."""
+
+    def __init__(self, config: CenterConfig, store: Store, service: CenterIngest) -> None:
+        from center.alerts import AlertWatch
+        from center.fleet import Fleet
+
+        port = free_port()
+        self.web = WebServer(build_app(config, store, service), "127.0.0.1", port).start()
+        alerts = config.alerts.model_copy(update={"check_every_s": 1.0})
+        self.watch = AlertWatch(alerts, store, Fleet(store), lambda notices: None, tz=config.tz).start()
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.scrapes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._scrape, daemon=True)
+        self._thread.start()
+
+    def _scrape(self) -> None:
+        with httpx.Client(timeout=30) as c:
+            while not self._stop.wait(1.0):
+                c.get(self.url).raise_for_status()
+                self.scrapes += 1
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join(30)
+        self.watch.stop()
+        self.web.stop()
+        return {"alert_checks": self.watch.checks, "scrapes": self.scrapes}
+
+
+def through_broker(
+    url: str, messages: list[tuple[str, bytes]], workdir: Path, inflight: int, *, watched: bool = False
+) -> dict[str, float]:
     # Room to queue for the center, as in deploy/mosquitto/conf.d/camwatch.conf (the default, 1000, drops the rest).
     conf = f"max_inflight_messages {inflight}\nmax_queued_messages 1000000"
     broker = Mosquitto(workdir, persistence=False, extra_conf=conf)
@@ -299,6 +333,7 @@ def through_broker(url: str, messages: list[tuple[str, bytes]], workdir: Path, i
         service = CenterIngest(config, store)
         service.start()
         service.wait_connected(10)
+        watchers = Watchers(config, store, service) if watched else None
         ctx = mp.get_context("spawn")  # not fork: this process has threads (paho, the writer)
         ready = ctx.Event()
         pub = ctx.Process(target=_publisher, args=(broker.port, messages, ready))
@@ -315,9 +350,10 @@ def through_broker(url: str, messages: list[tuple[str, bytes]], workdir: Path, i
         elapsed = time.perf_counter() - started
         got = service.ingest.messages - before
         pub.join(30)
+        beside = watchers.stop() if watchers is not None else {}
         service.stop()
         store.close()
-        return {"messages": got, "per_s": round(got / elapsed, 1)}
+        return {"messages": got, "per_s": round(got / elapsed, 1), **beside}
     finally:
         broker.stop()
 
@@ -404,13 +440,30 @@ def latencies(url: str, cams: list[tuple[str, str]], requests: int) -> dict[str,
         from center.alerts import AlertWatch
         from center.config import AlertsConfig
 
-        watch = AlertWatch(AlertsConfig(), store, fleet, lambda notice: None)
+        watch = AlertWatch(AlertsConfig(), store, fleet, lambda notices: None)
         times = []
         for _ in range(10):
             t0 = time.perf_counter()
             watch.check()
             times.append((time.perf_counter() - t0) * 1000)
         out["alerts_check"] = {"first_ms": round(times[0], 1), "p50_ms": round(statistics.median(times), 1)}
+        # The day's uptime against a target for every camera: once a day, just after midnight (and again after
+        # a restart, when it finds the same alerts already open).
+        day = AlertWatch(
+            AlertsConfig(uptime_below_pct=95), store, fleet, lambda notices: None, tz=ZoneInfo("Asia/Ho_Chi_Minh")
+        )
+        t0 = time.perf_counter()
+        fired = len(day.judge_day(time.time()))
+        first_ms = (time.perf_counter() - t0) * 1000
+        day.judged = None
+        t0 = time.perf_counter()
+        again = len(day.judge_day(time.time()))
+        out["alerts_day"] = {
+            "first_ms": round(first_ms, 1),
+            "again_ms": round((time.perf_counter() - t0) * 1000, 1),
+            "fired": fired,
+            "fired_again": again,
+        }
     finally:
         web.stop()
         sent = live.stop()
@@ -436,6 +489,10 @@ def run_store(kind: str, url: str, args: argparse.Namespace, workdir: Path) -> d
         )
         for n in (20, 1000)  # Mosquitto's default, and deploy/mosquitto/conf.d/camwatch.conf
     }
+    # The same, with the alert checks and a /metrics scrape running beside the ingest every second: their cost.
+    brokers["max_inflight_1000_watched"] = through_broker(
+        url, traffic(cams, time.time(), args.broker_messages, seed=1004), workdir, 1000, watched=True
+    )
     lat = latencies(url, cams, args.requests)
     return {
         "store": kind,

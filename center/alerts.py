@@ -189,14 +189,15 @@ def still_bad(alert: AlertRow, states: Mapping[tuple[str, str], str]) -> bool:
 
 
 class AlertWatch:
-    """Looks at the conditions every ``check_every_s``; fires and resolves alerts in the store; hands notices on."""
+    """Looks at the conditions every ``check_every_s``; fires and resolves alerts in the store; hands the notices
+    of each look on together."""
 
     def __init__(
         self,
         config: AlertsConfig,
         store: Store,
         fleet: Fleet,
-        deliver: Callable[[Notice], None],
+        deliver: Callable[[list[Notice]], None],
         *,
         clock: Callable[[], float] = time.time,
         tz: ZoneInfo | None = None,
@@ -235,7 +236,8 @@ class AlertWatch:
         self.checks += 1
         for notice in notices:
             log.info("alert %s: %s %s/%s", notice.what, notice.alert.kind, notice.alert.ward, notice.alert.camera)
-            self.deliver(notice)
+        if notices:
+            self.deliver(notices)
         return notices
 
     def judge_day(self, now: float) -> list[Notice]:

@@ -9,8 +9,9 @@ by POST, with two headers a receiver checks before believing it:
 
 E-mail goes through the configured SMTP server (STARTTLS and a login when
 set), its subject and text in the center's language. A channel that fails is
-tried again (2, 4, 8, 16 s) before the notice is given up and counted; the
-checks never wait on it.
+tried again (2, 4, 8, 16 s) before the notices are given up and counted; the
+checks never wait on it. The notices of one look go together: one e-mail for
+them all when there are several.
 """
 
 from __future__ import annotations
@@ -105,37 +106,48 @@ def sentence(notice: Notice, lang: str) -> str:
 
 
 class Delivery:
-    """Takes notices (``delivery(notice)`` never blocks) and sends them to every configured channel."""
+    """Takes the notices of one look (``delivery(notices)`` never blocks) and sends them to every channel.
+
+    The webhook gets one document per notice. E-mail gets one message per look: a notice alone is its own
+    message; several (a ward's cameras, the day's uptime) are one digest, not a flood of mails. A channel that
+    fails is tried again from the notice it stopped at, so a receiver that is down costs one round of
+    retries, not one per notice.
+    """
 
     def __init__(self, config: AlertsConfig, tz: ZoneInfo, lang: str, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.tz = tz
         self.lang = lang
         self.clock = clock
-        self._queue: queue.Queue[Notice | None] = queue.Queue(QUEUE_MAX)
+        self._queue: queue.Queue[list[Notice] | None] = queue.Queue(QUEUE_MAX)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.sent = {"webhook": 0, "email": 0}
         self.failed = {"webhook": 0, "email": 0}
         self.dropped = 0
+        self._waiting = 0
 
     @property
     def channels(self) -> list[str]:
         return [name for name, on in (("webhook", self.config.webhook_url), ("email", self.config.email)) if on]
 
-    def __call__(self, notice: Notice) -> None:
-        if not self.channels:
+    def __call__(self, notices: list[Notice]) -> None:
+        if not self.channels or not notices:
             return
         try:
-            self._queue.put_nowait(notice)
+            self._queue.put_nowait(list(notices))
         except queue.Full:
-            self.dropped += 1
-            log.error("alerts: %d notices waiting to be sent; this one is dropped (counted)", QUEUE_MAX)
+            self.dropped += len(notices)
+            log.error(
+                "alerts: %d looks' notices waiting to be sent; these %d are dropped (counted)", QUEUE_MAX, len(notices)
+            )
+        else:
+            self._waiting += len(notices)
 
     @property
     def waiting(self) -> int:
         """Notices taken and not yet sent or given up."""
-        return self._queue.unfinished_tasks
+        return self._waiting
 
     def start(self) -> Delivery:
         self._thread = threading.Thread(target=self._run, name="alert-delivery", daemon=True)
@@ -143,7 +155,7 @@ class Delivery:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop now: a notice still being tried is tried no more (it is counted as failed)."""
+        """Stop now: notices still being tried are tried no more (they are counted as failed)."""
         self._stop.set()
         self._queue.put(None)
         if self._thread is not None:
@@ -157,26 +169,34 @@ class Delivery:
         return not self._queue.unfinished_tasks
 
     def _run(self) -> None:
-        while (notice := self._queue.get()) is not None:
+        while (notices := self._queue.get()) is not None:
             for channel in self.channels:
-                self._send(channel, notice)
+                self._send(channel, notices)
+            self._waiting -= len(notices)
             self._queue.task_done()
 
-    def _send(self, channel: str, notice: Notice) -> None:
-        send = self.post if channel == "webhook" else self.mail
+    def _send(self, channel: str, notices: list[Notice]) -> None:
+        done = 0  # notices sent so far on this channel
         for attempt, pause in enumerate((*RETRIES_S, None), start=1):
             try:
-                send(notice)
+                if channel == "webhook":
+                    while done < len(notices):
+                        self.post(notices[done])
+                        done += 1
+                        self.sent[channel] += 1
+                else:
+                    self.mail(notices)
+                    done = len(notices)
+                    self.sent[channel] += done
+                return
             except (OSError, smtplib.SMTPException, urllib.error.URLError) as exc:
+                left = len(notices) - done
                 if pause is None or self._stop.is_set():
-                    self.failed[channel] += 1
-                    log.error("alerts: %s not sent after %d tries: %s", channel, attempt, redact(str(exc)))
+                    self.failed[channel] += left
+                    log.error("alerts: %s: %d not sent after %d tries: %s", channel, left, attempt, redact(str(exc)))
                     return
                 log.warning("alerts: %s failed (%s); trying again in %g s", channel, redact(str(exc)), pause)
                 self._stop.wait(pause)
-            else:
-                self.sent[channel] += 1
-                return
 
     def post(self, notice: Notice) -> None:
         """POST the notice to the webhook, signed; raises OSError (URLError, HTTPError) when it is not taken."""
@@ -197,20 +217,40 @@ class Delivery:
         with urllib.request.urlopen(request, timeout=10) as answer:  # the configured http(s) URL only
             answer.read()
 
-    def mail(self, notice: Notice) -> None:
+    def mail(self, notices: list[Notice]) -> None:
+        """One message: a notice alone with its facts, or a digest of several, a line each."""
         email = self.config.email
         assert email is not None
         message = EmailMessage()
-        text = sentence(notice, self.lang)
+        if len(notices) == 1:
+            (notice,) = notices
+            text = sentence(notice, self.lang)
+            facts = document(notice, self.tz, self.lang)
+            body = text + "\n\n" + "\n".join(f"{k}: {v}" for k, v in facts.items() if k not in ("text", "schema"))
+        else:
+            text = digest_subject(notices, self.lang)
+            ordered = sorted(notices, key=lambda n: (n.what, n.alert.kind, n.alert.ward, n.alert.camera))
+            body = "\n".join(sentence(n, self.lang) for n in ordered) + "\n"
         message["Subject"] = f"[camwatch] {text}"
         message["From"] = email.sender
         message["To"] = ", ".join(email.to)
-        facts = document(notice, self.tz, self.lang)
-        message.set_content(
-            text + "\n\n" + "\n".join(f"{k}: {v}" for k, v in facts.items() if k not in ("text", "schema"))
-        )
+        message.set_content(body)
         with _smtp(email) as smtp:
             smtp.send_message(message)
+
+
+def digest_subject(notices: list[Notice], lang: str) -> str:
+    """``12 alert notices: 10 new, 2 ended`` in ``lang``."""
+    fired = sum(1 for n in notices if n.what == "fired")
+    return (
+        translations(lang)
+        .ngettext(
+            "{n} alert notice: {fired} new, {ended} ended",
+            "{n} alert notices: {fired} new, {ended} ended",
+            len(notices),
+        )
+        .format(n=len(notices), fired=fired, ended=len(notices) - fired)
+    )
 
 
 def _smtp(email: EmailConfig) -> smtplib.SMTP:

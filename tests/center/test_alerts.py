@@ -7,6 +7,7 @@ import email
 import email.policy
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from email.message import EmailMessage
@@ -64,7 +65,7 @@ def agent(store: Store, state: str, ts: float, reason: str = "", ward: str = "w1
 def watch(store: Store, clock: Clock, tz: ZoneInfo | None = None, **limits: Any) -> tuple[AlertWatch, list[Notice]]:
     told: list[Notice] = []
     config = AlertsConfig(**({"offline_after_s": 600, "degraded_after_s": 1800} | limits))
-    return AlertWatch(config, store, Fleet(store), told.append, clock=clock, tz=tz), told
+    return AlertWatch(config, store, Fleet(store), told.extend, clock=clock, tz=tz), told
 
 
 def said(notices: list[Notice]) -> list[tuple[str, str, str]]:
@@ -264,11 +265,42 @@ def test_a_receiver_that_never_answers_is_given_up_and_counted(store: Store, mon
     sender = Delivery(config, TZ, "en", clock=clock).start()
     alerts = AlertWatch(config, store, Fleet(store), sender, clock=clock)
     clock.now = T0 + 700
-    report(store, clock.now, {"c1": ("offline", T0, ())})
-    alerts.check()
+    report(store, clock.now, {f"c{i}": ("offline", T0, ()) for i in range(5)})
+    started = time.monotonic()
+    assert len(alerts.check()) == 5
     assert sender.settle(timeout=20)
     sender.stop()
-    assert sender.failed == {"webhook": 1, "email": 0} and sender.sent["webhook"] == 0
+    assert sender.failed == {"webhook": 5, "email": 0} and sender.sent["webhook"] == 0 and sender.waiting == 0
+    assert time.monotonic() - started < 5  # one round of retries for the look, not one per notice
+
+
+def test_the_notices_of_one_look_are_one_email_and_a_document_each(store: Store) -> None:
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    with WebhookReceiver() as hook:
+        try:
+            config = AlertsConfig(
+                webhook_url=hook.url,
+                webhook_secret="s3cret-shared",
+                email=EmailConfig(host="127.0.0.1", port=smtp.port, sender="camwatch@center", to=["truc-ban@center"]),
+            )
+            clock = Clock()
+            sender = Delivery(config, TZ, "en", clock=clock).start()
+            alerts = AlertWatch(config, store, Fleet(store), sender, clock=clock)
+            clock.now = T0 + 700  # a ward's power strip: three cameras down at once
+            report(store, clock.now, {f"c{i}": ("offline", T0, ("unreachable",)) for i in range(3)})
+            alerts.check()
+            assert sender.settle(timeout=20)
+            sender.stop()
+        finally:
+            smtp.stop()
+    assert sorted(doc["camera"] for doc in hook.documents()) == ["c0", "c1", "c2"]
+    (digest,) = inbox.messages
+    assert str(digest["Subject"]) == "[camwatch] 3 alert notices: 3 new, 0 ended"
+    lines = digest.get_content().splitlines()
+    assert lines == [f"ALERT: camera offline: w1/c{i} for 11 min 40 s (unreachable)" for i in range(3)]
+    assert sender.sent == {"webhook": 3, "email": 3}
 
 
 def test_a_webhook_needs_its_secret() -> None:
