@@ -223,43 +223,44 @@ class AlertWatch:
         windows = self.store.maintenance(now - 1, now + 1)
         now_states = {key: interval.state for key, interval in states.items()}
         fire, ended = decide(holding, now_states, open_alerts, limits=self.limits, windows=windows, now=now)
-        notices = []
-        for condition in fire:
-            notices.append(
-                Notice("fired", self.store.fire_alert(condition.key, condition.since, condition.detail, now))
-            )
-        for alert in ended:
-            self.store.resolve_alert(alert.id, now)
-            if not in_maintenance(windows, alert.key, now):
-                notices.append(Notice("resolved", replace(alert, resolved=now)))
-        notices += self.judge_day(now)
-        self.checks += 1
-        for notice in notices:
-            log.info("alert %s: %s %s/%s", notice.what, notice.alert.kind, notice.alert.ward, notice.alert.camera)
-        if notices:
-            self.deliver(notices)
+        notices: list[Notice] = []
+        try:  # what was stored is told, even when the store fails half-way through the look
+            for condition in fire:
+                notices.append(
+                    Notice("fired", self.store.fire_alert(condition.key, condition.since, condition.detail, now))
+                )
+            for alert in ended:
+                self.store.resolve_alert(alert.id, now)
+                if not in_maintenance(windows, alert.key, now):
+                    notices.append(Notice("resolved", replace(alert, resolved=now)))
+            self.judge_day(now, notices)
+        finally:
+            self.checks += 1
+            for notice in notices:
+                log.info("alert %s: %s %s/%s", notice.what, notice.alert.kind, notice.alert.ward, notice.alert.camera)
+            if notices:
+                self.deliver(notices)
         return notices
 
-    def judge_day(self, now: float) -> list[Notice]:
-        """The last closed day's uptime against each camera's target, once a day (again after a restart,
-        which changes nothing: an open alert is not fired twice, an ended one not ended twice)."""
+    def judge_day(self, now: float, notices: list[Notice]) -> None:
+        """The last closed day's uptime against each camera's target, into ``notices``: once a day (again
+        after a restart, which changes nothing: an open alert is not fired twice, an ended one not ended twice)."""
         begin, end = last_closed_day(now, self.tz)
         if self.judged == begin:
-            return []
-        self.judged = begin
+            return
         targets = {}
         for cam in self.fleet.cameras():
             target = self.limits.limit(DAILY, cam.ward, cam.camera)
             if target > 0:
                 targets[(cam.ward, cam.camera)] = (cam, target)
         if not targets:
-            return []
+            self.judged = begin
+            return
         open_alerts = {a.key: a for a in self.store.open_alerts() if a.kind == DAILY}
         windows = self.store.maintenance(begin, max(end, now + 1))
         cameras = [cam for cam, _ in targets.values()]
         per_camera, _, _ = uptime_table(self.fleet, cameras, windows, begin, end, tz=self.tz)
         day = datetime.fromtimestamp(begin, self.tz).date().isoformat()
-        notices = []
         for row in per_camera:
             availability = row.uptime.availability
             if availability is None or row.camera is None:
@@ -275,7 +276,7 @@ class AlertWatch:
                 self.store.resolve_alert(alert.id, now)
                 if not quiet:
                     notices.append(Notice("resolved", replace(alert, resolved=now, detail=figures.code())))
-        return notices
+        self.judged = begin  # only now: a store that failed half-way is asked again at the next look
 
     def start(self) -> AlertWatch:
         self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)

@@ -128,6 +128,29 @@ def test_a_gone_ward_is_one_alert_and_its_cameras_alerts_stay_open_until_they_ar
     assert sorted(said(told)[2:]) == [("resolved", "agent_gone", ""), ("resolved", "camera_offline", "c1")]
 
 
+def test_a_store_failing_half_way_through_a_look_loses_no_notice(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    alerts, told = watch(store, clock)
+    clock.now = T0 + 700
+    report(store, clock.now, {"c1": ("offline", T0, ()), "c2": ("offline", T0, ())})
+    fire = store.fire_alert
+    calls = []
+
+    def fire_once(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError("disk I/O error")
+        return fire(*args)
+
+    monkeypatch.setattr(store, "fire_alert", fire_once)
+    with pytest.raises(OSError):
+        alerts.check()
+    assert said(told) == [("fired", "camera_offline", "c1")]  # stored, so told
+    monkeypatch.setattr(store, "fire_alert", fire)
+    alerts.check()  # the next look fires the other, and not the first again
+    assert said(told) == [("fired", "camera_offline", "c1"), ("fired", "camera_offline", "c2")]
+
+
 def test_rules_per_ward_and_camera_win_key_by_key(store: Store) -> None:
     clock = Clock()
     rules = [AlertRule(ward="w1", offline_after_s=60), AlertRule(ward="w1", camera="c9", offline_after_s=0)]
