@@ -12,7 +12,8 @@ Conditions, looked at every ``check_every_s`` from what the store holds now:
   its target (``uptime_below_pct``; off unless set). Each day is judged once,
   ``SETTLE_S`` after it ended (messages replayed late are in by then); the
   alert stays open through more bad days and ends on the first day that meets
-  the target. A day nothing was known of the camera judges nothing.
+  the target. A day nothing was known of the camera judges nothing. Turning a
+  camera's target off ends its open uptime alert quietly.
 
 An alert fires once, when its condition has lasted the limit, and is kept
 open (in the store: a restart neither repeats nor forgets it) until the state
@@ -253,10 +254,13 @@ class AlertWatch:
             target = self.limits.limit(DAILY, cam.ward, cam.camera)
             if target > 0:
                 targets[(cam.ward, cam.camera)] = (cam, target)
+        open_alerts = {a.key: a for a in self.store.open_alerts() if a.kind == DAILY}
+        for stale in open_alerts.values():
+            if (stale.ward, stale.camera) not in targets:  # its target was turned off, or the camera is gone
+                self.store.resolve_alert(stale.id, now)  # quietly: nothing was fixed
         if not targets:
             self.judged = begin
             return
-        open_alerts = {a.key: a for a in self.store.open_alerts() if a.kind == DAILY}
         windows = self.store.maintenance(begin, max(end, now + 1))
         cameras = [cam for cam, _ in targets.values()]
         per_camera, _, _ = uptime_table(self.fleet, cameras, windows, begin, end, tz=self.tz)

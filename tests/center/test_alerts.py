@@ -220,6 +220,15 @@ def test_a_day_below_its_uptime_target_fires_once_after_midnight_and_a_good_day_
     assert store.open_alerts() == [] and told == [fired] and told_again == [resolved]
 
 
+def test_turning_a_target_off_ends_its_open_uptime_alert_quietly(store: Store) -> None:
+    clock = Clock()
+    held(store, "w1", "c1", (T0 - 7200, T0, "online"))
+    store.fire_alert((DAILY, "w1", "c1"), T0 - 86400, "day=2027-01-14,uptime=80.00,target=95", T0 - 3600)
+    alerts, told = watch(store, clock, tz=TZ)  # no uptime_below_pct any more
+    assert alerts.check() == [] and told == []
+    assert store.open_alerts() == [] and store.alerts(since=0)[0].resolved == T0
+
+
 class Inbox:
     """An aiosmtpd handler keeping every message."""
 
