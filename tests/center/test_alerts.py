@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -244,33 +245,45 @@ class Inbox:
         return "250 OK"
 
 
+@contextmanager
+def channels(fail: int = 0) -> Iterator[tuple[Inbox, WebhookReceiver, AlertsConfig]]:
+    """A real SMTP server and a real webhook receiver (failing its first ``fail`` POSTs), and the config for them."""
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    try:
+        with WebhookReceiver(fail=fail) as hook:
+            yield (
+                inbox,
+                hook,
+                AlertsConfig(
+                    webhook_url=hook.url,
+                    webhook_secret="s3cret-shared",
+                    email=EmailConfig(
+                        host="127.0.0.1", port=smtp.port, sender="camwatch@center", to=["truc-ban@center"]
+                    ),
+                ),
+            )
+    finally:
+        smtp.stop()
+
+
 def test_notices_reach_a_signed_webhook_and_an_smtp_server_in_vietnamese(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(delivery_module, "RETRIES_S", (0.05, 0.05))
-    inbox = Inbox()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    with WebhookReceiver(fail=1) as hook:  # the first POST fails: it is tried again
-        try:
-            config = AlertsConfig(
-                webhook_url=hook.url,
-                webhook_secret="s3cret-shared",
-                email=EmailConfig(host="127.0.0.1", port=smtp.port, sender="camwatch@center", to=["truc-ban@center"]),
-            )
-            clock = Clock()
-            sender = Delivery(config, TZ, "vi", clock=clock).start()
-            alerts = AlertWatch(config, store, Fleet(store), sender, clock=clock)
-            clock.now = T0 + 700
-            report(store, clock.now, {"c1": ("offline", T0, ("auth_failed",))})
-            alerts.check()
-            clock.now += 60
-            report(store, clock.now, {"c1": ("online", clock.now, ())})
-            alerts.check()
-            assert sender.settle(timeout=20)
-            sender.stop()
-        finally:
-            smtp.stop()
+    with channels(fail=1) as (inbox, hook, config):  # the first POST fails: it is tried again
+        clock = Clock()
+        sender = Delivery(config, TZ, "vi", clock=clock).start()
+        alerts = AlertWatch(config, store, Fleet(store), sender, clock=clock)
+        clock.now = T0 + 700
+        report(store, clock.now, {"c1": ("offline", T0, ("auth_failed",))})
+        alerts.check()
+        clock.now += 60
+        report(store, clock.now, {"c1": ("online", clock.now, ())})
+        alerts.check()
+        assert sender.settle(timeout=20)
+        sender.stop()
     assert sender.sent == {"webhook": 2, "email": 2} and sender.failed == {"webhook": 0, "email": 0}
     (h1, b1), (_h2, b2) = hook.got
     assert h1["X-Camwatch-Signature"] == sign("s3cret-shared", int(h1["X-Camwatch-Timestamp"]), b1)
@@ -307,26 +320,15 @@ def test_a_receiver_that_never_answers_is_given_up_and_counted(store: Store, mon
 
 
 def test_the_notices_of_one_look_are_one_email_and_a_document_each(store: Store) -> None:
-    inbox = Inbox()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    with WebhookReceiver() as hook:
-        try:
-            config = AlertsConfig(
-                webhook_url=hook.url,
-                webhook_secret="s3cret-shared",
-                email=EmailConfig(host="127.0.0.1", port=smtp.port, sender="camwatch@center", to=["truc-ban@center"]),
-            )
-            clock = Clock()
-            sender = Delivery(config, TZ, "en", clock=clock).start()
-            alerts = AlertWatch(config, store, Fleet(store), sender, clock=clock)
-            clock.now = T0 + 700  # a ward's power strip: three cameras down at once
-            report(store, clock.now, {f"c{i}": ("offline", T0, ("unreachable",)) for i in range(3)})
-            alerts.check()
-            assert sender.settle(timeout=20)
-            sender.stop()
-        finally:
-            smtp.stop()
+    with channels() as (inbox, hook, config):
+        clock = Clock()
+        sender = Delivery(config, TZ, "en", clock=clock).start()
+        alerts = AlertWatch(config, store, Fleet(store), sender, clock=clock)
+        clock.now = T0 + 700  # a ward's power strip: three cameras down at once
+        report(store, clock.now, {f"c{i}": ("offline", T0, ("unreachable",)) for i in range(3)})
+        alerts.check()
+        assert sender.settle(timeout=20)
+        sender.stop()
     assert sorted(doc["camera"] for doc in hook.documents()) == ["c0", "c1", "c2"]
     (digest,) = inbox.messages
     assert str(digest["Subject"]) == "[camwatch] 3 alert notices: 3 new, 0 ended"
