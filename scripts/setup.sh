@@ -52,5 +52,23 @@ if [ "$extra" = dev ]; then
   # The AsyncAPI 3.0 JSON Schema, from the AsyncAPI project's own npm package (@asyncapi/specs), pinned by its
   # hash: tests validate contract/asyncapi.json with it. Kept in .cache/, never committed.
   .venv/bin/python scripts/fetch_asyncapi_spec.py
+  # promtool, Prometheus' own checker of the metrics text format and its naming rules, taken out of Debian's
+  # prometheus package without installing it (no server, no service): tests run `promtool check metrics` on
+  # the agent's and the center's /metrics. Kept in .cache/, never committed.
+  if [ ! -x .cache/promtool/promtool ]; then
+    deb_dir="$(mktemp -d)"
+    if ! (cd "$deb_dir" && apt-get download -qq prometheus 2>/dev/null); then
+      SUDO=""
+      [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+      $SUDO apt-get update -qq  # a machine whose package lists were cleaned
+      (cd "$deb_dir" && apt-get download -qq prometheus)
+    fi
+    mkdir -p .cache/promtool
+    dpkg-deb --fsys-tarfile "$deb_dir"/prometheus_*.deb | tar -x -O ./usr/bin/promtool > .cache/promtool/promtool.part
+    chmod +x .cache/promtool/promtool.part
+    mv .cache/promtool/promtool.part .cache/promtool/promtool
+    rm -rf "$deb_dir"
+    echo "setup: .cache/promtool/promtool ($(.cache/promtool/promtool --version 2>&1 | head -1))"
+  fi
 fi
 echo "setup: ready (.venv, extra: $extra)"

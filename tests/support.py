@@ -465,3 +465,17 @@ class WebhookReceiver:
 
     def documents(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _headers, body in self.got]
+
+
+PROMTOOL = ROOT / ".cache" / "promtool" / "promtool"
+
+
+def promtool_check(text: str) -> list[str]:
+    """What Prometheus' own checker (``promtool check metrics``: the text format and the naming rules) says of a
+    /metrics page: its complaints, [] when it has none."""
+    if not PROMTOOL.exists():
+        raise AssertionError(f"{PROMTOOL} is missing: run scripts/setup.sh dev (it takes it from Debian's prometheus)")
+    done = subprocess.run(
+        [str(PROMTOOL), "check", "metrics"], input=text.encode(), capture_output=True, timeout=60, check=False
+    )
+    return (done.stdout + done.stderr).decode().splitlines()

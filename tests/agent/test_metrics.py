@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import CAM_PASSWORD, AgentProcess, Collector, wait_until, write_config
+from support import CAM_PASSWORD, AgentProcess, Collector, promtool_check, wait_until, write_config
 
 from agent.sim.mosquitto import Mosquitto
 from agent.sim.rtsp import RtspServer, free_port
@@ -74,6 +74,7 @@ def test_metrics_and_health_of_a_running_agent(
         if family.type == "counter":
             assert all(s.name.endswith(("_total", "_created")) for s in family.samples), family.name
     assert CAM_PASSWORD not in text and "rtsp://" not in text
+    assert promtool_check(text) == []  # and Prometheus' own checker agrees
     # Alive and ready; then the broker goes away: still alive, not ready, saying why.
     assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
     assert httpx.get(f"{base}/readyz", timeout=5).text == "ok\n"

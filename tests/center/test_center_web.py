@@ -14,7 +14,7 @@ import httpx
 import jsonschema
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import PASSWORD, Ward, health_message, stats_message, wait_until
+from support import PASSWORD, Ward, health_message, promtool_check, stats_message, wait_until
 
 from agent.publish.payloads import agent_payload, encode
 from agent.sim.mosquitto import Mosquitto
@@ -370,6 +370,8 @@ def test_metrics_and_health_need_no_login_and_name_no_camera(site: tuple[str, Ce
         assert samples[("camwatch_center_bad_messages_total", (("reason", "health: ward: missing"),))] == 1
         assert samples[("camwatch_center_messages_total", ())] >= 7
         assert not [name for name, _ in samples if not name.startswith(("camwatch_center_", "process_"))]
+        assert promtool_check(page.text) == []  # Prometheus' own checker: the format and the naming rules
+        assert promtool_check("# TYPE late_ms counter\nlate_ms 1\n")  # ... which does complain when it should
         for secret in ("c1", "c2", "w1", "Cầu Trường Tiền", "ubnd-phuong-1", "op", "boss"):
             assert f'"{secret}"' not in page.text, secret  # no camera, ward, host or user as a label value
         assert anon.get("/healthz").text == "ok\n" and anon.get("/readyz").text == "ok\n"
