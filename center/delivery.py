@@ -125,7 +125,8 @@ class Delivery:
         self.sent = {"webhook": 0, "email": 0}
         self.failed = {"webhook": 0, "email": 0}
         self.dropped = 0
-        self._waiting = 0
+        self._waiting = 0  # notices taken, not yet sent or given up: changed by two threads, under the lock
+        self._lock = threading.Lock()
 
     @property
     def channels(self) -> list[str]:
@@ -134,15 +135,17 @@ class Delivery:
     def __call__(self, notices: list[Notice]) -> None:
         if not self.channels or not notices:
             return
+        with self._lock:  # counted before the sender can take them
+            self._waiting += len(notices)
         try:
             self._queue.put_nowait(list(notices))
         except queue.Full:
+            with self._lock:
+                self._waiting -= len(notices)
             self.dropped += len(notices)
             log.error(
                 "alerts: %d looks' notices waiting to be sent; these %d are dropped (counted)", QUEUE_MAX, len(notices)
             )
-        else:
-            self._waiting += len(notices)
 
     @property
     def waiting(self) -> int:
@@ -172,7 +175,8 @@ class Delivery:
         while (notices := self._queue.get()) is not None:
             for channel in self.channels:
                 self._send(channel, notices)
-            self._waiting -= len(notices)
+            with self._lock:
+                self._waiting -= len(notices)
             self._queue.task_done()
 
     def _send(self, channel: str, notices: list[Notice]) -> None:

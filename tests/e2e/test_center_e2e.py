@@ -117,11 +117,11 @@ def test_a_killed_camera_is_an_ongoing_outage_on_the_outages_page(
             headers={"Authorization": f"Bearer {token}"},
         )
         assert taken.status_code == 200 and taken.json()["acked_by"] == "token:erp"
-        page = httpx.get(f"http://127.0.0.1:{web_port}/metrics").text
-        assert promtool_check(page) == []  # with the alert notices' counters, as Prometheus' checker reads them
+        exposed = httpx.get(f"http://127.0.0.1:{web_port}/metrics").text
+        assert promtool_check(exposed) == []  # with the alert notices' counters, as Prometheus' checker reads them
         scraped = {
             (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(page)
+            for family in text_string_to_metric_families(exposed)
             for s in family.samples
         }
         assert scraped[("camwatch_center_alert_notices_total", (("channel", "webhook"), ("result", "sent")))] == 1
