@@ -112,6 +112,7 @@ class Notice:
 
     what: Literal["fired", "resolved"]
     alert: AlertRow
+    name: str | None = None  # the camera's name, as operators know it
 
 
 class Limits:
@@ -206,6 +207,7 @@ class AlertWatch:
         self.config = config
         self.tz = tz if tz is not None else ZoneInfo("UTC")
         self.judged: float | None = None  # the start of the last day judged for uptime
+        self.names: dict[tuple[str, str], str] = {}  # cameras' names, as of the last look
         self.store = store
         self.fleet = fleet
         self.deliver = deliver
@@ -218,7 +220,9 @@ class AlertWatch:
     def check(self) -> list[Notice]:
         """One look: what fired and what ended now (each also stored, and delivered)."""
         now = self.clock()
-        states = self.fleet.states(now)
+        cameras = self.fleet.cameras()
+        self.names = {(c.ward, c.camera): c.name for c in cameras if c.name}
+        states = self.fleet.states(now, cameras)
         holding = conditions(states, self.store.agents().values())
         open_alerts = {alert.key: alert for alert in self.store.open_alerts()}
         windows = self.store.maintenance(now - 1, now + 1)
@@ -228,12 +232,12 @@ class AlertWatch:
         try:  # what was stored is told, even when the store fails half-way through the look
             for condition in fire:
                 notices.append(
-                    Notice("fired", self.store.fire_alert(condition.key, condition.since, condition.detail, now))
+                    self._notice("fired", self.store.fire_alert(condition.key, condition.since, condition.detail, now))
                 )
             for alert in ended:
                 self.store.resolve_alert(alert.id, now)
                 if not in_maintenance(windows, alert.key, now):
-                    notices.append(Notice("resolved", replace(alert, resolved=now)))
+                    notices.append(self._notice("resolved", replace(alert, resolved=now)))
             self.judge_day(now, notices)
         finally:
             self.checks += 1
@@ -242,6 +246,9 @@ class AlertWatch:
             if notices:
                 self.deliver(notices)
         return notices
+
+    def _notice(self, what: Literal["fired", "resolved"], alert: AlertRow) -> Notice:
+        return Notice(what, alert, self.names.get((alert.ward, alert.camera)))
 
     def judge_day(self, now: float, notices: list[Notice]) -> None:
         """The last closed day's uptime against each camera's target, into ``notices``: once a day (again
@@ -275,11 +282,11 @@ class AlertWatch:
             alert = open_alerts.get(key)
             quiet = in_maintenance(windows, key, now)
             if figures.percent < target and alert is None and not quiet:
-                notices.append(Notice("fired", self.store.fire_alert(key, begin, figures.code(), now)))
+                notices.append(self._notice("fired", self.store.fire_alert(key, begin, figures.code(), now)))
             elif figures.percent >= target and alert is not None:
                 self.store.resolve_alert(alert.id, now)
                 if not quiet:
-                    notices.append(Notice("resolved", replace(alert, resolved=now, detail=figures.code())))
+                    notices.append(self._notice("resolved", replace(alert, resolved=now, detail=figures.code())))
         self.judged = begin  # only now: a store that failed half-way is asked again at the next look
 
     def start(self) -> AlertWatch:

@@ -72,6 +72,7 @@ def document(notice: Notice, tz: ZoneInfo, lang: str) -> dict[str, Any]:
         "kind": a.kind,
         "ward": a.ward,
         "camera": a.camera or None,
+        "name": notice.name,
         "since": iso(a.since),
         "fired": iso(a.fired),
         "resolved": iso(a.resolved),
@@ -85,6 +86,8 @@ def sentence(notice: Notice, lang: str) -> str:
     tr = translations(lang)
     a = notice.alert
     subject = f"{a.ward}/{a.camera}" if a.camera else a.ward
+    if notice.name:
+        subject = f"{subject} ({notice.name})"
     kind = tr.gettext(KIND_WORDS.get(a.kind, a.kind))
     if a.kind == DAILY:  # about a day, not a stretch of time: the day's figure says it
         template = (

@@ -104,6 +104,7 @@ def test_a_killed_camera_is_an_ongoing_outage_on_the_outages_page(
             assert wait_until(lambda: len(hook.got) >= 1, 30), center.log_text()
             (fired,) = hook.documents()
             assert (fired["event"], fired["kind"], fired["camera"]) == ("fired", "camera_offline", "bai-xe")
+            assert fired["name"] == "Bãi xe" and "phuoc-vinh/bai-xe (Bãi xe)" in fired["text"]  # as operators say it
             assert "Camera offline" in c.get("/alerts").text
         # the center's other systems: an API token, no session
         api = httpx.get(f"http://127.0.0.1:{web_port}/api/v1/cameras", headers={"Authorization": f"Bearer {token}"})
