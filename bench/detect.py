@@ -115,6 +115,7 @@ class Subscriber:
         self.started: list[tuple[str, float, dict[str, Any]]] = []
         self.online_at: dict[str, float] = {}  # when each camera was first reported online
         self.stats: dict[str, Any] | None = None
+        self.overloaded: list[tuple[float, bool]] = []  # (when, whether the agent's status says overloaded)
         self.lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
         self.client.on_message = self._on_message
@@ -132,6 +133,8 @@ class Subscriber:
                 self.started.append((payload["camera"], at, payload))
             elif msg.topic.endswith("/agent/stats"):
                 self.stats = payload
+            elif msg.topic.endswith("/agent/status") and payload.get("state") == "online":
+                self.overloaded.append((at, "overloaded" in payload.get("problems", [])))
             elif msg.topic.endswith("/health") and payload.get("state") == "online":
                 self.online_at.setdefault(payload["camera"], at)
 
@@ -250,8 +253,11 @@ def bench_cpu(tmp: Path, broker: Mosquitto, cameras: int, seconds: float) -> dic
         for name, detection in variants.items():
             sub = Subscriber(broker.port)
             agent = start_agent(write_config(tmp, name, broker.port, cams, detection, masks=False))
+            started = time.monotonic()
             try:
                 time.sleep(12.0)  # connect, learn baselines, settle
+                with sub.lock:
+                    first = sub.stats
                 pids = tree(agent.pid)  # the agent and its reader processes
                 cpu0, main0, t0 = cpu_of(pids), cpu_of([agent.pid]), time.monotonic()
                 time.sleep(seconds)
@@ -260,6 +266,8 @@ def bench_cpu(tmp: Path, broker: Mosquitto, cameras: int, seconds: float) -> dic
                 time.sleep(6.0)  # one more stats message
                 with sub.lock:
                     stats = sub.stats  # taken while it runs: the agent's last word as it stops is not its steady state
+                    said = list(sub.overloaded)
+                ended = time.monotonic()
             finally:
                 stop_agent(agent)
                 sub.close()
@@ -275,8 +283,33 @@ def bench_cpu(tmp: Path, broker: Mosquitto, cameras: int, seconds: float) -> dic
                 result["inference_ms"] = stats["detector"]["inference_ms"]
             if stats is not None:
                 result["states"] = dict(Counter(c["state"] for c in stats["cameras"].values()))  # all 22 up?
+            if stats is not None and first is not None:  # frames the detector lost once settled, not at the start
+                result["dropped_after_warm_up"] = dropped_frames(stats) - dropped_frames(first)
+            # What an operator sees: how long the ward said "overloaded", and when it first said so (s after start).
+            result["overloaded_s"] = round(overloaded_for(said, ended), 1)
+            result["overloaded_first_s"] = next((round(at - started, 1) for at, on in said if on), None)
             out[name] = result
     return out
+
+
+def dropped_frames(stats: dict[str, Any]) -> int:
+    """Detection frames dropped so far, in the reader processes and at the detector, over every camera."""
+    return sum(
+        int(c.get("detection_frames_dropped", 0)) + int(c.get("detection", {}).get("dropped", 0))
+        for c in stats["cameras"].values()
+    )
+
+
+def overloaded_for(said: list[tuple[float, bool]], end: float) -> float:
+    """Seconds the agent's status said overloaded, from its changes up to ``end``."""
+    total, since = 0.0, None
+    for at, on in [*said, (end, False)]:
+        if on and since is None:
+            since = at
+        elif not on and since is not None:
+            total += at - since
+            since = None
+    return total
 
 
 def main() -> int:
