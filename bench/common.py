@@ -51,3 +51,15 @@ def rss_mb_of(pids: list[int]) -> float:
         except (OSError, ValueError, IndexError):
             continue
     return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def overloaded_for(said: list[tuple[float, bool]], end: float) -> float:
+    """Seconds the agent's status said overloaded, from its changes up to ``end``."""
+    total, since = 0.0, None
+    for at, on in [*said, (end, False)]:
+        if on and since is None:
+            since = at
+        elif not on and since is not None:
+            total += at - since
+            since = None
+    return total

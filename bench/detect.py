@@ -54,7 +54,7 @@ from agent.sim.mosquitto import Mosquitto  # noqa: E402
 from agent.sim.rtsp import RtspServer  # noqa: E402
 from agent.stream.frames import Frame, FrameSampler, Tap  # noqa: E402
 from agent.stream.reader import CameraReader  # noqa: E402
-from bench.common import cpu_of, percentile, rss_mb_of, tree  # noqa: E402
+from bench.common import cpu_of, overloaded_for, percentile, rss_mb_of, tree  # noqa: E402
 
 PREFIX = "benchdetect"
 STAMP_MASK = [[0.0, 0.0], [0.2, 0.0], [0.2, 0.05], [0.0, 0.05]]  # the frame-number stamp
@@ -298,18 +298,6 @@ def dropped_frames(stats: dict[str, Any]) -> int:
         int(c.get("detection_frames_dropped", 0)) + int(c.get("detection", {}).get("dropped", 0))
         for c in stats["cameras"].values()
     )
-
-
-def overloaded_for(said: list[tuple[float, bool]], end: float) -> float:
-    """Seconds the agent's status said overloaded, from its changes up to ``end``."""
-    total, since = 0.0, None
-    for at, on in [*said, (end, False)]:
-        if on and since is None:
-            since = at
-        elif not on and since is not None:
-            total += at - since
-            since = None
-    return total
 
 
 def main() -> int:

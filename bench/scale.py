@@ -60,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.sim.mosquitto import Mosquitto  # noqa: E402
 from agent.sim.rtsp import RtspServer, free_port  # noqa: E402
-from bench.common import cpu_of, rss_mb_of, tree  # noqa: E402
+from bench.common import cpu_of, overloaded_for, rss_mb_of, tree  # noqa: E402
 
 PREFIX = "benchscale"
 FPS, GOP, KBPS = 15, 30, 600
@@ -112,11 +112,17 @@ class Watcher:
         self.offline: list[tuple[str, str, float]] = []  # camera, problems, seconds since the agent started
         self.sampled: list[tuple[float, int]] = []  # (when, pictures handed to image checks, every camera)
         self.stats: list[tuple[float, dict[str, Any]]] = []  # (when, the agent's stats)
+        self.overloaded: list[tuple[float, bool]] = []  # (when, whether the agent's status says overloaded)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
         self.client.on_message = self.on_message
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(
-            [(f"{PREFIX}/+/+/health", 1), (f"{PREFIX}/+/+/events", 1), (f"{PREFIX}/+/agent/stats", 1)]
+            [
+                (f"{PREFIX}/+/+/health", 1),
+                (f"{PREFIX}/+/+/events", 1),
+                (f"{PREFIX}/+/agent/stats", 1),
+                (f"{PREFIX}/+/agent/status", 1),
+            ]
         )
         self.client.loop_start()
 
@@ -125,7 +131,10 @@ class Watcher:
         now = time.monotonic()
         cam = p.get("camera", "")
         with self.lock:
-            if msg.topic.endswith("/agent/stats"):
+            if msg.topic.endswith("/agent/status"):
+                if p.get("state") == "online":
+                    self.overloaded.append((now, "overloaded" in p.get("problems", [])))
+            elif msg.topic.endswith("/agent/stats"):
                 self.sampled.append((now, sum(c.get("frames_sampled", 0) for c in p.get("cameras", {}).values())))
                 self.stats.append((now, p))
             elif msg.topic.endswith("/health"):
@@ -297,6 +306,10 @@ def run_size(
             online_now = sum(1 for s in watcher.state.values() if s == "online")
             inside = [(t, k) for t, k in watcher.sampled if t0 <= t <= t1 + STATS_S]
             stats = [(t, p) for t, p in watcher.stats if t0 <= t <= t1 + STATS_S]
+            said = list(watcher.overloaded)
+        # What an operator sees of the agent's load: how long its status said overloaded, and when first.
+        result["overloaded_s"] = round(overloaded_for(said, time.monotonic()), 1)
+        result["overloaded_first_s"] = next((round(at - started, 1) for at, on in said if on), None)
         if len(inside) >= 2 and not args.no_image_checks and main is None:
             # Pictures the image checks took, against one per camera every 2 s (the default): what was shed.
             result["image_samples_per_s"] = round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 1)
