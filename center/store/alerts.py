@@ -53,14 +53,16 @@ class AlertBook(Database):
         with self.transaction() as cur:
             cur.execute(self._sql("UPDATE alerts SET resolved = ? WHERE id = ? AND resolved IS NULL"), (now, alert_id))
 
-    def ack_alert(self, alert_id: int, user: str, note: str, now: float) -> AlertRow | None:
+    def ack_alert(self, alert_id: int, user: str, note: str, now: float) -> tuple[AlertRow | None, bool]:
         """An operator takes the alert on ("đã tiếp nhận"), with a note; the first who does keeps it.
 
-        The alert as it is now (taken on by ``user``, or by whoever was first), or None: no such alert.
+        The alert as it is now (None: no such alert), and whether ``user`` took it on now (False: it was
+        already taken on, by whoever ``acked_by`` names).
         """
         with self.transaction() as cur:
             cur.execute(
                 self._sql("UPDATE alerts SET acked_by = ?, acked = ?, ack_note = ? WHERE id = ? AND acked_by IS NULL"),
                 (user[:200], now, note[:1000], alert_id),
             )
-        return self.alert(alert_id)
+            took = cur.rowcount == 1
+        return self.alert(alert_id), took

@@ -246,11 +246,10 @@ class Acknowledgement(BaseModel):
 def ack_alert(request: Request, site: SiteDep, s: ApiWriter, alert_id: int, body: Acknowledgement) -> dict[str, Any]:
     """Take an alert on ("đã tiếp nhận"), with a note: any role, the first one keeps it; audited. With a session
     cookie, send its CSRF token in ``X-CSRF-Token``."""
-    now = site.clock()
-    alert = site.store.ack_alert(alert_id, s.user, body.note.strip(), now)
+    alert, took = site.store.ack_alert(alert_id, s.user, body.note.strip(), site.clock())
     if alert is None:
         raise HTTPException(404, f"no alert {alert_id}")
-    if (alert.acked_by, alert.acked) != (s.user[:200], now):
+    if not took:
         raise HTTPException(409, f"alert {alert_id} was already taken on by {alert.acked_by}")
     site.audit(request, s.user, "alert_acked", f"alert {alert_id}: {body.note[:200]}")
     return _alert(alert)

@@ -251,11 +251,10 @@ def ack_alert(
     lang = site.lang_of(request)
     if not secrets.compare_digest(s.csrf, csrf):
         return site.message(request, s, t("bad_form", lang), 403)
-    now = site.clock()
-    alert = site.store.ack_alert(alert_id, s.user, note.strip(), now)
+    alert, took = site.store.ack_alert(alert_id, s.user, note.strip(), site.clock())
     if alert is None:
         return site.message(request, s, t("no_such_alert", lang), 404)
-    if (alert.acked_by, alert.acked) != (s.user[:200], now):
+    if not took:
         return site.message(request, s, t("already_taken_on", lang).format(user=alert.acked_by), 409)
     site.audit(request, s.user, "alert_acked", f"alert {alert_id}: {note[:200]}")
     return RedirectResponse("/alerts", status_code=303)

@@ -121,3 +121,20 @@ def test_an_older_schema_is_upgraded_in_place(store_url: str, monkeypatch: pytes
     assert store.schema_version() == len(MIGRATIONS) > 1
     assert store.assertions("w1", "c1", T0, T0 + 100, 90) == [Assertion(T0, T0 + 60, "online")]
     store.close()
+
+
+def test_an_alert_is_taken_on_by_the_first_operator_only_and_kept_after_it_ends(
+    open_store: Callable[[], Store],
+) -> None:
+    store = open_store()
+    alert = store.fire_alert(("camera_offline", "w1", "c1"), T0, "stalled", T0 + 600)
+    assert [a.id for a in store.open_alerts()] == [alert.id]
+    taken, took = store.ack_alert(alert.id, "nam", "đã cử người ra xem", T0 + 700)
+    assert took and taken is not None and (taken.acked_by, taken.acked) == ("nam", T0 + 700)
+    again, took_again = store.ack_alert(alert.id, "lan", "tôi nữa", T0 + 800)
+    assert not took_again and again is not None and (again.acked_by, again.ack_note) == ("nam", "đã cử người ra xem")
+    assert store.ack_alert(999, "lan", "", T0 + 800) == (None, False)
+    store.resolve_alert(alert.id, T0 + 900)
+    assert store.open_alerts() == []
+    (kept,) = open_store().alerts(since=T0)  # after a restart too: history
+    assert (kept.resolved, kept.acked_by) == (T0 + 900, "nam")
