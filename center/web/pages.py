@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -15,7 +14,7 @@ from center.i18n import t
 from center.periods import PERIODS, period_bounds
 from center.views import fleet_now, uptime_table, ward_counts, wards_now
 from center.web.csvfile import uptime_csv
-from center.web.site import PageSession, SiteDep, admin_form, safe_next
+from center.web.site import PageSession, SiteDep, admin_form, forged_form, safe_next
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +247,10 @@ def ack_alert(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """An operator (any role) takes an alert on, with a note ("đã tiếp nhận")."""
+    refused = forged_form(request, site, s, csrf)
+    if refused is not None:
+        return refused
     lang = site.lang_of(request)
-    if not secrets.compare_digest(s.csrf, csrf):
-        return site.message(request, s, t("bad_form", lang), 403)
     alert, took = site.store.ack_alert(alert_id, s.user, note.strip(), site.clock())
     if alert is None:
         return site.message(request, s, t("no_such_alert", lang), 404)

@@ -265,11 +265,16 @@ def api_admin(session: ApiSession) -> Session:
 ApiAdmin = Annotated[Session, Depends(api_admin)]
 
 
+def forged_form(request: Request, site: Site, session: Session, csrf: str) -> HTMLResponse | None:
+    """The refusal to send for a form post without the session's CSRF token, or None: go ahead."""
+    if not secrets.compare_digest(session.csrf, csrf):
+        return site.message(request, session, t("bad_form", site.lang_of(request)), 403)
+    return None
+
+
 def admin_form(request: Request, site: Site, session: Session, csrf: str) -> HTMLResponse | None:
     """The refusal to send for an admin's form post (a forged form, not an admin), or None: go ahead."""
-    lang = site.lang_of(request)
-    if not secrets.compare_digest(session.csrf, csrf):
-        return site.message(request, session, t("bad_form", lang), 403)
-    if session.role != "admin":
-        return site.message(request, session, t("admins_only", lang), 403)
-    return None
+    refused = forged_form(request, site, session, csrf)
+    if refused is None and session.role != "admin":
+        refused = site.message(request, session, t("admins_only", site.lang_of(request)), 403)
+    return refused
